@@ -1,0 +1,229 @@
+"""``harness``: the host CLI. It only wires options to the modules that do the work."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from harness_contract.errors import HarnessError
+
+from . import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Compare PyTorch and TensorFlow int8 quantization, reproducibly and fairly.")
+data_app = typer.Typer(no_args_is_help=True, help="Get, make and check CIFAR-10 directories.")
+app.add_typer(data_app, name="data")
+
+Preset = Annotated[str, typer.Option("--preset", "-p", help="paper, quick or smoke")]
+SpecFile = Annotated[Optional[Path], typer.Option("--spec", help="TOML/JSON spec (may set 'base')")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override, e.g. train.epochs=3")]
+DataDir = Annotated[Optional[Path], typer.Option(
+    "--data", help="CIFAR-10 python directory; default ./data if present, else synthetic")]
+Results = Annotated[Path, typer.Option("--results", help="where run directories go")]
+RunId = Annotated[Optional[str], typer.Option("--run-id", help="name of the new run directory")]
+Device = Annotated[Optional[str], typer.Option("--device", help="auto, cpu or cuda")]
+Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (default all)")]
+Backend = Annotated[str, typer.Option("--backend", help="local")]
+Timeout = Annotated[Optional[float], typer.Option("--timeout", min=1, help="seconds per framework")]
+Resume = Annotated[Optional[Path], typer.Option("--resume", help="finish an unfinished run dir")]
+
+
+def _overrides(sets: list[str] | None, device: str | None, threads: int | None) -> list[str]:
+    out = list(sets or [])
+    if device is not None:
+        out.append(f"device={device}")
+    if threads is not None:
+        out.append(f"measure.threads={threads}")
+    return out
+
+
+def _study(frameworks: str, preset: str, spec_file: Path | None, sets: list[str] | None,
+           data: Path | None, results: Path, run_id: str | None, device: str | None,
+           threads: int | None, backend_name: str, timeout: float | None,
+           resume: Path | None) -> None:
+    from .backends import get_backend
+    from .dataset_source import choose_data
+    from .frameworks import parse_frameworks
+    from .orchestrate import run_frameworks
+    from .progress import RunDisplay
+    from .runs import create_run, open_run
+    from .summary import print_summary
+
+    chosen = parse_frameworks(frameworks)
+    backend = get_backend(backend_name)
+    if resume is not None:
+        if spec_file or sets or device or threads:
+            raise HarnessError("--resume reuses the run's own spec.json",
+                               "drop --spec/--set/--device/--threads when resuming")
+        run = open_run(resume)
+    else:
+        from harness_contract.spec import build_spec
+
+        spec = build_spec(preset, spec_file, _overrides(sets, device, threads))
+        run = None
+    spec = run.spec if run else spec
+    choice = choose_data(data, spec)
+    run = run or create_run(results, spec, run_id)
+    with RunDisplay() as display:
+        display.say(f"run [bold]{run.path}[/] · preset {spec.name} · spec {spec.digest()} · "
+                    f"backend {backend.name} · data {choice.path} ({choice.origin})")
+        launched = run_frameworks(run, chosen, backend, choice.path, display, timeout)
+    code = _render(run.path)
+    print_summary(run.path)
+    failed = [r for r in launched if r.outcome != "complete"]
+    if any(r.outcome == "interrupted" for r in launched):
+        _fail(f"interrupted; completed results are kept in {run.path}; "
+              f"finish with: harness compare --resume {run.path}", 130)
+    if failed:
+        names = ", ".join(f"{r.framework} ({r.message})" for r in failed)
+        _fail(f"not every framework finished: {names}", 1)
+    raise typer.Exit(code)
+
+
+def _render(run_dir: Path) -> int:
+    from .report import write_report
+
+    paths = write_report(run_dir)
+    typer.echo(f"report: {paths.md}\nresults: {paths.csv}")
+    return 0
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def compare(
+    frameworks: Annotated[str, typer.Option("--frameworks", "-f", help="comma-separated")] = "pytorch",
+    preset: Preset = "smoke", spec: SpecFile = None, set_: Sets = None, data: DataDir = None,
+    results: Results = Path("results"), run_id: RunId = None, device: Device = None,
+    threads: Threads = None, backend: Backend = "local", timeout: Timeout = None,
+    resume: Resume = None,
+) -> None:
+    """Run every framework on one spec, then write the merged report."""
+    _study(frameworks, preset, spec, set_, data, results, run_id, device, threads, backend,
+           timeout, resume)
+
+
+@app.command()
+def run(
+    framework: Annotated[str, typer.Argument(help="pytorch")],
+    preset: Preset = "smoke", spec: SpecFile = None, set_: Sets = None, data: DataDir = None,
+    results: Results = Path("results"), run_id: RunId = None, device: Device = None,
+    threads: Threads = None, backend: Backend = "local", timeout: Timeout = None,
+    resume: Resume = None,
+) -> None:
+    """Run one framework alone (same layout and report as compare)."""
+    _study(framework, preset, spec, set_, data, results, run_id, device, threads, backend,
+           timeout, resume)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a results/<run-id> directory")]) -> None:
+    """Re-render report.md and results.csv from a run's metrics.json files."""
+    from .summary import print_summary
+
+    _render(run_dir)
+    print_summary(run_dir)
+
+
+@app.command("spec")
+def show_spec(preset: Preset = "smoke", spec: SpecFile = None, set_: Sets = None) -> None:
+    """Print the resolved spec (preset + file + overrides) as JSON."""
+    from harness_contract.spec import build_spec
+
+    typer.echo(build_spec(preset, spec, _overrides(set_, None, None)).to_json(), nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of metrics.json."""
+    import json
+
+    from harness_contract.metrics import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@data_app.command("fetch")
+def data_fetch(
+    dest: Annotated[Path, typer.Argument(help="directory to unpack into")],
+    archive: Annotated[Optional[Path], typer.Option(help="use a local cifar-10-python.tar.gz")] = None,
+) -> None:
+    """Download the official CIFAR-10 archive, check its MD5, unpack it."""
+    from .datasets import fetch
+
+    typer.echo(f"CIFAR-10 ready in {fetch(dest, archive=archive)}")
+
+
+@data_app.command("synth")
+def data_synth(
+    dest: Annotated[Path, typer.Argument(help="directory to write into")],
+    train_per_batch: Annotated[int, typer.Option(min=1)] = 1000,
+    test: Annotated[int, typer.Option(min=1)] = 1000,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """Write a synthetic, learnable dataset in the CIFAR-10 python format."""
+    from harness_contract.cifar import write_synthetic
+
+    root = write_synthetic(dest, train_per_batch=train_per_batch, test_count=test, seed=seed)
+    typer.echo(f"synthetic CIFAR-10 ({train_per_batch * 5} train / {test} test) in {root}")
+
+
+@data_app.command("verify")
+def data_verify(path: Annotated[Path, typer.Argument(help="CIFAR-10 directory")]) -> None:
+    """Check every batch file, the label range and counts, and SHA256SUMS when present."""
+    from harness_contract.cifar import verify
+
+    r = verify(path)
+    typer.echo(f"{r.root}: {r.kind}, {r.train_images} train / {r.test_images} test images, "
+               f"checksums {r.checksums}\n  train per class {list(r.train_class_counts)}\n"
+               f"  test per class  {list(r.test_class_counts)}")
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: Annotated[bool, typer.Option("--version", help="print the version")] = False) -> None:
+    if version:
+        typer.echo(f"harness {__version__}")
+        raise typer.Exit(0)
+
+
+def _base_class(cls: type, name: str) -> type:
+    # typer >= 0.20 vendors click (typer._click); older releases use click itself.
+    # Both keep click's exception hierarchy, so find the base by name.
+    return next(c for c in cls.__mro__ if c.__name__ == name)
+
+
+_UsageError = _base_class(typer.BadParameter, "UsageError")
+_ClickException = _base_class(typer.BadParameter, "ClickException")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Every error a user can cause ends as one line and a non-zero exit, never a traceback."""
+    try:
+        app(args=argv, prog_name="harness", standalone_mode=False)
+    except HarnessError as exc:
+        typer.echo(f"error: {exc.one_line()}", err=True)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except _UsageError as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f"see `{ctx.command_path} --help`" if ctx else "see `harness --help`"
+        typer.echo(f"error: {exc.format_message()}; {hint}", err=True)
+        return 2
+    except _ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("error: interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,781 @@
+"""Turn a run's per-framework ``metrics.json`` files into ``results.csv`` and ``report.md``.
+
+Imports pandas and the shared contract only: the report must render on a host with
+no framework installed. Every figure keeps the device and threads it was taken with,
+so a reader never compares unlike measurements without being told.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from harness_contract.atomic import write_text_atomic
+from harness_contract.errors import HarnessError
+from harness_contract.metrics import VARIANTS, MetricsFile, VariantMetrics, read_metrics
+
+MIB = 2**20
+MISSING = "—"
+RUN_HINT = "run `harness compare` or `harness run FRAMEWORK` first"
+
+# Columns before and after the per-batch-size latency block, in CSV order.
+LEADING_COLUMNS = [
+    "framework",
+    "variant",
+    "precision",
+    "status",
+    "reason",
+    "quant_flow",
+    "accuracy_pct",
+    "agreement_with_fp32_pct",
+    "accuracy_n",
+    "accuracy_device",
+    "size_mib",
+    "size_format",
+    "parameters",
+    "size_reduction_pct",
+    "train_s",
+    "train_epochs",
+    "images_per_s",
+    "qat_time_increase_pct",
+    "qat_time_increase_total_pct",
+    "train_device",
+    "train_threads",
+    "calibration_s",
+    "calibration_samples",
+    "conversion_s",
+    "conversion_device",
+]
+TRAILING_COLUMNS = [
+    "latency_device",
+    "latency_threads",
+    "peak_rss_mib",
+    "peak_gpu_mib",
+    "framework_versions",
+    "cpu_model",
+    "device",
+    "threads",
+    "spec_name",
+    "spec_digest",
+    "seed",
+    "dataset_kind",
+    "run_status",
+]
+LATENCY_FIELDS = ("p50_ms", "p90_ms", "p99_ms", "per_sample_p50_ms", "n")
+# Counts stay integers in the CSV even when some rows lack them.
+COUNT_COLUMNS = {
+    "accuracy_n",
+    "parameters",
+    "train_epochs",
+    "train_threads",
+    "calibration_samples",
+    "threads",
+    "seed",
+}
+# latency_threads is text: a variant measured with mixed thread counts lists them all.
+TEXT_COLUMNS = {
+    "framework",
+    "variant",
+    "precision",
+    "status",
+    "reason",
+    "quant_flow",
+    "accuracy_device",
+    "size_format",
+    "train_device",
+    "conversion_device",
+    "latency_device",
+    "latency_threads",
+    "framework_versions",
+    "cpu_model",
+    "device",
+    "spec_name",
+    "spec_digest",
+    "dataset_kind",
+    "run_status",
+}
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    csv: Path
+    md: Path
+
+
+# ---------------------------------------------------------------- collecting
+
+
+def collect(run_dir: Path) -> tuple[list[MetricsFile], list[str]]:
+    """Read every ``<run_dir>/*/metrics.json``; unreadable ones become one-line problems."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise HarnessError(
+            f"run directory {run_dir} does not exist",
+            f"pass a results/<run-id> directory, or {RUN_HINT}",
+        )
+    paths = sorted(run_dir.glob("*/metrics.json"))
+    if not paths:
+        raise HarnessError(f"no results in {run_dir}", RUN_HINT)
+    metrics: list[MetricsFile] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            metrics.append(read_metrics(path))
+        except HarnessError as exc:  # one broken framework must not hide the others
+            problems.append(f"{path.parent.name}: {exc.one_line()}")
+    if not metrics:
+        raise HarnessError(f"no readable results in {run_dir} ({'; '.join(problems)})", RUN_HINT)
+    return sorted(metrics, key=lambda m: m.framework), problems
+
+
+# ---------------------------------------------------------------- the frame
+
+
+def _mib(nbytes: int | None) -> float | None:
+    return None if nbytes is None else nbytes / MIB
+
+
+def _pct(fraction: float | None) -> float | None:
+    return None if fraction is None else fraction * 100
+
+
+def _increase_pct(value: float | None, reference: float | None) -> float | None:
+    """(value / reference - 1) * 100, or None when either side is missing or zero."""
+    if value is None or not reference:
+        return None
+    return (value / reference - 1) * 100
+
+
+def _per_epoch(variant: VariantMetrics | None) -> float | None:
+    training = variant.training if variant else None
+    if training is None or training.epochs == 0:
+        return None
+    return training.wall_s / training.epochs
+
+
+def _joined(values: Iterable[Any]) -> Any:
+    """One value if all agree, else every distinct value listed, so a mix is visible."""
+    distinct = list(dict.fromkeys(values))
+    if not distinct:
+        return None
+    return distinct[0] if len(distinct) == 1 else ", ".join(str(v) for v in distinct)
+
+
+def _versions(metrics: MetricsFile) -> str:
+    return ", ".join(f"{name} {ver}" for name, ver in metrics.provenance.framework_versions.items())
+
+
+def _batch_sizes(metrics: list[MetricsFile]) -> list[int]:
+    sizes = {lat.batch_size for m in metrics for v in m.variants.values() for lat in v.latency}
+    return sorted(sizes)
+
+
+def _latency_columns(batch_sizes: Sequence[int]) -> list[str]:
+    return [f"latency_b{b}_{field}" for b in batch_sizes for field in LATENCY_FIELDS]
+
+
+def _accuracy_cells(v: VariantMetrics) -> dict[str, Any]:
+    acc = v.accuracy
+    if acc is None:
+        return {}
+    return {
+        "accuracy_pct": _pct(acc.top1),
+        "agreement_with_fp32_pct": _pct(acc.agreement_with_fp32),
+        "accuracy_n": acc.n,
+        "accuracy_device": acc.device,
+    }
+
+
+def _size_cells(v: VariantMetrics, baseline: VariantMetrics | None) -> dict[str, Any]:
+    if v.size is None:
+        return {}
+    base_bytes = baseline.size.bytes if baseline and baseline.size else None
+    reduction = (1 - v.size.bytes / base_bytes) * 100 if base_bytes else None
+    return {
+        "size_mib": _mib(v.size.bytes),
+        "size_format": v.size.format,
+        "parameters": v.size.parameters,
+        "size_reduction_pct": reduction,
+    }
+
+
+def _training_cells(v: VariantMetrics, baseline: VariantMetrics | None) -> dict[str, Any]:
+    tr = v.training
+    if tr is None:
+        return {}
+    cells = {
+        "train_s": tr.wall_s,
+        "train_epochs": tr.epochs,
+        "images_per_s": tr.images_per_s,
+        "train_device": tr.device,
+        "train_threads": tr.threads,
+    }
+    if v.variant == "qat":  # Table II compares QAT fine-tuning with baseline training
+        base_wall = baseline.training.wall_s if baseline and baseline.training else None
+        cells["qat_time_increase_pct"] = _increase_pct(_per_epoch(v), _per_epoch(baseline))
+        cells["qat_time_increase_total_pct"] = _increase_pct(tr.wall_s, base_wall)
+    return cells
+
+
+def _conversion_cells(v: VariantMetrics) -> dict[str, Any]:
+    conv = v.conversion
+    if conv is None:
+        return {}
+    return {
+        "quant_flow": conv.flow,
+        "calibration_s": conv.calibration_s,
+        "calibration_samples": conv.calibration_samples,
+        "conversion_s": conv.conversion_s,
+        "conversion_device": conv.device,
+    }
+
+
+def _latency_cells(v: VariantMetrics) -> dict[str, Any]:
+    cells: dict[str, Any] = {}
+    for lat in v.latency:
+        prefix = f"latency_b{lat.batch_size}"
+        cells[f"{prefix}_p50_ms"] = lat.p50_ms
+        cells[f"{prefix}_p90_ms"] = lat.p90_ms
+        cells[f"{prefix}_p99_ms"] = lat.p99_ms
+        cells[f"{prefix}_per_sample_p50_ms"] = lat.p50_per_sample_ms
+        cells[f"{prefix}_n"] = lat.n
+    cells["latency_device"] = _joined(lat.device for lat in v.latency)
+    cells["latency_threads"] = _joined(str(lat.threads) for lat in v.latency)
+    return cells
+
+
+def _memory_cells(v: VariantMetrics) -> dict[str, Any]:
+    if v.memory is None:
+        return {}
+    return {
+        "peak_rss_mib": _mib(v.memory.peak_rss_bytes),
+        "peak_gpu_mib": _mib(v.memory.peak_gpu_bytes),
+    }
+
+
+def _run_cells(m: MetricsFile) -> dict[str, Any]:
+    return {
+        "framework": m.framework,
+        "framework_versions": _versions(m),
+        "cpu_model": m.provenance.cpu_model,
+        "device": m.provenance.device,
+        "threads": m.provenance.threads,
+        "spec_name": m.spec_name,
+        "spec_digest": m.spec_digest,
+        "seed": m.seed,
+        "dataset_kind": m.dataset.kind,
+        "run_status": m.status,
+    }
+
+
+def _missing_variant_cells(m: MetricsFile, name: str) -> dict[str, Any]:
+    """A variant the runner never reached still gets a row, so gaps are visible."""
+    return {
+        "variant": name,
+        "precision": "fp32" if name == "baseline" else "int8",
+        "status": "missing",
+        "reason": f"not in metrics.json (run status: {m.status})",
+    }
+
+
+def _variant_row(m: MetricsFile, name: str) -> dict[str, Any]:
+    row = _run_cells(m)
+    v = m.variant(name)
+    if v is None:
+        return row | _missing_variant_cells(m, name)
+    baseline = m.variant("baseline")
+    row |= {"variant": name, "precision": v.precision, "status": v.status, "reason": v.reason}
+    for cells in (
+        _accuracy_cells(v),
+        _size_cells(v, baseline),
+        _training_cells(v, baseline),
+        _conversion_cells(v),
+        _latency_cells(v),
+        _memory_cells(v),
+    ):
+        row |= cells
+    return row
+
+
+def _column_kind(column: str) -> str:
+    if column in TEXT_COLUMNS:
+        return "text"
+    if column in COUNT_COLUMNS or (column.startswith("latency_b") and column.endswith("_n")):
+        return "count"
+    return "float"
+
+
+def _set_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing numbers become NaN (floats) or <NA> (counts), never None in a number column."""
+    for column in frame.columns:
+        kind = _column_kind(column)
+        if kind == "count":
+            frame[column] = pd.to_numeric(frame[column]).astype("Int64")
+        elif kind == "float":
+            frame[column] = pd.to_numeric(frame[column]).astype("float64")
+    return frame
+
+
+def results_frame(metrics: list[MetricsFile]) -> pd.DataFrame:
+    """One row per framework x variant (baseline, ptq, qat), failed and skipped included."""
+    columns = LEADING_COLUMNS + _latency_columns(_batch_sizes(metrics)) + TRAILING_COLUMNS
+    rows = [_variant_row(m, name) for m in metrics for name in VARIANTS]
+    return _set_dtypes(pd.DataFrame(rows, columns=columns))
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _absent(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _num(value: Any, decimals: int) -> str:
+    return MISSING if _absent(value) else f"{float(value):,.{decimals}f}"
+
+
+def _ms(value: Any) -> str:
+    return _num(value, 2)
+
+
+# MiB and % share the 2-decimal format of ms; separate names keep call sites readable.
+_mib_cell = _pct_cell = _ms
+
+
+def _sec(value: Any) -> str:
+    return _num(value, 1)
+
+
+def _count(value: Any) -> str:
+    return MISSING if _absent(value) else f"{int(value):,}"
+
+
+def _text(value: Any) -> str:
+    return MISSING if _absent(value) or value == "" else str(value)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured markdown table; cells are escaped so a '|' cannot break it."""
+
+    def line(cells: Sequence[str]) -> str:
+        escaped = (_one_line(str(c)).replace("|", "\\|") for c in cells)
+        return "| " + " | ".join(escaped) + " |"
+
+    body = [line(headers), "|" + "|".join(" --- " for _ in headers) + "|"]
+    body += [line(row) for row in rows]
+    return "\n".join(body)
+
+
+def _section(title: str, how_to_read: str, *parts: str) -> str:
+    return "\n\n".join([f"## {title}", f"*How to read this:* {how_to_read}", *parts])
+
+
+# ---------------------------------------------------------------- frame lookups
+
+
+def _frameworks(frame: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(frame["framework"]))
+
+
+def _row(frame: pd.DataFrame, framework: str, variant: str) -> pd.Series | None:
+    match = frame[(frame["framework"] == framework) & (frame["variant"] == variant)]
+    return None if match.empty else match.iloc[0]
+
+
+def _rows(frame: pd.DataFrame, variants: Sequence[str] = VARIANTS) -> list[pd.Series]:
+    return [row for _, row in frame.iterrows() if row["variant"] in variants]
+
+
+def _get(row: pd.Series | None, column: str) -> Any:
+    return None if row is None or column not in row.index else row[column]
+
+
+def _frame_batch_sizes(frame: pd.DataFrame) -> list[int]:
+    sizes = {int(c.split("_")[1][1:]) for c in frame.columns if c.endswith("_per_sample_p50_ms")}
+    return sorted(sizes)
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _title(metrics: list[MetricsFile]) -> str:
+    first = metrics[0]
+    run_ids = ", ".join(f"`{rid}`" for rid in dict.fromkeys(m.run_id for m in metrics))
+    lines = [
+        f"# Quantization comparison — run {run_ids}",
+        f"Spec `{first.spec_name}` (digest `{first.spec_digest}`), seed {first.seed}, "
+        f"dataset kind **{first.dataset.kind}** (`{first.dataset.path}`).",
+        "Frameworks: " + ", ".join(f"{m.framework} ({m.status})" for m in metrics) + ".",
+    ]
+    lines += _mismatch_warnings(metrics)
+    synthetic = [m.framework for m in metrics if m.dataset.kind == "synthetic"]
+    if synthetic:
+        lines.append(
+            f"> **Warning — synthetic data ({', '.join(synthetic)}):** accuracy figures are not "
+            "meaningful on synthetic data. Sizes and timings still describe the model and the "
+            "machine."
+        )
+    return "\n\n".join(lines)
+
+
+def _mismatch_warnings(metrics: list[MetricsFile]) -> list[str]:
+    """Frameworks that ran different specs, seeds or data are not a comparison (rule 3)."""
+    checks = {
+        "spec digest": lambda m: m.spec_digest,
+        "seed": lambda m: m.seed,
+        "dataset kind": lambda m: m.dataset.kind,
+        "dataset digest": lambda m: m.dataset.digest,
+    }
+    warnings = []
+    for label, key in checks.items():
+        if len({key(m) for m in metrics}) > 1:
+            values = ", ".join(f"{m.framework} `{key(m)}`" for m in metrics)
+            warnings.append(
+                f"> **Not comparable:** the frameworks ran with different {label}s ({values})."
+            )
+    return warnings
+
+
+def _status(metrics: list[MetricsFile], frame: pd.DataFrame, problems: Sequence[str]) -> str:
+    lines = [f"- **unreadable** {p} — left out of every table" for p in problems]
+    for m in metrics:
+        if m.status != "complete":
+            error = f": {_one_line(m.error)}" if m.error else ""
+            lines.append(f"- **{m.framework}** run is {m.status}{error}")
+    for row in _rows(frame):
+        if row["status"] != "ok":
+            reason = "no reason recorded" if _absent(row["reason"]) else row["reason"]
+            lines.append(
+                f"- **{row['framework']} / {row['variant']}** {row['status']}: {_one_line(reason)}"
+            )
+    if not lines:
+        lines = ["All frameworks complete; every variant ok."]
+    return "## Status\n\n" + "\n".join(lines)
+
+
+def _accuracy(frame: pd.DataFrame) -> str:
+    headers = [
+        "Framework",
+        "Variant",
+        "Precision",
+        "Status",
+        "Top-1 (%)",
+        "Agreement with fp32 (%)",
+        "Test images (count)",
+        "Device",
+    ]
+    rows = [
+        [
+            r["framework"],
+            r["variant"],
+            r["precision"],
+            r["status"],
+            _pct_cell(r["accuracy_pct"]),
+            _pct_cell(r["agreement_with_fp32_pct"]),
+            _count(r["accuracy_n"]),
+            _text(r["accuracy_device"]),
+        ]
+        for r in _rows(frame)
+    ]
+    how = (
+        "top-1 accuracy on the test images, in %; agreement is the share of test images "
+        "where the variant predicts the same class as its framework's fp32 baseline, in %. "
+        "Device is where evaluation ran; accuracy does not depend on threads."
+    )
+    return _section("Accuracy", how, markdown_table(headers, rows))
+
+
+def _size(frame: pd.DataFrame) -> str:
+    headers = [
+        "Framework",
+        "Variant",
+        "Baseline fp32 (MiB)",
+        "Baseline format",
+        "Quantized int8 (MiB)",
+        "Quantized format",
+        "Reduction (%)",
+        "Parameters (count)",
+    ]
+    rows = []
+    for r in _rows(frame, ("ptq", "qat")):
+        base = _row(frame, r["framework"], "baseline")
+        rows.append(
+            [
+                r["framework"],
+                r["variant"],
+                _mib_cell(_get(base, "size_mib")),
+                _text(_get(base, "size_format")),
+                _mib_cell(r["size_mib"]),
+                _text(r["size_format"]),
+                _pct_cell(r["size_reduction_pct"]),
+                _count(r["parameters"]),
+            ]
+        )
+    how = (
+        "serialized model size in MiB (bytes / 2^20; the paper's 'MB' are MiB) in the stated "
+        "format; reduction = (1 - quantized / baseline) x 100 within one framework. Size does "
+        "not depend on device or threads. Formats differ between frameworks, so compare "
+        "reductions across frameworks, not raw sizes."
+    )
+    return _section("Model size (Table I)", how, markdown_table(headers, rows))
+
+
+def _training_row(frame: pd.DataFrame, framework: str) -> list[str]:
+    base = _row(frame, framework, "baseline")
+    qat = _row(frame, framework, "qat")
+
+    def per_epoch(row: pd.Series | None) -> float | None:
+        wall, epochs = _get(row, "train_s"), _get(row, "train_epochs")
+        return None if _absent(wall) or _absent(epochs) or not epochs else wall / epochs
+
+    devices = [d for d in (_get(base, "train_device"), _get(qat, "train_device")) if not _absent(d)]
+    threads = [
+        t for t in (_get(base, "train_threads"), _get(qat, "train_threads")) if not _absent(t)
+    ]
+    return [
+        framework,
+        _sec(_get(base, "train_s")),
+        _count(_get(base, "train_epochs")),
+        _sec(per_epoch(base)),
+        _sec(_get(qat, "train_s")),
+        _count(_get(qat, "train_epochs")),
+        _sec(per_epoch(qat)),
+        _pct_cell(_get(qat, "qat_time_increase_pct")),
+        _pct_cell(_get(qat, "qat_time_increase_total_pct")),
+        _sec(_get(base, "images_per_s")),
+        _sec(_get(qat, "images_per_s")),
+        _text(_joined(devices)),
+        _text(_joined(int(t) for t in threads)),
+    ]
+
+
+def _training(frame: pd.DataFrame) -> str:
+    headers = [
+        "Framework",
+        "Baseline (s)",
+        "Baseline epochs (count)",
+        "Baseline (s/epoch)",
+        "QAT (s)",
+        "QAT epochs (count)",
+        "QAT (s/epoch)",
+        "Increase per epoch (%)",
+        "Increase total (%)",
+        "Baseline throughput (images/s)",
+        "QAT throughput (images/s)",
+        "Device",
+        "Threads (count)",
+    ]
+    rows = [_training_row(frame, fw) for fw in _frameworks(frame)]
+    how = (
+        "wall-clock training time in seconds (s) and s/epoch, throughput in images/s, on the "
+        "stated device and thread count. Baseline is fp32 training from scratch; QAT is "
+        "quantization-aware fine-tuning of that baseline."
+    )
+    explain = (
+        "*Increase per epoch* = (QAT s/epoch / baseline s/epoch - 1) x 100: the cost of the "
+        "fake-quantization ops, comparable even though QAT runs fewer epochs than the baseline. "
+        "*Increase total* = (QAT s / baseline s - 1) x 100: the paper's Table II measure, which "
+        "also reflects the different epoch counts."
+    )
+    return _section("Training time (Table II)", how, markdown_table(headers, rows), explain)
+
+
+def _calibration(frame: pd.DataFrame) -> str:
+    headers = [
+        "Framework",
+        "Variant",
+        "Flow",
+        "Calibration (s)",
+        "Calibration samples (count)",
+        "Conversion (s)",
+        "Device",
+        "Threads (count)",
+    ]
+    rows = [
+        [
+            r["framework"],
+            r["variant"],
+            _text(r["quant_flow"]),
+            _sec(r["calibration_s"]),
+            _count(r["calibration_samples"]),
+            _sec(r["conversion_s"]),
+            _text(r["conversion_device"]),
+            _count(r["threads"]),
+        ]
+        for r in _rows(frame, ("ptq", "qat"))
+    ]
+    how = (
+        "wall-clock seconds (s) on the stated device and thread count. PTQ calibrates on the "
+        "stated number of training images, then converts; QAT only converts (no calibration)."
+    )
+    return _section("Calibration (Table III)", how, markdown_table(headers, rows))
+
+
+def _latency_rows(frame: pd.DataFrame) -> list[list[str]]:
+    rows = []
+    for r in _rows(frame):
+        for b in _frame_batch_sizes(frame):
+            prefix = f"latency_b{b}"
+            if _absent(r[f"{prefix}_p50_ms"]):
+                continue
+            rows.append(
+                [
+                    r["framework"],
+                    r["variant"],
+                    r["precision"],
+                    str(b),
+                    _ms(r[f"{prefix}_p50_ms"]),
+                    _ms(r[f"{prefix}_p90_ms"]),
+                    _ms(r[f"{prefix}_p99_ms"]),
+                    _ms(r[f"{prefix}_per_sample_p50_ms"]),
+                    _count(r[f"{prefix}_n"]),
+                    _text(r["latency_device"]),
+                    _text(r["latency_threads"]),
+                ]
+            )
+    return rows
+
+
+def _device_notes(frame: pd.DataFrame) -> list[str]:
+    """Fairness rule 5: fp32 and int8 latencies from different devices are called out."""
+    notes = []
+    for fw in _frameworks(frame):
+        base = _row(frame, fw, "baseline")
+        fp32_device, fp32_threads = _get(base, "latency_device"), _get(base, "latency_threads")
+        if _absent(fp32_device):
+            continue
+        for variant in ("ptq", "qat"):
+            row = _row(frame, fw, variant)
+            device, threads = _get(row, "latency_device"), _get(row, "latency_threads")
+            if not _absent(device) and device != fp32_device:
+                notes.append(
+                    f"**{fw}: fp32 latency was measured on `{fp32_device}` but int8 ({variant}) "
+                    f"on `{device}` — different devices, so these rows are not a like-for-like "
+                    "comparison.**"
+                )
+            elif not _absent(threads) and str(threads) != str(fp32_threads):
+                notes.append(
+                    f"**{fw}: fp32 latency used {fp32_threads} threads but int8 ({variant}) "
+                    f"used {threads} — not a like-for-like comparison.**"
+                )
+    return notes
+
+
+def _latency(frame: pd.DataFrame) -> str:
+    headers = [
+        "Framework",
+        "Variant",
+        "Precision",
+        "Batch (images)",
+        "p50 (ms)",
+        "p90 (ms)",
+        "p99 (ms)",
+        "p50 per sample (ms)",
+        "Calls (n)",
+        "Device",
+        "Threads (count)",
+    ]
+    rows = _latency_rows(frame)
+    how = (
+        "per-call forward-pass latency in milliseconds (ms) at the given batch size, over n "
+        "timed calls, on the stated device and thread count; per-sample p50 = p50 / batch size."
+    )
+    same_device = (
+        "int8 and fp32 rows are compared only on the same device with the same threads; "
+        "rows from different devices are not a speed-up."
+    )
+    table = markdown_table(headers, rows) if rows else "No latency was measured."
+    return _section("Latency", how, table, same_device, *_device_notes(frame))
+
+
+def _memory(frame: pd.DataFrame) -> str:
+    headers = [
+        "Framework",
+        "Variant",
+        "Peak RSS (MiB)",
+        "Peak GPU (MiB)",
+        "Device",
+        "Threads (count)",
+    ]
+    rows = [
+        [
+            r["framework"],
+            r["variant"],
+            _mib_cell(r["peak_rss_mib"]),
+            _mib_cell(r["peak_gpu_mib"]),
+            _text(r["device"]),
+            _count(r["threads"]),
+        ]
+        for r in _rows(frame)
+    ]
+    how = (
+        "peak resident memory of the runner process and peak GPU memory, in MiB (bytes / 2^20), "
+        "as recorded for each variant; GPU shows '—' when no GPU was used. Device and threads "
+        "are those the runner used."
+    )
+    return _section("Memory", how, markdown_table(headers, rows))
+
+
+def _provenance_lines(m: MetricsFile) -> list[str]:
+    p, d = m.provenance, m.dataset
+    gpu = ", ".join(
+        f"{label} {value}"
+        for label, value in (("GPU", p.gpu), ("CUDA", p.cuda), ("cuDNN", p.cudnn))
+        if value
+    )
+    lines = [
+        f"- Framework versions: {_versions(m) or MISSING}; harness {p.harness_version}",
+        f"- Python: {_one_line(p.python)}; platform: {p.platform}; host: {p.hostname}",
+        f"- CPU: {p.cpu_model} ({p.cpu_count} cores); flags: {', '.join(p.cpu_flags) or MISSING}",
+        f"- Threads: {p.threads}; device: {p.device}" + (f"; {gpu}" if gpu else ""),
+        f"- Runtime: {p.runtime}",
+        f"- Dataset: `{d.path}` ({d.kind}, {d.train_images:,} train / {d.test_images:,} test "
+        f"images), digest `{d.digest}`",
+        f"- Started: {m.started_at}; updated: {m.updated_at}; status: {m.status}",
+    ]
+    return lines
+
+
+def _provenance(metrics: list[MetricsFile]) -> str:
+    parts = [f"### {m.framework}\n\n" + "\n".join(_provenance_lines(m)) for m in metrics]
+    how = "where and with what each framework ran; threads are the intra-op thread count."
+    return _section("Provenance", how, *parts)
+
+
+def render_markdown(
+    metrics: list[MetricsFile], frame: pd.DataFrame, problems: Sequence[str] = ()
+) -> str:
+    """The human report: status first, then the paper's tables, then provenance."""
+    sections = [
+        _title(metrics),
+        _status(metrics, frame, problems),
+        _accuracy(frame),
+        _size(frame),
+        _training(frame),
+        _calibration(frame),
+        _latency(frame),
+        _memory(frame),
+        _provenance(metrics),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def write_report(run_dir: Path) -> ReportPaths:
+    """Write ``results.csv`` and ``report.md`` into the run directory, atomically."""
+    run_dir = Path(run_dir)
+    metrics, problems = collect(run_dir)
+    frame = results_frame(metrics)
+    paths = ReportPaths(csv=run_dir / "results.csv", md=run_dir / "report.md")
+    write_text_atomic(paths.csv, frame.to_csv(index=False))
+    write_text_atomic(paths.md, render_markdown(metrics, frame, problems))
+    return paths

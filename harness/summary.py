@@ -1,0 +1,31 @@
+"""A short table of the headline figures, printed after a run (the report has the rest)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_summary(run_dir: Path, console: Console | None = None) -> None:
+    from .report import collect, results_frame
+
+    metrics, _ = collect(run_dir)
+    frame = results_frame(metrics)
+    table = Table(title=f"{run_dir.name}", title_justify="left")
+    for col in ("framework", "variant", "status", "top-1 %", "size MiB", "b1 p50 ms", "device"):
+        table.add_column(col)
+    for _, row in frame.iterrows():
+        table.add_row(row["framework"], row["variant"], row["status"], _fmt(row, "accuracy_pct", 1),
+                      _fmt(row, "size_mib", 2), _fmt(row, "latency_b1_p50_ms", 2),
+                      str(row.get("latency_device") or "—"))
+    (console or Console()).print(table)
+
+
+def _fmt(row, column: str, digits: int) -> str:  # noqa: ANN001
+    value = row.get(column)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.{digits}f}"

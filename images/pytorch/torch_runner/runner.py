@@ -1,0 +1,133 @@
+"""PyTorch behind the shared Framework surface: the pipeline calls these, nothing else."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness_contract.architecture import resnet18
+from harness_contract.errors import HarnessError
+from harness_contract.framework import DeviceInfo, Framework, Quantized, Trainer
+from harness_contract.metrics import SizeStats
+from harness_contract.spec import ExperimentSpec, OptimSpec
+
+from .model import build_model
+from .quantize import FLOWS, Int8Model
+from .tensors import Normalizer
+from .train import SGDTrainer
+
+CPU = torch.device("cpu")
+
+
+class TorchFramework(Framework):
+    name = "pytorch"
+
+    def versions(self) -> dict[str, str]:
+        out = {"torch": torch.__version__, "numpy": np.__version__}
+        try:
+            out["torchao"] = importlib.metadata.version("torchao")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+        return out
+
+    def setup(self, spec: ExperimentSpec, threads: int) -> DeviceInfo:
+        torch.set_num_threads(threads)
+        torch.manual_seed(spec.seed)
+        self.spec = spec
+        self.net = resnet18(spec.model)
+        self.normalize = Normalizer(spec.data.mean, spec.data.std)
+        self.flow = FLOWS[spec.pytorch.quant_flow]()
+        self.device = self._pick_device(spec.device)
+        if self.device.type != "cuda":
+            return DeviceInfo(train_device="cpu")
+        props = torch.cuda.get_device_properties(self.device)
+        return DeviceInfo(train_device=str(self.device), gpu=props.name, cuda=torch.version.cuda,
+                          cudnn=str(torch.backends.cudnn.version()))
+
+    @staticmethod
+    def _pick_device(requested: str) -> torch.device:
+        has_cuda = torch.cuda.is_available()
+        if requested == "cuda" and not has_cuda:
+            raise HarnessError("the spec asks for device 'cuda' but PyTorch sees no CUDA GPU",
+                               "use --device cpu (or auto), or run on a machine with CUDA")
+        return torch.device("cuda:0") if requested != "cpu" and has_cuda else CPU
+
+    # ------------------------------------------------------------ fp32
+    def build(self, weights: dict[str, np.ndarray]) -> nn.Module:
+        return build_model(self.net, weights).to(self.device)
+
+    def trainer(self, model: nn.Module, optim: OptimSpec) -> Trainer:
+        return SGDTrainer(model, optim, self.device, self.normalize)
+
+    def device_of(self, model: Any) -> str:
+        if isinstance(model, Int8Model):
+            return "cpu"
+        return str(next(model.parameters()).device)
+
+    def _runnable(self, model: Any) -> tuple[nn.Module, torch.device]:
+        if isinstance(model, Int8Model):
+            return model.runnable, CPU
+        model.eval()
+        return model, next(model.parameters()).device
+
+    def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
+        net, device = self._runnable(model)
+        with torch.no_grad():
+            return net(self.normalize(images, device)).float().cpu().numpy()
+
+    # ------------------------------------------------------------ int8
+    def quantize_ptq(self, model: nn.Module, calibration: Sequence[np.ndarray]) -> Quantized:
+        batches = [self.normalize(b, CPU) for b in calibration]
+        int8, stats = self.flow.ptq(model, batches)
+        return Quantized(int8, stats)
+
+    def prepare_qat(self, model: nn.Module) -> nn.Module:
+        return self.flow.prepare_qat(model, self.device)
+
+    def convert_qat(self, model: nn.Module) -> Quantized:
+        int8, stats = self.flow.convert_qat(model, self.net.parameter_count())
+        return Quantized(int8, stats)
+
+    # ------------------------------------------------------------ measurement
+    def save(self, model: Any, directory: Path, stem: str) -> SizeStats:
+        """The paper's measure: the serialized state_dict (int8 tensors for int8 models)."""
+        module = model.serializable if isinstance(model, Int8Model) else model
+        path = directory / f"{stem}.pt"
+        state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        torch.save(state, path)
+        return SizeStats(bytes=path.stat().st_size, format="state_dict", file=path.name,
+                         parameters=self.net.parameter_count())
+
+    def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
+        net, device = self._runnable(model)
+        x = self.normalize(images, device)  # prepared once: only the forward pass is timed
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+        @torch.no_grad()
+        def call() -> None:
+            net(x)
+            sync()
+
+        return call, str(device)
+
+    def reset_peak_gpu(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak_gpu_bytes(self) -> int | None:
+        if self.device.type != "cuda":
+            return None
+        return int(torch.cuda.max_memory_allocated(self.device))
+
+    def variant_notes(self, variant: str, device: DeviceInfo) -> list[str]:
+        if variant == "baseline" or device.train_device == "cpu":
+            return []
+        return [f"int8 inference is CPU-only in PyTorch (x86 int8 kernels): this variant's "
+                f"accuracy and latency were taken on cpu, while training ran on "
+                f"{device.train_device}"]

@@ -1,0 +1,84 @@
+"""The entrypoint contract every runner shares: ``--spec FILE --data DIR --out DIR``.
+
+Exit codes: 0 study complete (individual phases may still have failed: see
+metrics.json), 2 a problem the user can fix (one line on stderr), 130
+interrupted (completed phases kept). Progress events go to stdout, logs to
+stderr; the host keeps both in runner.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from . import events
+from .cifar import load_cifar10
+from .errors import HarnessError
+from .framework import Framework
+from .metrics import read_metrics
+from .pipeline import Study
+from .spec import effective_threads, load_resolved_spec
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=prog, description="Run the quantization study for one framework.")
+    p.add_argument("--spec", type=Path, required=True, help="resolved experiment spec (JSON/TOML)")
+    p.add_argument("--data", type=Path, required=True, help="CIFAR-10 python-format directory")
+    p.add_argument("--out", type=Path, required=True, help="this framework's output directory")
+    p.add_argument("--run-id", default=None, help="defaults to the name of --out's parent")
+    p.add_argument("--runtime", default=None, help="where this runs, recorded as provenance")
+    return p.parse_args(argv)
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    # `docker stop` and the host's cancel send SIGTERM: treat it like Ctrl-C so
+    # completed phases are saved and the run is marked interrupted.
+    raise KeyboardInterrupt
+
+
+def _refuse_completed(out_dir: Path) -> None:
+    metrics = out_dir / "metrics.json"
+    if metrics.exists() and read_metrics(metrics).status == "complete":
+        raise HarnessError(f"{out_dir} already holds completed results",
+                           "choose a new output directory; completed results are never overwritten")
+
+
+def _ensure_writable(out_dir: Path) -> None:
+    try:
+        (out_dir / "artifacts").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(f"cannot write to {out_dir} ({exc.strerror})",
+                           "choose a writable results directory") from None
+
+
+def main(make_framework: Callable[[], Framework], argv: list[str] | None = None,
+         prog: str = "runner") -> int:
+    args = parse_args(argv, prog)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        spec = load_resolved_spec(args.spec)
+        out_dir = args.out.resolve()
+        _refuse_completed(out_dir)
+        _ensure_writable(out_dir)
+        data = load_cifar10(args.data, spec.data.train_limit, spec.data.test_limit)
+        fw = make_framework()
+        runtime = args.runtime or f"local ({sys.executable})"
+        study = Study(fw, spec, data, out_dir, args.run_id or out_dir.parent.name, runtime)
+        study.run(effective_threads(spec))
+        return EXIT_OK
+    except HarnessError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        events.emit("error", message=exc.one_line())
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: completed phases are kept in metrics.json", file=sys.stderr)
+        events.emit("error", message="interrupted")
+        return EXIT_INTERRUPTED

@@ -1,0 +1,98 @@
+"""What a framework runner implements: the small surface the shared pipeline drives.
+
+Everything that must be identical across frameworks (data order, augmentation,
+initial weights, learning-rate schedule, phase order, timing, latency method,
+metrics) lives in the pipeline; a runner only says how its framework builds,
+steps, predicts, quantizes, saves and calls a model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .metrics import ConversionStats, SizeStats
+from .spec import ExperimentSpec, OptimSpec
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    train_device: str  # "cpu" or "cuda:0"
+    gpu: str | None = None
+    cuda: str | None = None
+    cudnn: str | None = None
+
+
+@dataclass(frozen=True)
+class Quantized:
+    model: Any
+    conversion: ConversionStats
+
+
+class Trainer(ABC):
+    """One optimizer over one model; ``step`` must not synchronize with the device."""
+
+    @abstractmethod
+    def step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> None: ...
+
+    @abstractmethod
+    def end_epoch(self) -> tuple[float, float]:
+        """Mean loss and accuracy over the epoch's batches; waits for the device."""
+
+
+class Framework(ABC):
+    name: str
+
+    @abstractmethod
+    def versions(self) -> dict[str, str]: ...
+
+    @abstractmethod
+    def setup(self, spec: ExperimentSpec, threads: int) -> DeviceInfo:
+        """Fix threads and seeds, pick the device."""
+
+    @abstractmethod
+    def build(self, weights: dict[str, np.ndarray]) -> Any:
+        """The fp32 model, loaded from canonical (OIHW) weights."""
+
+    @abstractmethod
+    def trainer(self, model: Any, optim: OptimSpec) -> Trainer: ...
+
+    @abstractmethod
+    def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
+        """Logits (N, 10) for uint8 NHWC images, in inference mode."""
+
+    @abstractmethod
+    def device_of(self, model: Any) -> str:
+        """Where this model runs its forward pass (int8 PyTorch models are CPU-only)."""
+
+    @abstractmethod
+    def quantize_ptq(self, model: Any, calibration: Sequence[np.ndarray]) -> Quantized:
+        """Static int8 with calibration on the given uint8 batches; times it."""
+
+    @abstractmethod
+    def prepare_qat(self, model: Any) -> Any:
+        """A fake-quantized copy of the fp32 model, ready to fine-tune."""
+
+    @abstractmethod
+    def convert_qat(self, model: Any) -> Quantized: ...
+
+    @abstractmethod
+    def save(self, model: Any, directory: Path, stem: str) -> SizeStats: ...
+
+    @abstractmethod
+    def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
+        """A zero-argument call that runs one forward pass on prepared inputs, and its device."""
+
+    def reset_peak_gpu(self) -> None:  # noqa: B027 - optional hook, CPU-only frameworks skip it
+        pass
+
+    def peak_gpu_bytes(self) -> int | None:
+        return None
+
+    def variant_notes(self, variant: str, device: DeviceInfo) -> list[str]:
+        return []

@@ -1,0 +1,204 @@
+"""The versioned ``metrics.json`` schema every runner writes and the host reads.
+
+Validated on write and on read; written atomically. Units are in the field names
+(``_s``, ``_ms``, ``_bytes``, fractions in [0, 1]). Every figure that depends on
+where it was taken carries its ``device`` and ``threads``. docs/metrics.md
+describes the fields; ``harness schema`` prints the JSON Schema.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .atomic import write_json_atomic
+from .errors import MetricsError
+
+SCHEMA_VERSION = 1
+VARIANTS = ("baseline", "ptq", "qat")
+VariantName = Literal["baseline", "ptq", "qat"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LatencyStats(_Strict):
+    """One latency measurement: per-call times of a forward pass at a fixed batch size."""
+
+    batch_size: int = Field(ge=1)
+    device: str
+    threads: int = Field(ge=1)
+    n: int = Field(ge=1)
+    total_s: float = Field(ge=0)
+    mean_ms: float = Field(ge=0)
+    std_ms: float = Field(ge=0)
+    min_ms: float = Field(ge=0)
+    p50_ms: float = Field(ge=0)
+    p90_ms: float = Field(ge=0)
+    p99_ms: float = Field(ge=0)
+    max_ms: float = Field(ge=0)
+    # Why measuring stopped: both minimums reached, or a cap hit first.
+    stop_reason: Literal["min_count_and_duration", "max_count", "max_seconds"]
+    # Raw per-call samples, relative to the framework directory.
+    samples_file: str | None = None
+
+    @property
+    def p50_per_sample_ms(self) -> float:
+        return self.p50_ms / self.batch_size
+
+    @property
+    def p90_per_sample_ms(self) -> float:
+        return self.p90_ms / self.batch_size
+
+
+class TrainingStats(_Strict):
+    device: str
+    threads: int = Field(ge=1)
+    epochs: int = Field(ge=0)
+    wall_s: float = Field(ge=0)
+    epoch_s: list[float] = Field(default_factory=list)
+    images: int = Field(ge=0)
+    images_per_s: float = Field(ge=0)
+    loss: list[float] = Field(default_factory=list)  # mean training loss per epoch
+    train_accuracy: list[float] = Field(default_factory=list)  # on augmented batches
+
+
+class ConversionStats(_Strict):
+    """PTQ: calibration then conversion. QAT: conversion only (calibration_s is None)."""
+
+    flow: str
+    device: str
+    calibration_samples: int | None = Field(default=None, ge=0)
+    calibration_s: float | None = Field(default=None, ge=0)
+    conversion_s: float = Field(ge=0)
+    # Names of int8 kernels found in the converted graph (proof it really is int8).
+    quantized_ops: list[str] = Field(default_factory=list)
+
+
+class SizeStats(_Strict):
+    bytes: int = Field(ge=0)
+    format: str  # e.g. "state_dict" (PyTorch, the paper's measure) or "tflite"
+    parameters: int = Field(ge=0)
+    file: str | None = None
+
+
+class AccuracyStats(_Strict):
+    top1: float = Field(ge=0, le=1)
+    n: int = Field(ge=1)
+    device: str
+    # Share of test images where this variant predicts the same class as fp32.
+    agreement_with_fp32: float | None = Field(default=None, ge=0, le=1)
+
+
+class MemoryStats(_Strict):
+    peak_rss_bytes: int = Field(ge=0)
+    peak_gpu_bytes: int | None = Field(default=None, ge=0)
+
+
+class VariantMetrics(_Strict):
+    variant: VariantName
+    status: Literal["ok", "failed", "skipped"]
+    precision: Literal["fp32", "int8"]
+    reason: str | None = None  # why it failed or was skipped
+    accuracy: AccuracyStats | None = None
+    training: TrainingStats | None = None
+    conversion: ConversionStats | None = None
+    size: SizeStats | None = None
+    latency: list[LatencyStats] = Field(default_factory=list)
+    memory: MemoryStats | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    def latency_at(self, batch_size: int) -> LatencyStats | None:
+        return next((lat for lat in self.latency if lat.batch_size == batch_size), None)
+
+
+class DatasetInfo(_Strict):
+    path: str
+    kind: Literal["real", "synthetic"]
+    train_images: int
+    test_images: int
+    # sha256 over the batch files, so a result names exactly the data it saw.
+    digest: str
+
+
+class Provenance(_Strict):
+    harness_version: str
+    framework_versions: dict[str, str]
+    python: str
+    platform: str
+    hostname: str
+    runtime: str  # "local (<interpreter>)" now; the image reference once containers run it
+    cpu_model: str
+    cpu_flags: list[str]  # the ISA features that matter for int8: avx2, avx512f, avx512_vnni, amx...
+    cpu_count: int
+    threads: int
+    device: str  # where training ran: "cpu" or "cuda:0 (<gpu name>)"
+    gpu: str | None = None
+    cuda: str | None = None
+    cudnn: str | None = None
+
+
+class MetricsFile(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    framework: str
+    status: Literal["running", "complete", "failed", "interrupted"]
+    error: str | None = None
+    run_id: str
+    spec_name: str
+    spec_digest: str
+    seed: int
+    started_at: str
+    updated_at: str
+    provenance: Provenance
+    dataset: DatasetInfo
+    variants: dict[str, VariantMetrics] = Field(default_factory=dict)
+
+    def variant(self, name: str) -> VariantMetrics | None:
+        return self.variants.get(name)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_metrics(path: Path, metrics: MetricsFile) -> None:
+    """Validate, stamp ``updated_at`` and write atomically."""
+    metrics.updated_at = now_iso()
+    data = metrics.model_dump(mode="json")
+    try:
+        MetricsFile.model_validate(data)
+    except ValidationError as exc:  # a runner bug, not a user error: fail loudly
+        raise MetricsError(f"refusing to write invalid metrics to {path}: {exc}") from None
+    write_json_atomic(Path(path), data)
+
+
+def read_metrics(path: Path) -> MetricsFile:
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MetricsError(f"{path} does not exist", "run the framework first") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MetricsError(f"{path} is not valid JSON ({exc})", "rerun that framework") from None
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version != SCHEMA_VERSION:
+        raise MetricsError(
+            f"{path} has schema_version {version!r}; this harness reads {SCHEMA_VERSION}",
+            "re-render it with the harness version that wrote it",
+        )
+    try:
+        return MetricsFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise MetricsError(f"{path} does not match the metrics schema at '{where}': "
+                           f"{first['msg']}", "rerun that framework") from None
+
+
+def json_schema() -> dict:
+    return MetricsFile.model_json_schema()

@@ -1,0 +1,248 @@
+"""The study, phase by phase, identical for every framework.
+
+baseline (train fp32, evaluate, size, latency) -> PTQ (calibrate, convert,
+evaluate) -> QAT (fine-tune fake-quantized from the baseline, convert,
+evaluate). metrics.json is rewritten after every phase, so a crash or Ctrl-C
+keeps what was finished. A failing phase is recorded with its reason and the
+study moves on to whatever does not depend on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, events, system
+from .cifar import Cifar10
+from .framework import DeviceInfo, Framework, Quantized
+from .latency import measure_latency
+from .memory import PeakRSS
+from .metrics import (
+    AccuracyStats,
+    DatasetInfo,
+    MemoryStats,
+    MetricsFile,
+    Provenance,
+    TrainingStats,
+    VariantMetrics,
+    now_iso,
+    write_metrics,
+)
+from .schedule import lr_at
+from .spec import ExperimentSpec, OptimSpec
+from .stream import TrainStream, calibration_indices, eval_batches
+from .weights import initial_weights
+
+log = logging.getLogger("harness.pipeline")
+
+
+@dataclass
+class Study:
+    fw: Framework
+    spec: ExperimentSpec
+    data: Cifar10
+    out_dir: Path
+    run_id: str
+    runtime: str
+
+    def __post_init__(self) -> None:
+        self.artifacts = self.out_dir / "artifacts"
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = self.out_dir / "metrics.json"
+
+    # ------------------------------------------------------------ driver
+    def run(self, threads: int) -> MetricsFile:
+        device = self.fw.setup(self.spec, threads)
+        self.device, self.threads = device, threads
+        self.metrics = self._new_metrics(device, threads)
+        self._save()
+        events.emit("start", framework=self.fw.name, device=device.train_device, threads=threads)
+        try:
+            fp32 = self._phase("baseline", self._baseline)
+            if self.spec.ptq.enabled:
+                self._phase("ptq", lambda: self._ptq(fp32), needs=fp32)
+            else:
+                self._skip("ptq", "disabled in the spec (ptq.enabled = false)")
+            if self.spec.qat.enabled:
+                self._phase("qat", lambda: self._qat(fp32), needs=fp32)
+            else:
+                self._skip("qat", "disabled in the spec (qat.enabled = false)")
+        except KeyboardInterrupt:
+            self.metrics.status = "interrupted"
+            self.metrics.error = "interrupted before the study finished"
+            self._save()
+            raise
+        self.metrics.status = "complete"
+        self._save()
+        events.emit("done", framework=self.fw.name, status="complete")
+        return self.metrics
+
+    def _phase(self, name: str, body, needs: object = True):  # noqa: ANN001, ANN202
+        precision = "fp32" if name == "baseline" else "int8"
+        if needs is None:
+            self._skip(name, "the baseline phase failed, so there is no fp32 model to start from")
+            return None
+        events.emit("phase", phase=name, state="start")
+        try:
+            with PeakRSS() as rss:
+                self.fw.reset_peak_gpu()
+                model, variant = body()
+            variant.memory = MemoryStats(peak_rss_bytes=rss.peak_bytes,
+                                         peak_gpu_bytes=self.fw.peak_gpu_bytes())
+            variant.notes += self.fw.variant_notes(name, self.device)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # one phase's failure must not lose the others
+            log.error("phase %s failed:\n%s", name, traceback.format_exc())
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            self.metrics.variants[name] = VariantMetrics(
+                variant=name, status="failed", precision=precision, reason=reason
+            )
+            self._save()
+            events.emit("phase", phase=name, state="failed", reason=reason)
+            return None
+        self.metrics.variants[name] = variant
+        self._save()
+        events.emit("phase", phase=name, state="done",
+                    accuracy=variant.accuracy.top1 if variant.accuracy else None)
+        return model
+
+    def _skip(self, name: str, reason: str) -> None:
+        precision = "fp32" if name == "baseline" else "int8"
+        self.metrics.variants[name] = VariantMetrics(
+            variant=name, status="skipped", precision=precision, reason=reason
+        )
+        self._save()
+        events.emit("phase", phase=name, state="skipped", reason=reason)
+
+    # ------------------------------------------------------------ phases
+    def _baseline(self):  # noqa: ANN202
+        model = self.fw.build(initial_weights(self.spec.model, self.spec.seed))
+        training = None
+        if self.spec.train.epochs > 0:
+            model, training = self._train(model, self.spec.train, "baseline")
+        logits = self._predict(model)
+        self.fp32_predictions = logits.argmax(1)
+        variant = VariantMetrics(variant="baseline", status="ok", precision="fp32",
+                                 accuracy=self._accuracy(logits, model, compare=False),
+                                 training=training)
+        self._measure(model, variant, "baseline")
+        return model, variant
+
+    def _ptq(self, fp32):  # noqa: ANN001, ANN202
+        cal = self.spec.ptq
+        idx = calibration_indices(len(self.data.train_images), cal.calibration_samples,
+                                  self.spec.seed)
+        images = self.data.train_images[idx]
+        batches = [images[i : i + cal.calibration_batch_size]
+                   for i in range(0, len(images), cal.calibration_batch_size)]
+        q = self.fw.quantize_ptq(fp32, batches)
+        return q.model, self._quantized_variant("ptq", q)
+
+    def _qat(self, fp32):  # noqa: ANN001, ANN202
+        model = self.fw.prepare_qat(fp32)
+        training = None
+        if self.spec.qat.epochs > 0:
+            model, training = self._train(model, self.spec.qat, "qat")
+        q = self.fw.convert_qat(model)
+        variant = self._quantized_variant("qat", q)
+        variant.training = training
+        return q.model, variant
+
+    def _quantized_variant(self, name: str, q: Quantized) -> VariantMetrics:
+        logits = self._predict(q.model)
+        variant = VariantMetrics(variant=name, status="ok", precision="int8",
+                                 accuracy=self._accuracy(logits, q.model, compare=True),
+                                 conversion=q.conversion)
+        self._measure(q.model, variant, name)
+        return variant
+
+    # ------------------------------------------------------------ pieces
+    def _train(self, model, optim: OptimSpec, purpose: str):  # noqa: ANN001, ANN202
+        stream = TrainStream(self.data.train_images, self.data.train_labels,
+                             batch_size=optim.batch_size, seed=self.spec.seed,
+                             augment=self.spec.data.augment, purpose=purpose)
+        steps = len(stream)
+        if steps == 0:
+            raise ValueError(f"{purpose}: batch_size {optim.batch_size} exceeds the "
+                             f"{len(self.data.train_images)} training images")
+        trainer = self.fw.trainer(model, optim)
+        epoch_s, losses, accs = [], [], []
+        t_start = time.perf_counter()
+        for epoch in range(optim.epochs):
+            t0 = time.perf_counter()
+            for i, batch in enumerate(stream.epoch(epoch)):
+                trainer.step(batch.images, batch.labels, lr_at(optim, epoch, i, steps))
+            loss, acc = trainer.end_epoch()
+            epoch_s.append(time.perf_counter() - t0)
+            losses.append(loss)
+            accs.append(acc)
+            events.emit("epoch", phase=purpose, epoch=epoch + 1, epochs=optim.epochs,
+                        loss=loss, accuracy=acc,
+                        images_per_s=steps * optim.batch_size / epoch_s[-1])
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"{purpose} training diverged (loss {loss}) in epoch "
+                                         f"{epoch + 1}; lower the learning rate or add warm-up")
+        wall = time.perf_counter() - t_start
+        images = steps * optim.batch_size * optim.epochs
+        stats = TrainingStats(device=self.device.train_device, threads=self.threads,
+                              epochs=optim.epochs, wall_s=wall, epoch_s=epoch_s, images=images,
+                              images_per_s=images / wall if wall > 0 else 0.0,
+                              loss=losses, train_accuracy=accs)
+        return model, stats
+
+    def _predict(self, model) -> np.ndarray:  # noqa: ANN001
+        batches = eval_batches(self.data.test_images, self.data.test_labels,
+                               self.spec.measure.eval_batch_size)
+        return np.concatenate([self.fw.predict(model, b.images) for b in batches])
+
+    def _accuracy(self, logits: np.ndarray, model, compare: bool) -> AccuracyStats:  # noqa: ANN001
+        predictions = logits.argmax(1)
+        agreement = None
+        if compare and getattr(self, "fp32_predictions", None) is not None:
+            agreement = float((predictions == self.fp32_predictions).mean())
+        return AccuracyStats(top1=float((predictions == self.data.test_labels).mean()),
+                             n=len(predictions), device=self.fw.device_of(model),
+                             agreement_with_fp32=agreement)
+
+    def _measure(self, model, variant: VariantMetrics, stem: str) -> None:  # noqa: ANN001
+        variant.size = self.fw.save(model, self.artifacts, stem)
+        for bs in self.spec.measure.latency.batch_sizes:
+            images = np.resize(self.data.test_images, (bs, 32, 32, 3))
+            call, device = self.fw.latency_call(model, images)
+            run = measure_latency(call, self.spec.measure.latency, batch_size=bs,
+                                  device=device, threads=self.threads)
+            samples = self.artifacts / f"latency-{stem}-b{bs}.npy"
+            np.save(samples, run.samples_ms)
+            variant.latency.append(run.stats.model_copy(
+                update={"samples_file": str(samples.relative_to(self.out_dir))}))
+            events.emit("latency", phase=stem, batch_size=bs, p50_ms=run.stats.p50_ms,
+                        device=device)
+
+    # ------------------------------------------------------------ bookkeeping
+    def _new_metrics(self, device: DeviceInfo, threads: int) -> MetricsFile:
+        d = self.data
+        return MetricsFile(
+            framework=self.fw.name, status="running", run_id=self.run_id,
+            spec_name=self.spec.name, spec_digest=self.spec.digest(), seed=self.spec.seed,
+            started_at=now_iso(), updated_at=now_iso(),
+            provenance=Provenance(
+                harness_version=__version__, framework_versions=self.fw.versions(),
+                python=system.python_version(), platform=system.platform_string(),
+                hostname=system.hostname(), runtime=self.runtime,
+                cpu_model=system.cpu_model(), cpu_flags=system.cpu_flags(),
+                cpu_count=system.usable_cpus(), threads=threads,
+                device=device.train_device + (f" ({device.gpu})" if device.gpu else ""),
+                gpu=device.gpu, cuda=device.cuda, cudnn=device.cudnn,
+            ),
+            dataset=DatasetInfo(path=str(d.root), kind=d.kind, train_images=len(d.train_labels),
+                                test_images=len(d.test_labels), digest=d.digest),
+        )
+
+    def _save(self) -> None:
+        write_metrics(self.metrics_path, self.metrics)

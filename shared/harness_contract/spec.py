@@ -1,0 +1,279 @@
+"""The experiment spec: one typed, validated description of a whole study.
+
+A spec is built from a preset (``presets/*.toml``), optionally a user file (TOML
+or JSON) and ``section.key=value`` overrides, then validated once here; runners
+trust it afterwards. Every field that both frameworks must honour lives here, so
+the two runners cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import SpecError
+
+PRESETS = ("paper", "quick", "smoke")
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo must never silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSpec(_Section):
+    arch: Literal["resnet18"] = "resnet18"
+    # "nobn": the paper's variant (BatchNorm removed for quantization support);
+    # "bn": the usual CIFAR ResNet18 with BatchNorm after every conv.
+    variant: Literal["nobn", "bn"] = "nobn"
+    # Scales every stage's channels (64/128/256/512 at 1.0); small presets use < 1.
+    width_multiplier: float = Field(1.0, gt=0, le=4)
+    # Zero the last conv of each residual branch (as Fixup does) so each block starts
+    # as the identity: this is what lets the no-BN network train at lr 0.1.
+    zero_init_residual: bool = True
+
+
+class AugmentSpec(_Section):
+    crop_padding: int = Field(4, ge=0, le=16)
+    hflip: bool = True
+
+
+class DataSpec(_Section):
+    # Use only the first N images of each split (None: all). Keeps small presets small.
+    train_limit: int | None = Field(None, ge=1)
+    test_limit: int | None = Field(None, ge=1)
+    # Per-channel normalization applied by both runners to the shared uint8 stream.
+    mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
+    std: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+    augment: AugmentSpec = AugmentSpec()
+
+    @model_validator(mode="after")
+    def _std_positive(self) -> DataSpec:
+        if any(s <= 0 for s in self.std):
+            raise ValueError("data.std values must be > 0")
+        return self
+
+
+class OptimSpec(_Section):
+    """SGD with momentum, weight decay, linear warm-up and step decay at milestones."""
+
+    epochs: int = Field(50, ge=0, le=1000)
+    batch_size: int = Field(128, ge=1, le=8192)
+    lr: float = Field(0.1, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0, lt=1)
+    # Epoch indexes (0-based) at which lr is multiplied by gamma.
+    milestones: list[int] = Field(default_factory=lambda: [25, 40])
+    gamma: float = Field(0.1, gt=0, le=1)
+    # Linear warm-up from ~0 to lr over this many epochs (fractions allowed).
+    warmup_epochs: float = Field(0.0, ge=0)
+    # Clip the global gradient norm (None: off). Without BatchNorm, a residual net's
+    # activations and gradients can grow without bound; clipping keeps lr 0.1 stable.
+    grad_clip_norm: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _milestones_sorted(self) -> OptimSpec:
+        if any(m < 0 for m in self.milestones):
+            raise ValueError("milestones must be >= 0")
+        if self.milestones != sorted(set(self.milestones)):
+            raise ValueError("milestones must be strictly increasing")
+        return self
+
+
+class PTQSpec(_Section):
+    enabled: bool = True
+    # Calibration images: the first N of one seeded permutation of the training split,
+    # un-augmented, identical for every framework.
+    calibration_samples: int = Field(512, ge=1)
+    calibration_batch_size: int = Field(32, ge=1)
+
+
+class QATSpec(OptimSpec):
+    enabled: bool = True
+    epochs: int = Field(5, ge=0, le=1000)
+    lr: float = Field(0.001, gt=0, le=10)
+    milestones: list[int] = Field(default_factory=list)
+
+
+class LatencySpec(_Section):
+    """The stop rule of the shared latency method (MLPerf LoadGen / benchmark_model style)."""
+
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 128])
+    warmup_count: int = Field(10, ge=0)
+    warmup_seconds: float = Field(0.5, ge=0)
+    min_count: int = Field(100, ge=1)
+    min_seconds: float = Field(2.0, ge=0)
+    max_count: int = Field(100_000, ge=1)
+    # A cap so a slow model cannot stall a run; whatever was measured is kept.
+    max_seconds: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LatencySpec:
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise ValueError("measure.latency.batch_sizes must be a non-empty list of sizes >= 1")
+        if self.max_count < self.min_count:
+            raise ValueError("measure.latency.max_count must be >= min_count")
+        return self
+
+
+class MeasureSpec(_Section):
+    # None: every core this process may use. Recorded in every result.
+    threads: int | None = Field(None, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    latency: LatencySpec = LatencySpec()
+
+
+class PyTorchSpec(_Section):
+    # "pt2e": torch.export + torchao prepare/convert_pt2e with X86InductorQuantizer,
+    # lowered to oneDNN int8 kernels. "fx": the legacy torch.ao.quantization FX flow
+    # (what the paper used).
+    quant_flow: Literal["pt2e", "fx"] = "pt2e"
+
+
+class ExperimentSpec(_Section):
+    name: str = "custom"
+    seed: int = Field(0, ge=0, lt=2**32)
+    # "auto": CUDA when the runner sees a GPU, else CPU. Int8 inference is always CPU.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    model: ModelSpec = ModelSpec()
+    data: DataSpec = DataSpec()
+    train: OptimSpec = OptimSpec()
+    ptq: PTQSpec = PTQSpec()
+    qat: QATSpec = QATSpec()
+    measure: MeasureSpec = MeasureSpec()
+    pytorch: PyTorchSpec = PyTorchSpec()
+
+    def digest(self) -> str:
+        """A short, stable hash of every field: two results with the same digest ran the same spec."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
+
+
+# ---------------------------------------------------------------- loading
+
+def _preset_dict(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise SpecError(f"unknown preset '{name}'", f"use one of: {', '.join(PRESETS)}")
+    text = resources.files("harness_contract.presets").joinpath(f"{name}.toml").read_text()
+    return _resolve_base(tomllib.loads(text), (*_seen, name))
+
+
+def _resolve_base(raw: dict[str, Any], seen: tuple[str, ...]) -> dict[str, Any]:
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if base in seen:
+        raise SpecError(f"preset cycle through '{base}'", "remove the circular 'base' entry")
+    return _deep_merge(_preset_dict(base, seen), raw)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_spec_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SpecError(f"spec file {path} does not exist", "pass an existing .toml or .json file")
+    try:
+        text = path.read_text()
+        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"spec file {path} cannot be parsed ({exc})", "fix its syntax") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"spec file {path} is not a table/object", "write sections as keys")
+    return raw
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.epochs=3`` -> (["train", "epochs"], 3). Values are JSON when they parse as JSON."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise SpecError(f"override '{text}' is not of the form section.key=value",
+                        "write it like --set train.epochs=3")
+    value = value.strip()
+    try:
+        parsed: Any = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = {"none": None, "null": None, "true": True, "false": False}.get(value.lower(), value)
+    return key.split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SpecError(f"override '{text}': '{part}' is not a section",
+                                "override a field inside a section, e.g. train.epochs")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def validate_spec(raw: dict[str, Any]) -> ExperimentSpec:
+    try:
+        return ExperimentSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(*_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> tuple[str, str]:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "spec"
+    if first["type"] == "extra_forbidden":
+        return f"unknown spec key '{where}'", "check the spelling against docs/spec.md"
+    given = first.get("input")
+    shown = "" if isinstance(given, dict) else f" (got {given!r})"
+    return f"invalid spec value for '{where}': {first['msg']}{shown}", "see docs/spec.md for allowed values"
+
+
+def build_spec(
+    preset: str | None = "smoke",
+    spec_file: Path | None = None,
+    overrides: list[str] | None = None,
+) -> ExperimentSpec:
+    """Preset, then the user's file (which may name its own ``base``), then overrides."""
+    raw: dict[str, Any] = {}
+    if spec_file is not None:
+        user = _read_spec_file(Path(spec_file))
+        if "base" not in user and preset is not None:
+            user["base"] = preset
+        raw = _resolve_base(user, ())
+    elif preset is not None:
+        raw = _preset_dict(preset)
+    return validate_spec(apply_overrides(raw, overrides or []))
+
+
+def load_resolved_spec(path: Path) -> ExperimentSpec:
+    """Read a fully resolved spec (as the host hands it to a runner)."""
+    return validate_spec(_read_spec_file(Path(path)))
+
+
+def effective_threads(spec: ExperimentSpec) -> int:
+    if spec.measure.threads is not None:
+        return spec.measure.threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,60 @@
+"""What machine a result came from: CPU model, the ISA features int8 kernels use, cores."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+
+# The features that decide which int8 kernels run (VNNI/AMX) and how fast fp32 is.
+_INTERESTING_FLAGS = (
+    "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
+    "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "sve",
+)
+
+
+def cpu_model() -> str:
+    info = _cpuinfo()
+    for key in ("model name", "Hardware", "Processor"):
+        if key in info:
+            return info[key]
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    info = _cpuinfo()
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    return [f for f in _INTERESTING_FLAGS if f in flags]
+
+
+def _cpuinfo() -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() not in out:
+                    out[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return out
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def python_version() -> str:
+    return sys.version.split()[0]
+
+
+def platform_string() -> str:
+    return platform.platform()
+
+
+def hostname() -> str:
+    return socket.gethostname()
