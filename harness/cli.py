@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,23 +12,33 @@ from harness_contract.errors import HarnessError
 
 from . import __version__
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Compare PyTorch and TensorFlow int8 quantization, reproducibly and fairly.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Compare PyTorch and TensorFlow int8 quantization, reproducibly and fairly.",
+)
 data_app = typer.Typer(no_args_is_help=True, help="Get, make and check CIFAR-10 directories.")
 app.add_typer(data_app, name="data")
 
 Preset = Annotated[str, typer.Option("--preset", "-p", help="paper, quick or smoke")]
-SpecFile = Annotated[Optional[Path], typer.Option("--spec", help="TOML/JSON spec (may set 'base')")]
-Sets = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override, e.g. train.epochs=3")]
-DataDir = Annotated[Optional[Path], typer.Option(
-    "--data", help="CIFAR-10 python directory; default ./data if present, else synthetic")]
+SpecFile = Annotated[Path | None, typer.Option("--spec", help="TOML/JSON spec (may set 'base')")]
+Sets = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="override, e.g. train.epochs=3")
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data", help="CIFAR-10 python directory; default ./data if present, else synthetic"
+    ),
+]
 Results = Annotated[Path, typer.Option("--results", help="where run directories go")]
-RunId = Annotated[Optional[str], typer.Option("--run-id", help="name of the new run directory")]
-Device = Annotated[Optional[str], typer.Option("--device", help="auto, cpu or cuda")]
-Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (default all)")]
+RunId = Annotated[str | None, typer.Option("--run-id", help="name of the new run directory")]
+Device = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda")]
+Threads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (default all)")]
 Backend = Annotated[str, typer.Option("--backend", help="local")]
-Timeout = Annotated[Optional[float], typer.Option("--timeout", min=1, help="seconds per framework")]
-Resume = Annotated[Optional[Path], typer.Option("--resume", help="finish an unfinished run dir")]
+Timeout = Annotated[float | None, typer.Option("--timeout", min=1, help="seconds per framework")]
+Resume = Annotated[Path | None, typer.Option("--resume", help="finish an unfinished run dir")]
 
 
 def _overrides(sets: list[str] | None, device: str | None, threads: int | None) -> list[str]:
@@ -40,10 +50,20 @@ def _overrides(sets: list[str] | None, device: str | None, threads: int | None) 
     return out
 
 
-def _study(frameworks: str, preset: str, spec_file: Path | None, sets: list[str] | None,
-           data: Path | None, results: Path, run_id: str | None, device: str | None,
-           threads: int | None, backend_name: str, timeout: float | None,
-           resume: Path | None) -> None:
+def _study(
+    frameworks: str,
+    preset: str,
+    spec_file: Path | None,
+    sets: list[str] | None,
+    data: Path | None,
+    results: Path,
+    run_id: str | None,
+    device: str | None,
+    threads: int | None,
+    backend_name: str,
+    timeout: float | None,
+    resume: Path | None,
+) -> None:
     from .backends import get_backend
     from .dataset_source import choose_data
     from .frameworks import parse_frameworks
@@ -56,8 +76,10 @@ def _study(frameworks: str, preset: str, spec_file: Path | None, sets: list[str]
     backend = get_backend(backend_name)
     if resume is not None:
         if spec_file or sets or device or threads:
-            raise HarnessError("--resume reuses the run's own spec.json",
-                               "drop --spec/--set/--device/--threads when resuming")
+            raise HarnessError(
+                "--resume reuses the run's own spec.json",
+                "drop --spec/--set/--device/--threads when resuming",
+            )
         run = open_run(resume)
     else:
         from harness_contract.spec import build_spec
@@ -68,15 +90,20 @@ def _study(frameworks: str, preset: str, spec_file: Path | None, sets: list[str]
     choice = choose_data(data, spec)
     run = run or create_run(results, spec, run_id)
     with RunDisplay() as display:
-        display.say(f"run [bold]{run.path}[/] · preset {spec.name} · spec {spec.digest()} · "
-                    f"backend {backend.name} · data {choice.path} ({choice.origin})")
+        display.say(
+            f"run [bold]{run.path}[/] · preset {spec.name} · spec {spec.digest()} · "
+            f"backend {backend.name} · data {choice.path} ({choice.origin})"
+        )
         launched = run_frameworks(run, chosen, backend, choice.path, display, timeout)
     code = _render(run.path)
     print_summary(run.path)
     failed = [r for r in launched if r.outcome != "complete"]
     if any(r.outcome == "interrupted" for r in launched):
-        _fail(f"interrupted; completed results are kept in {run.path}; "
-              f"finish with: harness compare --resume {run.path}", 130)
+        _fail(
+            f"interrupted; completed results are kept in {run.path}; "
+            f"finish with: harness compare --resume {run.path}",
+            130,
+        )
     if failed:
         names = ", ".join(f"{r.framework} ({r.message})" for r in failed)
         _fail(f"not every framework finished: {names}", 1)
@@ -98,28 +125,68 @@ def _fail(message: str, code: int) -> None:
 
 @app.command()
 def compare(
-    frameworks: Annotated[str, typer.Option("--frameworks", "-f", help="comma-separated")] = "pytorch",
-    preset: Preset = "smoke", spec: SpecFile = None, set_: Sets = None, data: DataDir = None,
-    results: Results = Path("results"), run_id: RunId = None, device: Device = None,
-    threads: Threads = None, backend: Backend = "local", timeout: Timeout = None,
+    frameworks: Annotated[
+        str, typer.Option("--frameworks", "-f", help="comma-separated")
+    ] = "pytorch",
+    preset: Preset = "smoke",
+    spec: SpecFile = None,
+    set_: Sets = None,
+    data: DataDir = None,
+    results: Results = Path("results"),
+    run_id: RunId = None,
+    device: Device = None,
+    threads: Threads = None,
+    backend: Backend = "local",
+    timeout: Timeout = None,
     resume: Resume = None,
 ) -> None:
     """Run every framework on one spec, then write the merged report."""
-    _study(frameworks, preset, spec, set_, data, results, run_id, device, threads, backend,
-           timeout, resume)
+    _study(
+        frameworks,
+        preset,
+        spec,
+        set_,
+        data,
+        results,
+        run_id,
+        device,
+        threads,
+        backend,
+        timeout,
+        resume,
+    )
 
 
 @app.command()
 def run(
     framework: Annotated[str, typer.Argument(help="pytorch")],
-    preset: Preset = "smoke", spec: SpecFile = None, set_: Sets = None, data: DataDir = None,
-    results: Results = Path("results"), run_id: RunId = None, device: Device = None,
-    threads: Threads = None, backend: Backend = "local", timeout: Timeout = None,
+    preset: Preset = "smoke",
+    spec: SpecFile = None,
+    set_: Sets = None,
+    data: DataDir = None,
+    results: Results = Path("results"),
+    run_id: RunId = None,
+    device: Device = None,
+    threads: Threads = None,
+    backend: Backend = "local",
+    timeout: Timeout = None,
     resume: Resume = None,
 ) -> None:
     """Run one framework alone (same layout and report as compare)."""
-    _study(framework, preset, spec, set_, data, results, run_id, device, threads, backend,
-           timeout, resume)
+    _study(
+        framework,
+        preset,
+        spec,
+        set_,
+        data,
+        results,
+        run_id,
+        device,
+        threads,
+        backend,
+        timeout,
+        resume,
+    )
 
 
 @app.command()
@@ -152,7 +219,7 @@ def schema() -> None:
 @data_app.command("fetch")
 def data_fetch(
     dest: Annotated[Path, typer.Argument(help="directory to unpack into")],
-    archive: Annotated[Optional[Path], typer.Option(help="use a local cifar-10-python.tar.gz")] = None,
+    archive: Annotated[Path | None, typer.Option(help="use a local cifar-10-python.tar.gz")] = None,
 ) -> None:
     """Download the official CIFAR-10 archive, check its MD5, unpack it."""
     from .datasets import fetch
@@ -180,13 +247,17 @@ def data_verify(path: Annotated[Path, typer.Argument(help="CIFAR-10 directory")]
     from harness_contract.cifar import verify
 
     r = verify(path)
-    typer.echo(f"{r.root}: {r.kind}, {r.train_images} train / {r.test_images} test images, "
-               f"checksums {r.checksums}\n  train per class {list(r.train_class_counts)}\n"
-               f"  test per class  {list(r.test_class_counts)}")
+    typer.echo(
+        f"{r.root}: {r.kind}, {r.train_images} train / {r.test_images} test images, "
+        f"checksums {r.checksums}\n  train per class {list(r.train_class_counts)}\n"
+        f"  test per class  {list(r.test_class_counts)}"
+    )
 
 
 @app.callback(invoke_without_command=True)
-def _root(version: Annotated[bool, typer.Option("--version", help="print the version")] = False) -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="print the version")] = False,
+) -> None:
     if version:
         typer.echo(f"harness {__version__}")
         raise typer.Exit(0)

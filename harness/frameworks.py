@@ -20,6 +20,11 @@ FRAMEWORKS: dict[str, FrameworkEntry] = {
         runner_module="torch_runner",
         install_hint="pip install -e '.[pytorch]'",
     ),
+    "tensorflow": FrameworkEntry(
+        name="tensorflow",
+        runner_module="tf_runner",
+        install_hint="pip install -e '.[tensorflow]'",
+    ),
 }
 
 
@@ -27,8 +32,9 @@ def get_framework(name: str) -> FrameworkEntry:
     try:
         return FRAMEWORKS[name.lower()]
     except KeyError:
-        raise HarnessError(f"unknown framework '{name}'",
-                           f"use one of: {', '.join(FRAMEWORKS)}") from None
+        raise HarnessError(
+            f"unknown framework '{name}'", f"use one of: {', '.join(FRAMEWORKS)}"
+        ) from None
 
 
 def parse_frameworks(text: str) -> list[FrameworkEntry]:

@@ -32,8 +32,9 @@ def run_frameworks(
         if aside is not None:
             display.say(f"{fw.name}: earlier unfinished attempt moved to {aside.name}")
         display.begin(fw.name)
-        request = LaunchRequest(fw, run.spec_path, data_dir, run.framework_dir(fw.name),
-                                run.run_id, timeout_s)
+        request = LaunchRequest(
+            fw, run.spec_path, data_dir, run.framework_dir(fw.name), run.run_id, timeout_s
+        )
         result = backend.launch(request, display.on_event)
         results.append(result)
         if result.outcome != "complete":

@@ -12,8 +12,12 @@ class RunDisplay:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(), console=self.console, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
         )
         self._tasks: dict[str, Any] = {}
         self.framework = ""
@@ -38,8 +42,9 @@ class RunDisplay:
             handler(event)
 
     def _on_start(self, e: dict[str, Any]) -> None:
-        self.say(f"[bold]{self.framework}[/]: training on {e.get('device')}, "
-                 f"{e.get('threads')} threads")
+        self.say(
+            f"[bold]{self.framework}[/]: training on {e.get('device')}, {e.get('threads')} threads"
+        )
 
     def _on_phase(self, e: dict[str, Any]) -> None:
         phase, state = e.get("phase"), e.get("state")
@@ -57,18 +62,23 @@ class RunDisplay:
     def _on_epoch(self, e: dict[str, Any]) -> None:
         phase = str(e.get("phase"))
         key = f"{self.framework}/{phase}"
-        detail = (f"epoch {e['epoch']}/{e['epochs']}  loss {e['loss']:.3f}  "
-                  f"acc {e['accuracy'] * 100:.1f}%  {e['images_per_s']:.0f} img/s")
+        detail = (
+            f"epoch {e['epoch']}/{e['epochs']}  loss {e['loss']:.3f}  "
+            f"acc {e['accuracy'] * 100:.1f}%  {e['images_per_s']:.0f} img/s"
+        )
         if key not in self._tasks:
-            self._tasks[key] = self.progress.add_task(f"{self.framework} {phase}",
-                                                      total=e["epochs"], detail=detail)
+            self._tasks[key] = self.progress.add_task(
+                f"{self.framework} {phase}", total=e["epochs"], detail=detail
+            )
         self.progress.update(self._tasks[key], completed=e["epoch"], detail=detail)
         if not self.console.is_terminal:  # no live bar in a log: print the line
             self.say(f"{self.framework} {phase}: {detail}")
 
     def _on_latency(self, e: dict[str, Any]) -> None:
-        self.say(f"{self.framework} {e.get('phase')}: latency batch {e.get('batch_size')} "
-                 f"p50 {e.get('p50_ms', 0):.2f} ms on {e.get('device')}")
+        self.say(
+            f"{self.framework} {e.get('phase')}: latency batch {e.get('batch_size')} "
+            f"p50 {e.get('p50_ms', 0):.2f} ms on {e.get('device')}"
+        )
 
     def _finish_bar(self, phase: object) -> None:
         task = self._tasks.pop(f"{self.framework}/{phase}", None)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from harness_contract.atomic import write_text_atomic
 from harness_contract.errors import HarnessError
 from harness_contract.metrics import VARIANTS, MetricsFile, VariantMetrics, read_metrics

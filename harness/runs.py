@@ -87,19 +87,25 @@ def create_run(results_root: Path, spec: ExperimentSpec, run_id: str | None) -> 
             raise PermissionError(13, "Permission denied")
         path.mkdir()
     except FileExistsError:
-        raise HarnessError(f"run directory {path} already exists",
-                           f"choose another --run-id, or continue it with --resume {path}") from None
+        raise HarnessError(
+            f"run directory {path} already exists",
+            f"choose another --run-id, or continue it with --resume {path}",
+        ) from None
     except OSError as exc:
-        raise HarnessError(f"cannot create results directory {path} ({exc.strerror})",
-                           "pass a writable --results directory") from None
+        raise HarnessError(
+            f"cannot create results directory {path} ({exc.strerror})",
+            "pass a writable --results directory",
+        ) from None
     write_text_atomic(path / SPEC_FILE, spec.to_json())
     return RunDir(path, spec)
 
 
 def open_run(path: Path) -> RunDir:
     if not (path / SPEC_FILE).is_file():
-        raise HarnessError(f"{path} is not a run directory (no {SPEC_FILE})",
-                           "pass a results/<run-id> directory made by `harness compare`")
+        raise HarnessError(
+            f"{path} is not a run directory (no {SPEC_FILE})",
+            "pass a results/<run-id> directory made by `harness compare`",
+        )
     if not os.access(path, os.W_OK):
         raise HarnessError(f"run directory {path} is not writable", "fix its permissions")
     return RunDir(path, load_resolved_spec(path / SPEC_FILE))

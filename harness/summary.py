@@ -18,9 +18,15 @@ def print_summary(run_dir: Path, console: Console | None = None) -> None:
     for col in ("framework", "variant", "status", "top-1 %", "size MiB", "b1 p50 ms", "device"):
         table.add_column(col)
     for _, row in frame.iterrows():
-        table.add_row(row["framework"], row["variant"], row["status"], _fmt(row, "accuracy_pct", 1),
-                      _fmt(row, "size_mib", 2), _fmt(row, "latency_b1_p50_ms", 2),
-                      str(row.get("latency_device") or "—"))
+        table.add_row(
+            row["framework"],
+            row["variant"],
+            row["status"],
+            _fmt(row, "accuracy_pct", 1),
+            _fmt(row, "size_mib", 2),
+            _fmt(row, "latency_b1_p50_ms", 2),
+            str(row.get("latency_device") or "—"),
+        )
     (console or Console()).print(table)
 
 

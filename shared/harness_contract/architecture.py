@@ -104,7 +104,9 @@ def resnet18(model: ModelSpec) -> ResNetDef:
         for bi in range(BLOCKS_PER_STAGE):
             s = stride if bi == 0 else 1
             name = f"stages.{si}.{bi}"
-            shortcut = conv(f"{name}.shortcut", cin, cout, 1, s) if (s != 1 or cin != cout) else None
+            shortcut = (
+                conv(f"{name}.shortcut", cin, cout, 1, s) if (s != 1 or cin != cout) else None
+            )
             blocks.append(
                 BlockDef(
                     name,

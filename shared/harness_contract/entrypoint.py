@@ -27,7 +27,9 @@ EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
 
 def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=prog, description="Run the quantization study for one framework.")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Run the quantization study for one framework."
+    )
     p.add_argument("--spec", type=Path, required=True, help="resolved experiment spec (JSON/TOML)")
     p.add_argument("--data", type=Path, required=True, help="CIFAR-10 python-format directory")
     p.add_argument("--out", type=Path, required=True, help="this framework's output directory")
@@ -45,23 +47,30 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
 def _refuse_completed(out_dir: Path) -> None:
     metrics = out_dir / "metrics.json"
     if metrics.exists() and read_metrics(metrics).status == "complete":
-        raise HarnessError(f"{out_dir} already holds completed results",
-                           "choose a new output directory; completed results are never overwritten")
+        raise HarnessError(
+            f"{out_dir} already holds completed results",
+            "choose a new output directory; completed results are never overwritten",
+        )
 
 
 def _ensure_writable(out_dir: Path) -> None:
     try:
         (out_dir / "artifacts").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise HarnessError(f"cannot write to {out_dir} ({exc.strerror})",
-                           "choose a writable results directory") from None
+        raise HarnessError(
+            f"cannot write to {out_dir} ({exc.strerror})", "choose a writable results directory"
+        ) from None
 
 
-def main(make_framework: Callable[[], Framework], argv: list[str] | None = None,
-         prog: str = "runner") -> int:
+def main(
+    make_framework: Callable[[], Framework], argv: list[str] | None = None, prog: str = "runner"
+) -> int:
     args = parse_args(argv, prog)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         spec = load_resolved_spec(args.spec)

@@ -54,7 +54,9 @@ def measure_latency(
             break
     total_s = (clock() - started) / 1e9
     samples_ms = np.asarray(samples, dtype=np.float64) / 1e6
-    return LatencyRun(summarize(samples_ms, batch_size, device, threads, total_s, reason), samples_ms)
+    return LatencyRun(
+        summarize(samples_ms, batch_size, device, threads, total_s, reason), samples_ms
+    )
 
 
 def _warm_up(call: Callable[[], object], rule: LatencySpec, clock: Callable[[], int]) -> None:

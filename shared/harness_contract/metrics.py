@@ -85,6 +85,8 @@ class SizeStats(_Strict):
     format: str  # e.g. "state_dict" (PyTorch, the paper's measure) or "tflite"
     parameters: int = Field(ge=0)
     file: str | None = None
+    # The same model in other serialized forms, e.g. TensorFlow's fp32 .tflite: format -> bytes.
+    other_formats: dict[str, int] = Field(default_factory=dict)
 
 
 class AccuracyStats(_Strict):
@@ -134,7 +136,9 @@ class Provenance(_Strict):
     hostname: str
     runtime: str  # "local (<interpreter>)" now; the image reference once containers run it
     cpu_model: str
-    cpu_flags: list[str]  # the ISA features that matter for int8: avx2, avx512f, avx512_vnni, amx...
+    cpu_flags: list[
+        str
+    ]  # the ISA features that matter for int8: avx2, avx512f, avx512_vnni, amx...
     cpu_count: int
     threads: int
     device: str  # where training ran: "cpu" or "cuda:0 (<gpu name>)"
@@ -196,8 +200,10 @@ def read_metrics(path: Path) -> MetricsFile:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise MetricsError(f"{path} does not match the metrics schema at '{where}': "
-                           f"{first['msg']}", "rerun that framework") from None
+        raise MetricsError(
+            f"{path} does not match the metrics schema at '{where}': {first['msg']}",
+            "rerun that framework",
+        ) from None
 
 
 def json_schema() -> dict:

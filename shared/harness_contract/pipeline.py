@@ -92,8 +92,9 @@ class Study:
             with PeakRSS() as rss:
                 self.fw.reset_peak_gpu()
                 model, variant = body()
-            variant.memory = MemoryStats(peak_rss_bytes=rss.peak_bytes,
-                                         peak_gpu_bytes=self.fw.peak_gpu_bytes())
+            variant.memory = MemoryStats(
+                peak_rss_bytes=rss.peak_bytes, peak_gpu_bytes=self.fw.peak_gpu_bytes()
+            )
             variant.notes += self.fw.variant_notes(name, self.device)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -108,8 +109,12 @@ class Study:
             return None
         self.metrics.variants[name] = variant
         self._save()
-        events.emit("phase", phase=name, state="done",
-                    accuracy=variant.accuracy.top1 if variant.accuracy else None)
+        events.emit(
+            "phase",
+            phase=name,
+            state="done",
+            accuracy=variant.accuracy.top1 if variant.accuracy else None,
+        )
         return model
 
     def _skip(self, name: str, reason: str) -> None:
@@ -128,19 +133,26 @@ class Study:
             model, training = self._train(model, self.spec.train, "baseline")
         logits = self._predict(model)
         self.fp32_predictions = logits.argmax(1)
-        variant = VariantMetrics(variant="baseline", status="ok", precision="fp32",
-                                 accuracy=self._accuracy(logits, model, compare=False),
-                                 training=training)
+        variant = VariantMetrics(
+            variant="baseline",
+            status="ok",
+            precision="fp32",
+            accuracy=self._accuracy(logits, model, compare=False),
+            training=training,
+        )
         self._measure(model, variant, "baseline")
         return model, variant
 
     def _ptq(self, fp32):  # noqa: ANN001, ANN202
         cal = self.spec.ptq
-        idx = calibration_indices(len(self.data.train_images), cal.calibration_samples,
-                                  self.spec.seed)
+        idx = calibration_indices(
+            len(self.data.train_images), cal.calibration_samples, self.spec.seed
+        )
         images = self.data.train_images[idx]
-        batches = [images[i : i + cal.calibration_batch_size]
-                   for i in range(0, len(images), cal.calibration_batch_size)]
+        batches = [
+            images[i : i + cal.calibration_batch_size]
+            for i in range(0, len(images), cal.calibration_batch_size)
+        ]
         q = self.fw.quantize_ptq(fp32, batches)
         return q.model, self._quantized_variant("ptq", q)
 
@@ -156,21 +168,32 @@ class Study:
 
     def _quantized_variant(self, name: str, q: Quantized) -> VariantMetrics:
         logits = self._predict(q.model)
-        variant = VariantMetrics(variant=name, status="ok", precision="int8",
-                                 accuracy=self._accuracy(logits, q.model, compare=True),
-                                 conversion=q.conversion)
+        variant = VariantMetrics(
+            variant=name,
+            status="ok",
+            precision="int8",
+            accuracy=self._accuracy(logits, q.model, compare=True),
+            conversion=q.conversion,
+        )
         self._measure(q.model, variant, name)
         return variant
 
     # ------------------------------------------------------------ pieces
     def _train(self, model, optim: OptimSpec, purpose: str):  # noqa: ANN001, ANN202
-        stream = TrainStream(self.data.train_images, self.data.train_labels,
-                             batch_size=optim.batch_size, seed=self.spec.seed,
-                             augment=self.spec.data.augment, purpose=purpose)
+        stream = TrainStream(
+            self.data.train_images,
+            self.data.train_labels,
+            batch_size=optim.batch_size,
+            seed=self.spec.seed,
+            augment=self.spec.data.augment,
+            purpose=purpose,
+        )
         steps = len(stream)
         if steps == 0:
-            raise ValueError(f"{purpose}: batch_size {optim.batch_size} exceeds the "
-                             f"{len(self.data.train_images)} training images")
+            raise ValueError(
+                f"{purpose}: batch_size {optim.batch_size} exceeds the "
+                f"{len(self.data.train_images)} training images"
+            )
         trainer = self.fw.trainer(model, optim)
         epoch_s, losses, accs = [], [], []
         t_start = time.perf_counter()
@@ -182,23 +205,39 @@ class Study:
             epoch_s.append(time.perf_counter() - t0)
             losses.append(loss)
             accs.append(acc)
-            events.emit("epoch", phase=purpose, epoch=epoch + 1, epochs=optim.epochs,
-                        loss=loss, accuracy=acc,
-                        images_per_s=steps * optim.batch_size / epoch_s[-1])
+            events.emit(
+                "epoch",
+                phase=purpose,
+                epoch=epoch + 1,
+                epochs=optim.epochs,
+                loss=loss,
+                accuracy=acc,
+                images_per_s=steps * optim.batch_size / epoch_s[-1],
+            )
             if not np.isfinite(loss):
-                raise FloatingPointError(f"{purpose} training diverged (loss {loss}) in epoch "
-                                         f"{epoch + 1}; lower the learning rate or add warm-up")
+                raise FloatingPointError(
+                    f"{purpose} training diverged (loss {loss}) in epoch "
+                    f"{epoch + 1}; lower the learning rate or add warm-up"
+                )
         wall = time.perf_counter() - t_start
         images = steps * optim.batch_size * optim.epochs
-        stats = TrainingStats(device=self.device.train_device, threads=self.threads,
-                              epochs=optim.epochs, wall_s=wall, epoch_s=epoch_s, images=images,
-                              images_per_s=images / wall if wall > 0 else 0.0,
-                              loss=losses, train_accuracy=accs)
+        stats = TrainingStats(
+            device=self.device.train_device,
+            threads=self.threads,
+            epochs=optim.epochs,
+            wall_s=wall,
+            epoch_s=epoch_s,
+            images=images,
+            images_per_s=images / wall if wall > 0 else 0.0,
+            loss=losses,
+            train_accuracy=accs,
+        )
         return model, stats
 
     def _predict(self, model) -> np.ndarray:  # noqa: ANN001
-        batches = eval_batches(self.data.test_images, self.data.test_labels,
-                               self.spec.measure.eval_batch_size)
+        batches = eval_batches(
+            self.data.test_images, self.data.test_labels, self.spec.measure.eval_batch_size
+        )
         return np.concatenate([self.fw.predict(model, b.images) for b in batches])
 
     def _accuracy(self, logits: np.ndarray, model, compare: bool) -> AccuracyStats:  # noqa: ANN001
@@ -206,42 +245,67 @@ class Study:
         agreement = None
         if compare and getattr(self, "fp32_predictions", None) is not None:
             agreement = float((predictions == self.fp32_predictions).mean())
-        return AccuracyStats(top1=float((predictions == self.data.test_labels).mean()),
-                             n=len(predictions), device=self.fw.device_of(model),
-                             agreement_with_fp32=agreement)
+        return AccuracyStats(
+            top1=float((predictions == self.data.test_labels).mean()),
+            n=len(predictions),
+            device=self.fw.device_of(model),
+            agreement_with_fp32=agreement,
+        )
 
     def _measure(self, model, variant: VariantMetrics, stem: str) -> None:  # noqa: ANN001
         variant.size = self.fw.save(model, self.artifacts, stem)
         for bs in self.spec.measure.latency.batch_sizes:
             images = np.resize(self.data.test_images, (bs, 32, 32, 3))
             call, device = self.fw.latency_call(model, images)
-            run = measure_latency(call, self.spec.measure.latency, batch_size=bs,
-                                  device=device, threads=self.threads)
+            run = measure_latency(
+                call, self.spec.measure.latency, batch_size=bs, device=device, threads=self.threads
+            )
             samples = self.artifacts / f"latency-{stem}-b{bs}.npy"
             np.save(samples, run.samples_ms)
-            variant.latency.append(run.stats.model_copy(
-                update={"samples_file": str(samples.relative_to(self.out_dir))}))
-            events.emit("latency", phase=stem, batch_size=bs, p50_ms=run.stats.p50_ms,
-                        device=device)
+            variant.latency.append(
+                run.stats.model_copy(
+                    update={"samples_file": str(samples.relative_to(self.out_dir))}
+                )
+            )
+            events.emit(
+                "latency", phase=stem, batch_size=bs, p50_ms=run.stats.p50_ms, device=device
+            )
 
     # ------------------------------------------------------------ bookkeeping
     def _new_metrics(self, device: DeviceInfo, threads: int) -> MetricsFile:
         d = self.data
         return MetricsFile(
-            framework=self.fw.name, status="running", run_id=self.run_id,
-            spec_name=self.spec.name, spec_digest=self.spec.digest(), seed=self.spec.seed,
-            started_at=now_iso(), updated_at=now_iso(),
+            framework=self.fw.name,
+            status="running",
+            run_id=self.run_id,
+            spec_name=self.spec.name,
+            spec_digest=self.spec.digest(),
+            seed=self.spec.seed,
+            started_at=now_iso(),
+            updated_at=now_iso(),
             provenance=Provenance(
-                harness_version=__version__, framework_versions=self.fw.versions(),
-                python=system.python_version(), platform=system.platform_string(),
-                hostname=system.hostname(), runtime=self.runtime,
-                cpu_model=system.cpu_model(), cpu_flags=system.cpu_flags(),
-                cpu_count=system.usable_cpus(), threads=threads,
+                harness_version=__version__,
+                framework_versions=self.fw.versions(),
+                python=system.python_version(),
+                platform=system.platform_string(),
+                hostname=system.hostname(),
+                runtime=self.runtime,
+                cpu_model=system.cpu_model(),
+                cpu_flags=system.cpu_flags(),
+                cpu_count=system.usable_cpus(),
+                threads=threads,
                 device=device.train_device + (f" ({device.gpu})" if device.gpu else ""),
-                gpu=device.gpu, cuda=device.cuda, cudnn=device.cudnn,
+                gpu=device.gpu,
+                cuda=device.cuda,
+                cudnn=device.cudnn,
             ),
-            dataset=DatasetInfo(path=str(d.root), kind=d.kind, train_images=len(d.train_labels),
-                                test_images=len(d.test_labels), digest=d.digest),
+            dataset=DatasetInfo(
+                path=str(d.root),
+                kind=d.kind,
+                train_images=len(d.train_labels),
+                test_images=len(d.test_labels),
+                digest=d.digest,
+            ),
         )
 
     def _save(self) -> None:

@@ -12,11 +12,11 @@ import copy
 import hashlib
 import json
 import os
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import SpecError
@@ -152,7 +152,7 @@ class ExperimentSpec(_Section):
     pytorch: PyTorchSpec = PyTorchSpec()
 
     def digest(self) -> str:
-        """A short, stable hash of every field: two results with the same digest ran the same spec."""
+        """A short, stable hash of every field: equal digests mean the same spec."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -161,6 +161,7 @@ class ExperimentSpec(_Section):
 
 
 # ---------------------------------------------------------------- loading
+
 
 def _preset_dict(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if name not in PRESETS:
@@ -206,13 +207,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise SpecError(f"override '{text}' is not of the form section.key=value",
-                        "write it like --set train.epochs=3")
+        raise SpecError(
+            f"override '{text}' is not of the form section.key=value",
+            "write it like --set train.epochs=3",
+        )
     value = value.strip()
     try:
         parsed: Any = json.loads(value)
     except json.JSONDecodeError:
-        parsed = {"none": None, "null": None, "true": True, "false": False}.get(value.lower(), value)
+        parsed = {"none": None, "null": None, "true": True, "false": False}.get(
+            value.lower(), value
+        )
     return key.split("."), parsed
 
 
@@ -224,8 +229,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         for part in path[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise SpecError(f"override '{text}': '{part}' is not a section",
-                                "override a field inside a section, e.g. train.epochs")
+                raise SpecError(
+                    f"override '{text}': '{part}' is not a section",
+                    "override a field inside a section, e.g. train.epochs",
+                )
             node = child
         node[path[-1]] = value
     return out
@@ -245,7 +252,10 @@ def _explain(exc: ValidationError) -> tuple[str, str]:
         return f"unknown spec key '{where}'", "check the spelling against docs/spec.md"
     given = first.get("input")
     shown = "" if isinstance(given, dict) else f" (got {given!r})"
-    return f"invalid spec value for '{where}': {first['msg']}{shown}", "see docs/spec.md for allowed values"
+    return (
+        f"invalid spec value for '{where}': {first['msg']}{shown}",
+        "see docs/spec.md for allowed values",
+    )
 
 
 def build_spec(

@@ -26,7 +26,7 @@ class Batch:
 
 
 class TrainStream:
-    """Shuffled, augmented training batches; ``epoch(e)`` is a pure function of (seed, purpose, e)."""
+    """Shuffled, augmented training batches; ``epoch(e)`` depends only on (seed, purpose, e)."""
 
     def __init__(
         self,
@@ -48,7 +48,7 @@ class TrainStream:
         self._padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0))) if pad else images
 
     def __len__(self) -> int:
-        """Batches per epoch. The last partial batch is dropped (BatchNorm dislikes tiny batches)."""
+        """Batches per epoch; the last partial batch is dropped (BatchNorm dislikes tiny ones)."""
         return len(self.images) // self.batch_size
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
@@ -85,7 +85,9 @@ def calibration_indices(n_train: int, samples: int, seed: int) -> np.ndarray:
     return np.sort(rng.permutation(n_train)[:samples])
 
 
-def normalize_nhwc(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+def normalize_nhwc(
+    images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]
+) -> np.ndarray:
     """uint8 NHWC -> float32 NHWC, (x/255 - mean)/std. The reference both runners must match."""
     scale = np.float32(1 / 255)
     m = np.asarray(mean, np.float32)

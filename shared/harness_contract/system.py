@@ -9,8 +9,20 @@ import sys
 
 # The features that decide which int8 kernels run (VNNI/AMX) and how fast fp32 is.
 _INTERESTING_FLAGS = (
-    "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
-    "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "sve",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "asimd",
+    "sve",
 )
 
 

@@ -17,9 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch  # noqa: F401
     except ImportError:
-        print("error: PyTorch is not installed in this environment; "
-              "install it with: pip install -e '.[pytorch]' (torch 2.13.0, torchao 0.18.0)",
-              file=sys.stderr)
+        print(
+            "error: PyTorch is not installed in this environment; "
+            "install it with: pip install -e '.[pytorch]' (torch 2.13.0, torchao 0.18.0)",
+            file=sys.stderr,
+        )
         return 2
     return run(_framework, argv, prog="python -m torch_runner")
 

@@ -67,5 +67,7 @@ def build_model(net: ResNetDef, weights: dict[str, np.ndarray]) -> CifarResNet:
         raise AssertionError(f"weights do not fit the model: missing {missing}, extra {unexpected}")
     count = sum(p.numel() for p in model.parameters())
     if count != net.parameter_count():
-        raise AssertionError(f"model has {count} parameters, the table says {net.parameter_count()}")
+        raise AssertionError(
+            f"model has {count} parameters, the table says {net.parameter_count()}"
+        )
     return model

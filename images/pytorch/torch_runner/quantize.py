@@ -89,7 +89,9 @@ class PT2EFlow:
         dynamic = ({0: torch.export.Dim.DYNAMIC},)
         return torch.export.export(model, _example(), dynamic_shapes=dynamic).module()
 
-    def ptq(self, fp32: nn.Module, calibration: Sequence[torch.Tensor]) -> tuple[Int8Model, ConversionStats]:
+    def ptq(
+        self, fp32: nn.Module, calibration: Sequence[torch.Tensor]
+    ) -> tuple[Int8Model, ConversionStats]:
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
         model = copy.deepcopy(fp32).cpu().eval()
@@ -100,9 +102,14 @@ class PT2EFlow:
                 prepared(batch)
         t1 = time.perf_counter()
         int8, ops = self._convert(prepared, _count_params(fp32))
-        stats = ConversionStats(flow=self.name, device="cpu", calibration_samples=sum(len(b) for b in calibration),
-                                calibration_s=t1 - t0, conversion_s=time.perf_counter() - t1,
-                                quantized_ops=ops)
+        stats = ConversionStats(
+            flow=self.name,
+            device="cpu",
+            calibration_samples=sum(len(b) for b in calibration),
+            calibration_s=t1 - t0,
+            conversion_s=time.perf_counter() - t1,
+            quantized_ops=ops,
+        )
         return int8, stats
 
     def prepare_qat(self, fp32: nn.Module, device: torch.device) -> nn.Module:
@@ -120,8 +127,9 @@ class PT2EFlow:
         t0 = time.perf_counter()
         model = move_exported_model_to_eval(qat.cpu())
         int8, ops = self._convert(model, parameters)
-        return int8, ConversionStats(flow=self.name, device="cpu",
-                                     conversion_s=time.perf_counter() - t0, quantized_ops=ops)
+        return int8, ConversionStats(
+            flow=self.name, device="cpu", conversion_s=time.perf_counter() - t0, quantized_ops=ops
+        )
 
     def _convert(self, prepared: nn.Module, parameters: int) -> tuple[Int8Model, list[str]]:
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
@@ -129,7 +137,9 @@ class PT2EFlow:
         converted = convert_pt2e(prepared)
         _drop_unused_attributes(converted)
         lowered = _lower_to_x86(converted)
-        return Int8Model(lowered, converted, self.name, parameters), _require_int8(lowered, self.name)
+        return Int8Model(lowered, converted, self.name, parameters), _require_int8(
+            lowered, self.name
+        )
 
 
 def _drop_unused_attributes(gm: torch.fx.GraphModule) -> None:
@@ -157,12 +167,14 @@ def _lower_to_x86(converted: torch.fx.GraphModule) -> nn.Module:
     from torch._inductor.fx_passes.freezing_patterns import freezing_passes
 
     decompositions = {
-        op: fn for op, fn in torch.export.default_decompositions().items()
+        op: fn
+        for op, fn in torch.export.default_decompositions().items()
         if torch._export.utils._is_cia_op(op)
     }
     with torch.no_grad():
-        exported = torch.export.export(converted, _example(), strict=True,
-                                       dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
+        exported = torch.export.export(
+            converted, _example(), strict=True, dynamic_shapes=({0: torch.export.Dim.DYNAMIC},)
+        )
         lowered = exported.run_decompositions(decompositions).module()
         _transpose_as_permute(lowered)
         freezing_passes(lowered, _example())
@@ -175,7 +187,9 @@ def _transpose_as_permute(gm: torch.fx.GraphModule) -> None:
     for node in list(gm.graph.nodes):
         if node.target == torch.ops.aten.t.default:
             with gm.graph.inserting_before(node):
-                perm = gm.graph.call_function(torch.ops.aten.permute.default, (node.args[0], [1, 0]))
+                perm = gm.graph.call_function(
+                    torch.ops.aten.permute.default, (node.args[0], [1, 0])
+                )
             node.replace_all_uses_with(perm)
             gm.graph.erase_node(node)
     gm.graph.lint()
@@ -197,7 +211,9 @@ class FXFlow:
             warnings.simplefilter("ignore", DeprecationWarning)
             return fn(*args)
 
-    def ptq(self, fp32: nn.Module, calibration: Sequence[torch.Tensor]) -> tuple[Int8Model, ConversionStats]:
+    def ptq(
+        self, fp32: nn.Module, calibration: Sequence[torch.Tensor]
+    ) -> tuple[Int8Model, ConversionStats]:
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import prepare_fx
 
@@ -209,9 +225,14 @@ class FXFlow:
                 prepared(batch)
         t1 = time.perf_counter()
         int8, ops = self._convert(prepared, _count_params(fp32))
-        stats = ConversionStats(flow=self.name, device="cpu", calibration_samples=sum(len(b) for b in calibration),
-                                calibration_s=t1 - t0, conversion_s=time.perf_counter() - t1,
-                                quantized_ops=ops)
+        stats = ConversionStats(
+            flow=self.name,
+            device="cpu",
+            calibration_samples=sum(len(b) for b in calibration),
+            calibration_s=t1 - t0,
+            conversion_s=time.perf_counter() - t1,
+            quantized_ops=ops,
+        )
         return int8, stats
 
     def prepare_qat(self, fp32: nn.Module, device: torch.device) -> nn.Module:
@@ -219,20 +240,25 @@ class FXFlow:
         from torch.ao.quantization.quantize_fx import prepare_qat_fx
 
         model = copy.deepcopy(fp32).cpu().train()
-        prepared = self._quietly(prepare_qat_fx, model, get_default_qat_qconfig_mapping("x86"), _example())
+        prepared = self._quietly(
+            prepare_qat_fx, model, get_default_qat_qconfig_mapping("x86"), _example()
+        )
         return prepared.to(device)
 
     def convert_qat(self, qat: nn.Module, parameters: int) -> tuple[Int8Model, ConversionStats]:
         t0 = time.perf_counter()
         int8, ops = self._convert(qat.cpu().eval(), parameters)
-        return int8, ConversionStats(flow=self.name, device="cpu",
-                                     conversion_s=time.perf_counter() - t0, quantized_ops=ops)
+        return int8, ConversionStats(
+            flow=self.name, device="cpu", conversion_s=time.perf_counter() - t0, quantized_ops=ops
+        )
 
     def _convert(self, prepared: nn.Module, parameters: int) -> tuple[Int8Model, list[str]]:
         from torch.ao.quantization.quantize_fx import convert_fx
 
         converted = self._quietly(convert_fx, prepared)
-        return Int8Model(converted, converted, self.name, parameters), _require_int8(converted, self.name)
+        return Int8Model(converted, converted, self.name, parameters), _require_int8(
+            converted, self.name
+        )
 
 
 FLOWS = {"pt2e": PT2EFlow, "fx": FXFlow}

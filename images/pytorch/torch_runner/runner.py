@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,10 +31,8 @@ class TorchFramework(Framework):
 
     def versions(self) -> dict[str, str]:
         out = {"torch": torch.__version__, "numpy": np.__version__}
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out["torchao"] = importlib.metadata.version("torchao")
-        except importlib.metadata.PackageNotFoundError:
-            pass
         return out
 
     def setup(self, spec: ExperimentSpec, threads: int) -> DeviceInfo:
@@ -47,15 +46,21 @@ class TorchFramework(Framework):
         if self.device.type != "cuda":
             return DeviceInfo(train_device="cpu")
         props = torch.cuda.get_device_properties(self.device)
-        return DeviceInfo(train_device=str(self.device), gpu=props.name, cuda=torch.version.cuda,
-                          cudnn=str(torch.backends.cudnn.version()))
+        return DeviceInfo(
+            train_device=str(self.device),
+            gpu=props.name,
+            cuda=torch.version.cuda,
+            cudnn=str(torch.backends.cudnn.version()),
+        )
 
     @staticmethod
     def _pick_device(requested: str) -> torch.device:
         has_cuda = torch.cuda.is_available()
         if requested == "cuda" and not has_cuda:
-            raise HarnessError("the spec asks for device 'cuda' but PyTorch sees no CUDA GPU",
-                               "use --device cpu (or auto), or run on a machine with CUDA")
+            raise HarnessError(
+                "the spec asks for device 'cuda' but PyTorch sees no CUDA GPU",
+                "use --device cpu (or auto), or run on a machine with CUDA",
+            )
         return torch.device("cuda:0") if requested != "cpu" and has_cuda else CPU
 
     # ------------------------------------------------------------ fp32
@@ -101,8 +106,12 @@ class TorchFramework(Framework):
         path = directory / f"{stem}.pt"
         state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
         torch.save(state, path)
-        return SizeStats(bytes=path.stat().st_size, format="state_dict", file=path.name,
-                         parameters=self.net.parameter_count())
+        return SizeStats(
+            bytes=path.stat().st_size,
+            format="state_dict",
+            file=path.name,
+            parameters=self.net.parameter_count(),
+        )
 
     def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
         net, device = self._runnable(model)
@@ -128,6 +137,8 @@ class TorchFramework(Framework):
     def variant_notes(self, variant: str, device: DeviceInfo) -> list[str]:
         if variant == "baseline" or device.train_device == "cpu":
             return []
-        return [f"int8 inference is CPU-only in PyTorch (x86 int8 kernels): this variant's "
-                f"accuracy and latency were taken on cpu, while training ran on "
-                f"{device.train_device}"]
+        return [
+            f"int8 inference is CPU-only in PyTorch (x86 int8 kernels): this variant's "
+            f"accuracy and latency were taken on cpu, while training ran on "
+            f"{device.train_device}"
+        ]

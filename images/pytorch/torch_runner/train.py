@@ -13,11 +13,16 @@ from .tensors import Normalizer
 
 
 class SGDTrainer(Trainer):
-    def __init__(self, model: nn.Module, optim: OptimSpec, device: torch.device,
-                 normalize: Normalizer) -> None:
+    def __init__(
+        self, model: nn.Module, optim: OptimSpec, device: torch.device, normalize: Normalizer
+    ) -> None:
         self.model, self.device, self.normalize = model, device, normalize
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=optim.lr, momentum=optim.momentum,
-                                         weight_decay=optim.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=optim.lr,
+            momentum=optim.momentum,
+            weight_decay=optim.weight_decay,
+        )
         self.loss_fn = nn.CrossEntropyLoss()
         self.clip = optim.grad_clip_norm
         self._reset()
