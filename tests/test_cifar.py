@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from harness_contract.cifar import (
     BATCH_FILES_TRAIN,
     META_FILE,

@@ -7,6 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from harness.report import (
+    ReportPaths,
+    collect,
+    markdown_table,
+    render_markdown,
+    results_frame,
+    write_report,
+)
 from harness_contract.errors import HarnessError
 from harness_contract.metrics import (
     AccuracyStats,
@@ -20,15 +29,6 @@ from harness_contract.metrics import (
     TrainingStats,
     VariantMetrics,
     write_metrics,
-)
-
-from harness.report import (
-    ReportPaths,
-    collect,
-    markdown_table,
-    render_markdown,
-    results_frame,
-    write_report,
 )
 
 MIB = 2**20

@@ -112,6 +112,7 @@ class LocalBackend(Backend):
     ) -> None:  # noqa: ANN001
         for line in _lines(proc):
             log.write(line)
+            log.flush()  # so `tail -f runner.log` follows a long run
             event = events.parse(line)
             if event is None:
                 if line.strip():

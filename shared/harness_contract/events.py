@@ -16,8 +16,16 @@ MARKER = "@@harness-event "
 
 def emit(kind: str, stream: TextIO | None = None, **fields: Any) -> None:
     out = stream or sys.stdout
-    out.write(MARKER + json.dumps({"event": kind, **fields}) + "\n")
+    payload = {**fields, "event": kind}
+    out.write(MARKER + json.dumps(payload, default=_plain) + "\n")
     out.flush()
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (a loss read off an array) become plain numbers."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot send {type(value).__name__} in an event")
 
 
 def parse(line: str) -> dict[str, Any] | None:

@@ -26,7 +26,8 @@ PRESETS = ("paper", "quick", "smoke")
 
 class _Section(BaseModel):
     # Unknown keys are errors: a typo must never silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Numbers given for a text field (`--set name=2024`) stay text.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
 
 
 class ModelSpec(_Section):
@@ -121,6 +122,8 @@ class LatencySpec(_Section):
             raise ValueError("measure.latency.batch_sizes must be a non-empty list of sizes >= 1")
         if self.max_count < self.min_count:
             raise ValueError("measure.latency.max_count must be >= min_count")
+        if self.max_seconds < self.min_seconds:
+            raise ValueError("measure.latency.max_seconds must be >= min_seconds")
         return self
 
 

@@ -8,12 +8,14 @@ conv OIHW, dense (out, in)); runners convert layouts, never values.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 
 from .architecture import ResNetDef, resnet18
+from .atomic import write_bytes_atomic
 from .spec import ModelSpec
 
 _WEIGHT_STREAM = 7  # sub-stream id, distinct from the input stream's
@@ -62,7 +64,10 @@ def weights_digest(weights: dict[str, np.ndarray]) -> str:
 
 
 def save_weights(path: Path, weights: dict[str, np.ndarray]) -> None:
-    np.savez(path, **weights)
+    # Through a buffer: np.savez would append ".npz" to the name, and the write is atomic.
+    buffer = io.BytesIO()
+    np.savez(buffer, **weights)
+    write_bytes_atomic(Path(path), buffer.getvalue())
 
 
 def load_weights(path: Path) -> dict[str, np.ndarray]:

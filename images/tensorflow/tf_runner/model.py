@@ -1,0 +1,99 @@
+"""The CIFAR ResNet18 as a functional tf_keras model, built from the shared architecture table.
+
+Layer names are the canonical names with '.' replaced by '_' (``stages_1_0_conv1``,
+its BatchNorm ``stages_1_0_conv1_bn``), so canonical weights map onto layers by name.
+The graph stays plain (Conv2D, BatchNormalization, ReLU, Add layers) because that is
+what ``tfmot.quantization.keras.quantize_model`` accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tf_keras as keras
+
+from harness_contract.architecture import BlockDef, ConvDef, ResNetDef
+
+# PyTorch's BatchNorm2d defaults: eps 1e-5, running stats updated with 0.1 of the batch
+# (Keras' momentum is the share kept: 1 - 0.1).
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9
+
+KTensor = Any  # tf_keras' symbolic KerasTensor, which it does not export publicly
+
+
+def layer_name(canonical: str) -> str:
+    return canonical.replace(".", "_")
+
+
+def _conv(c: ConvDef, x: KTensor) -> KTensor:
+    name = layer_name(c.name)
+    if c.kernel > 1:
+        # Keras' padding="same" pads a stride-2 conv only at the bottom/right; PyTorch pads
+        # kernel // 2 on every side. Explicit zero padding + "valid" matches PyTorch exactly.
+        x = keras.layers.ZeroPadding2D(c.kernel // 2, name=f"{name}_pad")(x)
+    x = keras.layers.Conv2D(c.out_ch, c.kernel, c.stride, padding="valid", use_bias=c.bias,
+                            kernel_initializer="zeros", name=name)(x)
+    if c.bn:
+        x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
+                                            name=f"{name}_bn")(x)
+    return x
+
+
+def _block(b: BlockDef, x: KTensor) -> KTensor:
+    name = layer_name(b.name)
+    out = keras.layers.ReLU(name=f"{name}_relu1")(_conv(b.conv1, x))
+    out = _conv(b.conv2, out)
+    shortcut = _conv(b.shortcut, x) if b.shortcut is not None else x
+    out = keras.layers.Add(name=f"{name}_add")([out, shortcut])
+    return keras.layers.ReLU(name=f"{name}_relu2")(out)
+
+
+def build_graph(net: ResNetDef) -> keras.Model:
+    """The model's layers, NHWC float input (normalized outside the model, as in PyTorch)."""
+    inputs = keras.Input((32, 32, 3), name="images")
+    x = keras.layers.ReLU(name="stem_relu")(_conv(net.stem, inputs))
+    for b in net.blocks:
+        x = _block(b, x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = keras.layers.Dense(net.num_classes, kernel_initializer="zeros", name="fc")(x)
+    return keras.Model(inputs, logits, name="cifar_resnet18")
+
+
+def canonical_to_keras(net: ResNetDef, weights: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Layer name -> that layer's weights in Keras order and layout (HWIO, (in, out))."""
+    out: dict[str, list[np.ndarray]] = {}
+    for c in net.convs():
+        kernel = weights[f"{c.name}.weight"].transpose(2, 3, 1, 0)  # OIHW -> HWIO
+        out[layer_name(c.name)] = [kernel] + ([weights[f"{c.name}.bias"]] if c.bias else [])
+        if c.bn:
+            bn = f"{c.name}_bn"
+            out[layer_name(bn)] = [weights[f"{bn}.{k}"] for k in
+                                   ("weight", "bias", "running_mean", "running_var")]
+    out["fc"] = [weights["fc.weight"].T, weights["fc.bias"]]
+    return out
+
+
+def load_canonical(model: keras.Model, net: ResNetDef, weights: dict[str, np.ndarray]) -> None:
+    by_layer = canonical_to_keras(net, weights)
+    with_weights = {layer.name for layer in model.layers if layer.weights}
+    if set(by_layer) != with_weights:
+        raise AssertionError(f"weights do not fit the model: missing "
+                             f"{sorted(with_weights - set(by_layer))}, "
+                             f"extra {sorted(set(by_layer) - with_weights)}")
+    for name, tensors in by_layer.items():
+        model.get_layer(name).set_weights([np.ascontiguousarray(t) for t in tensors])
+
+
+def trainable_parameters(model: keras.Model) -> int:
+    return int(sum(np.prod(v.shape) for v in model.trainable_weights))
+
+
+def build_model(net: ResNetDef, weights: dict[str, np.ndarray]) -> keras.Model:
+    model = build_graph(net)
+    load_canonical(model, net, weights)
+    count = trainable_parameters(model)
+    if count != net.parameter_count():
+        raise AssertionError(f"model has {count} parameters, the table says {net.parameter_count()}")
+    return model

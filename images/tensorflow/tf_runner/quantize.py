@@ -1,0 +1,180 @@
+"""Static int8 quantization of the fp32 Keras model, run through the LiteRT interpreter.
+
+* PTQ: ``TFLiteConverter.from_keras_model`` with a representative dataset (the shared
+  calibration batches), full-integer: int8 kernels only, int8 input and output.
+* QAT: ``tfmot.quantization.keras.quantize_model`` on a copy of the fp32 model, fine-tuned
+  by the same trainer as the baseline, then converted the same way (its ranges come from
+  training, so no representative dataset).
+
+Either way the result is checked to really contain int8 kernels. TensorFlow cannot run
+an int8 model natively: the .tflite bytes run in the LiteRT interpreter, on CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from harness_contract.metrics import ConversionStats
+
+from .model import trainable_parameters
+
+PTQ_FLOW = "tflite-full-int8"
+QAT_FLOW = "tfmot-qat-tflite-full-int8"
+
+
+def interpreter_class() -> tuple[type, str]:
+    """LiteRT's interpreter (tf.lite.Interpreter is deprecated), else tf.lite's."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return tf.lite.Interpreter, "tf.lite.Interpreter (fallback: ai_edge_litert missing)"
+    return Interpreter, "ai_edge_litert.interpreter"
+
+
+@dataclass
+class Int8Model:
+    """A full-integer .tflite model and one interpreter per batch size it was asked to run."""
+
+    tflite: bytes
+    flow: str
+    parameters: int
+    threads: int
+    _interpreters: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    def interpreter(self, batch: int) -> Any:
+        if batch not in self._interpreters:
+            cls, _ = interpreter_class()
+            interp = cls(model_content=self.tflite, num_threads=self.threads)
+            interp.resize_tensor_input(interp.get_input_details()[0]["index"], [batch, 32, 32, 3])
+            interp.allocate_tensors()
+            self._interpreters[batch] = interp
+        return self._interpreters[batch]
+
+    def prepared(self, images: np.ndarray) -> Any:
+        """An interpreter for this batch with the (quantized) images already set as its input."""
+        interp = self.interpreter(len(images))
+        detail = interp.get_input_details()[0]
+        interp.set_tensor(detail["index"], _quantize(images, detail))
+        return interp
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """Float logits for normalized float32 NHWC images."""
+        interp = self.prepared(images)
+        interp.invoke()
+        detail = interp.get_output_details()[0]
+        return _dequantize(interp.get_tensor(detail["index"]), detail)
+
+
+def _quantize(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(detail["dtype"])
+    q = np.round(x / np.float32(scale) + zero_point)
+    return np.clip(q, info.min, info.max).astype(detail["dtype"])
+
+
+def _dequantize(q: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    return (q.astype(np.float32) - zero_point) * np.float32(scale)
+
+
+def quantized_ops(tflite: bytes) -> list[str]:
+    """The builtin ops that take int8 tensors: the proof the model really is int8.
+
+    Read from an interpreter that has not allocated tensors yet, so its graph is the
+    model's own ops rather than the XNNPACK delegate that replaces them.
+    """
+    cls, _ = interpreter_class()
+    interp = cls(model_content=tflite)
+    int8 = {t["index"] for t in interp.get_tensor_details() if t["dtype"] == np.int8}
+    found = {op["op_name"] for op in interp._get_ops_details()  # no public op listing
+             if any(i in int8 for i in op["inputs"])}
+    return sorted(f"{name}[int8]" for name in found)
+
+
+def _require_int8(tflite: bytes, flow: str) -> list[str]:
+    ops = quantized_ops(tflite)
+    if not any(op.startswith(("CONV_2D", "FULLY_CONNECTED")) for op in ops):
+        raise RuntimeError(f"{flow} conversion produced a model without int8 conv/dense kernels "
+                           f"(int8 ops found: {ops or 'none'})")
+    return ops
+
+
+def _full_int8(converter: tf.lite.TFLiteConverter) -> tf.lite.TFLiteConverter:
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter
+
+
+def fp32_tflite(model: keras.Model) -> bytes:
+    """The fp32 model as a .tflite, for comparing sizes in one format."""
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+class _DatasetClock:
+    """When the converter started and finished reading the representative dataset."""
+
+    def __init__(self, batches: Sequence[np.ndarray]) -> None:
+        self.batches = batches
+        self.finished: float | None = None
+
+    def __call__(self) -> Iterator[list[np.ndarray]]:
+        for b in self.batches:
+            yield [b]
+        self.finished = time.perf_counter()
+
+
+def ptq(fp32: keras.Model, calibration: Sequence[np.ndarray],
+        threads: int) -> tuple[Int8Model, ConversionStats]:
+    """Calibrate on normalized float32 batches and convert.
+
+    TFLite calibrates inside ``convert()``. Its time is split where the representative
+    dataset is exhausted: ``calibration_s`` is graph conversion + calibration (as PyTorch's
+    is export + prepare + calibration), ``conversion_s`` the quantization that follows.
+    """
+    clock = _DatasetClock(calibration)
+    converter = _full_int8(tf.lite.TFLiteConverter.from_keras_model(fp32))
+    converter.representative_dataset = clock
+    t0 = time.perf_counter()
+    blob = converter.convert()
+    t_end = time.perf_counter()
+    if clock.finished is None:
+        raise RuntimeError("the TFLite converter never read the whole representative dataset")
+    ops = _require_int8(blob, PTQ_FLOW)
+    stats = ConversionStats(flow=PTQ_FLOW, device="cpu",
+                            calibration_samples=sum(len(b) for b in calibration),
+                            calibration_s=clock.finished - t0,
+                            conversion_s=t_end - clock.finished, quantized_ops=ops)
+    return Int8Model(blob, PTQ_FLOW, trainable_parameters(fp32), threads), stats
+
+
+def prepare_qat(fp32: keras.Model) -> keras.Model:
+    """Fake-quantized copy of the fp32 model (same weights); the fp32 model is left as it is."""
+    import tensorflow_model_optimization as tfmot
+
+    clone = keras.models.clone_model(fp32)
+    clone.set_weights(fp32.get_weights())
+    try:
+        return tfmot.quantization.keras.quantize_model(clone)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        # tfmot's message names the offending layer ("Layer <name>:<class> is not supported").
+        raise RuntimeError(f"tfmot cannot quantize the model: {exc}") from exc
+
+
+def convert_qat(qat: keras.Model, parameters: int,
+                threads: int) -> tuple[Int8Model, ConversionStats]:
+    converter = _full_int8(tf.lite.TFLiteConverter.from_keras_model(qat))
+    t0 = time.perf_counter()
+    blob = converter.convert()
+    elapsed = time.perf_counter() - t0
+    ops = _require_int8(blob, QAT_FLOW)
+    stats = ConversionStats(flow=QAT_FLOW, device="cpu", conversion_s=elapsed, quantized_ops=ops)
+    return Int8Model(blob, QAT_FLOW, parameters, threads), stats

@@ -1,0 +1,141 @@
+"""A tiny framework written in numpy, for testing the shared pipeline without torch or TF.
+
+A linear softmax classifier on 8x8-pooled pixels, trained with the same SGD
+semantics the runners use; "int8" is real symmetric per-tensor int8 weights with
+int32 accumulation. Small, but every Framework method does real work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness_contract.framework import DeviceInfo, Framework, Quantized, Trainer
+from harness_contract.metrics import ConversionStats, SizeStats
+from harness_contract.spec import ExperimentSpec, OptimSpec
+
+
+def features(images: np.ndarray) -> np.ndarray:
+    pooled = images.reshape(len(images), 8, 4, 8, 4, 3).mean(axis=(2, 4)) / 255.0
+    return pooled.reshape(len(images), -1).astype(np.float32) - 0.5
+
+
+class Linear:
+    def __init__(self, w: np.ndarray, b: np.ndarray) -> None:
+        self.w, self.b = w, b
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.w + self.b
+
+
+class Int8Linear:
+    def __init__(self, fp32: Linear, input_scale: float) -> None:
+        self.w_scale = float(np.abs(fp32.w).max() / 127) or 1.0
+        self.x_scale = input_scale
+        self.w = np.round(fp32.w / self.w_scale).astype(np.int8)
+        self.b = fp32.b.copy()
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        xq = np.clip(np.round(x / self.x_scale), -128, 127).astype(np.int32)
+        acc = xq @ self.w.astype(np.int32)
+        return acc * (self.x_scale * self.w_scale) + self.b
+
+
+class SGD(Trainer):
+    def __init__(self, model: Linear, optim: OptimSpec) -> None:
+        self.model, self.optim = model, optim
+        self.buf: list[np.ndarray] | None = None
+        self.losses: list[float] = []
+        self.correct = self.seen = 0
+
+    def step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> None:
+        x = features(images)
+        z = self.model.logits(x)
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        self.losses.append(float(-np.log(p[np.arange(len(labels)), labels] + 1e-12).mean()))
+        self.correct += int((z.argmax(1) == labels).sum())
+        self.seen += len(labels)
+        p[np.arange(len(labels)), labels] -= 1
+        grads = [x.T @ p / len(labels), p.mean(0)]
+        params = [self.model.w, self.model.b]
+        grads = [g + self.optim.weight_decay * w for g, w in zip(grads, params, strict=True)]
+        if self.buf is None:
+            self.buf = grads
+        else:
+            self.buf = [self.optim.momentum * b + g for b, g in zip(self.buf, grads, strict=True)]
+        for w, b in zip(params, self.buf, strict=True):
+            w -= lr * b
+
+    def end_epoch(self) -> tuple[float, float]:
+        out = float(np.mean(self.losses)), self.correct / max(self.seen, 1)
+        self.losses, self.correct, self.seen = [], 0, 0
+        return out
+
+
+class NumpyFramework(Framework):
+    name = "numpy"
+
+    def versions(self) -> dict[str, str]:
+        return {"numpy": np.__version__}
+
+    def setup(self, spec: ExperimentSpec, threads: int) -> DeviceInfo:
+        self.rng = np.random.default_rng(spec.seed)
+        return DeviceInfo(train_device="cpu")
+
+    def build(self, weights: dict[str, np.ndarray]) -> Linear:
+        # The shared ResNet weights don't fit a linear model: take the fc bias as a
+        # witness that the shared weights arrive, and start the weights at zero.
+        return Linear(np.zeros((192, 10), np.float32), weights["fc.bias"].copy())
+
+    def trainer(self, model: Linear, optim: OptimSpec) -> Trainer:
+        return SGD(model, optim)
+
+    def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
+        return model.logits(features(images))
+
+    def device_of(self, model: Any) -> str:
+        return "cpu"
+
+    def quantize_ptq(self, model: Linear, calibration: Sequence[np.ndarray]) -> Quantized:
+        t0 = time.perf_counter()
+        peak = max(float(np.abs(features(b)).max()) for b in calibration)
+        t1 = time.perf_counter()
+        q = Int8Linear(model, peak / 127)
+        stats = ConversionStats(
+            flow="numpy-int8",
+            device="cpu",
+            calibration_samples=sum(len(b) for b in calibration),
+            calibration_s=t1 - t0,
+            conversion_s=time.perf_counter() - t1,
+            quantized_ops=["int8 matmul"],
+        )
+        return Quantized(q, stats)
+
+    def prepare_qat(self, model: Linear) -> Linear:
+        return Linear(model.w.copy(), model.b.copy())
+
+    def convert_qat(self, model: Linear) -> Quantized:
+        t0 = time.perf_counter()
+        q = Int8Linear(model, 0.5 / 127)
+        stats = ConversionStats(
+            flow="numpy-int8",
+            device="cpu",
+            conversion_s=time.perf_counter() - t0,
+            quantized_ops=["int8 matmul"],
+        )
+        return Quantized(q, stats)
+
+    def save(self, model: Any, directory: Path, stem: str) -> SizeStats:
+        path = directory / f"{stem}.npz"
+        np.savez(path, w=model.w, b=model.b)
+        return SizeStats(bytes=path.stat().st_size, format="npz", parameters=192 * 10 + 10,
+                         file=path.name)
+
+    def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
+        x = features(images)
+        return (lambda: model.logits(x)), "cpu"
