@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -51,6 +52,7 @@ def _overrides(sets: list[str] | None, device: str | None, threads: int | None) 
 
 
 def _study(
+    command: str,
     frameworks: str,
     preset: str,
     spec_file: Path | None,
@@ -81,41 +83,40 @@ def _study(
                 "drop --spec/--set/--device/--threads when resuming",
             )
         run = open_run(resume)
+        spec = run.spec
     else:
         from harness_contract.spec import build_spec
 
         spec = build_spec(preset, spec_file, _overrides(sets, device, threads))
         run = None
-    spec = run.spec if run else spec
     choice = choose_data(data, spec)
-    run = run or create_run(results, spec, run_id)
+    if run is None:
+        run = create_run(results, spec, run_id)
     with RunDisplay() as display:
         display.say(
             f"run [bold]{run.path}[/] · preset {spec.name} · spec {spec.digest()} · "
             f"backend {backend.name} · data {choice.path} ({choice.origin})"
         )
         launched = run_frameworks(run, chosen, backend, choice.path, display, timeout)
-    code = _render(run.path)
+    _render(run.path)
     print_summary(run.path)
     failed = [r for r in launched if r.outcome != "complete"]
     if any(r.outcome == "interrupted" for r in launched):
         _fail(
             f"interrupted; completed results are kept in {run.path}; "
-            f"finish with: harness compare --resume {run.path}",
+            f"finish with: harness {command} --resume {run.path}",
             130,
         )
     if failed:
         names = ", ".join(f"{r.framework} ({r.message})" for r in failed)
         _fail(f"not every framework finished: {names}", 1)
-    raise typer.Exit(code)
 
 
-def _render(run_dir: Path) -> int:
+def _render(run_dir: Path) -> None:
     from .report import write_report
 
     paths = write_report(run_dir)
     typer.echo(f"report: {paths.md}\nresults: {paths.csv}")
-    return 0
 
 
 def _fail(message: str, code: int) -> None:
@@ -142,6 +143,7 @@ def compare(
 ) -> None:
     """Run every framework on one spec, then write the merged report."""
     _study(
+        f"compare --frameworks {frameworks}",
         frameworks,
         preset,
         spec,
@@ -174,6 +176,7 @@ def run(
 ) -> None:
     """Run one framework alone (same layout and report as compare)."""
     _study(
+        f"run {framework}",
         framework,
         preset,
         spec,
@@ -273,8 +276,16 @@ _UsageError = _base_class(typer.BadParameter, "UsageError")
 _ClickException = _base_class(typer.BadParameter, "ClickException")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Every error a user can cause ends as one line and a non-zero exit, never a traceback."""
+    # Ctrl-C and `kill` both stop a run cleanly: the runner gets time to save its
+    # finished phases. (A shell starts background jobs with SIGINT ignored; undo that.)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app(args=argv, prog_name="harness", standalone_mode=False)
     except HarnessError as exc:

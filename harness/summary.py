@@ -25,9 +25,14 @@ def print_summary(run_dir: Path, console: Console | None = None) -> None:
             _fmt(row, "accuracy_pct", 1),
             _fmt(row, "size_mib", 2),
             _fmt(row, "latency_b1_p50_ms", 2),
-            str(row.get("latency_device") or "—"),
+            _text(row, "latency_device"),
         )
     (console or Console()).print(table)
+
+
+def _text(row, column: str) -> str:  # noqa: ANN001
+    value = row.get(column)
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def _fmt(row, column: str, digits: int) -> str:  # noqa: ANN001

@@ -67,6 +67,7 @@ class LocalBackend(Backend):
                 bufsize=1,
                 env=env,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
             return self._supervise(proc, request, log, on_event)
 
@@ -153,6 +154,15 @@ class LocalBackend(Backend):
     @staticmethod
     def _result(request: LaunchRequest, outcome, code, message: str) -> LaunchResult:  # noqa: ANN001
         return LaunchResult(request.framework.name, outcome, code, message, request.log_path)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the runner if the host dies (even by SIGKILL), so no study is orphaned."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _lines(proc: subprocess.Popen) -> Iterator[str]:

@@ -106,9 +106,12 @@ def _require_int8(tflite: bytes, flow: str) -> list[str]:
     return ops
 
 
-def _full_int8(converter: tf.lite.TFLiteConverter) -> tf.lite.TFLiteConverter:
+def _full_int8(converter: tf.lite.TFLiteConverter, *, calibrated: bool) -> tf.lite.TFLiteConverter:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if calibrated:
+        # Fail rather than fall back to float kernels for an op it cannot quantize. (A QAT
+        # model carries its own ranges; the converter refuses this flag without a dataset.)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     return converter
@@ -141,7 +144,7 @@ def ptq(fp32: keras.Model, calibration: Sequence[np.ndarray],
     is export + prepare + calibration), ``conversion_s`` the quantization that follows.
     """
     clock = _DatasetClock(calibration)
-    converter = _full_int8(tf.lite.TFLiteConverter.from_keras_model(fp32))
+    converter = _full_int8(tf.lite.TFLiteConverter.from_keras_model(fp32), calibrated=True)
     converter.representative_dataset = clock
     t0 = time.perf_counter()
     blob = converter.convert()
@@ -171,7 +174,7 @@ def prepare_qat(fp32: keras.Model) -> keras.Model:
 
 def convert_qat(qat: keras.Model, parameters: int,
                 threads: int) -> tuple[Int8Model, ConversionStats]:
-    converter = _full_int8(tf.lite.TFLiteConverter.from_keras_model(qat))
+    converter = _full_int8(tf.lite.TFLiteConverter.from_keras_model(qat), calibrated=False)
     t0 = time.perf_counter()
     blob = converter.convert()
     elapsed = time.perf_counter() - t0
