@@ -1,332 +1,16 @@
-"""Turn a run's per-framework ``metrics.json`` files into ``results.csv`` and ``report.md``.
-
-Imports pandas and the shared contract only: the report must render on a host with
-no framework installed. Every figure keeps the device and threads it was taken with,
-so a reader never compares unlike measurements without being told.
-"""
+"""report.md: status first, then the paper's tables (I-III), latency, memory, provenance."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from harness_contract.atomic import write_text_atomic
-from harness_contract.errors import HarnessError
-from harness_contract.metrics import VARIANTS, MetricsFile, VariantMetrics, read_metrics
+from harness_contract.metrics import VARIANTS, MetricsFile
 
-MIB = 2**20
-MISSING = "—"
-RUN_HINT = "run `harness compare` or `harness run FRAMEWORK` first"
-
-# Columns before and after the per-batch-size latency block, in CSV order.
-LEADING_COLUMNS = [
-    "framework",
-    "variant",
-    "precision",
-    "status",
-    "reason",
-    "quant_flow",
-    "accuracy_pct",
-    "agreement_with_fp32_pct",
-    "accuracy_n",
-    "accuracy_device",
-    "size_mib",
-    "size_format",
-    "parameters",
-    "size_reduction_pct",
-    "train_s",
-    "train_epochs",
-    "images_per_s",
-    "qat_time_increase_pct",
-    "qat_time_increase_total_pct",
-    "train_device",
-    "train_threads",
-    "calibration_s",
-    "calibration_samples",
-    "conversion_s",
-    "conversion_device",
-]
-TRAILING_COLUMNS = [
-    "latency_device",
-    "latency_threads",
-    "peak_rss_mib",
-    "peak_gpu_mib",
-    "framework_versions",
-    "cpu_model",
-    "device",
-    "threads",
-    "spec_name",
-    "spec_digest",
-    "seed",
-    "dataset_kind",
-    "run_status",
-]
-LATENCY_FIELDS = ("p50_ms", "p90_ms", "p99_ms", "per_sample_p50_ms", "n")
-# Counts stay integers in the CSV even when some rows lack them.
-COUNT_COLUMNS = {
-    "accuracy_n",
-    "parameters",
-    "train_epochs",
-    "train_threads",
-    "calibration_samples",
-    "threads",
-    "seed",
-}
-# latency_threads is text: a variant measured with mixed thread counts lists them all.
-TEXT_COLUMNS = {
-    "framework",
-    "variant",
-    "precision",
-    "status",
-    "reason",
-    "quant_flow",
-    "accuracy_device",
-    "size_format",
-    "train_device",
-    "conversion_device",
-    "latency_device",
-    "latency_threads",
-    "framework_versions",
-    "cpu_model",
-    "device",
-    "spec_name",
-    "spec_digest",
-    "dataset_kind",
-    "run_status",
-}
-
-
-@dataclass(frozen=True)
-class ReportPaths:
-    csv: Path
-    md: Path
-
-
-# ---------------------------------------------------------------- collecting
-
-
-def collect(run_dir: Path) -> tuple[list[MetricsFile], list[str]]:
-    """Read every ``<run_dir>/*/metrics.json``; unreadable ones become one-line problems."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise HarnessError(
-            f"run directory {run_dir} does not exist",
-            f"pass a results/<run-id> directory, or {RUN_HINT}",
-        )
-    paths = sorted(run_dir.glob("*/metrics.json"))
-    if not paths:
-        raise HarnessError(f"no results in {run_dir}", RUN_HINT)
-    metrics: list[MetricsFile] = []
-    problems: list[str] = []
-    for path in paths:
-        try:
-            metrics.append(read_metrics(path))
-        except HarnessError as exc:  # one broken framework must not hide the others
-            problems.append(f"{path.parent.name}: {exc.one_line()}")
-    if not metrics:
-        raise HarnessError(f"no readable results in {run_dir} ({'; '.join(problems)})", RUN_HINT)
-    return sorted(metrics, key=lambda m: m.framework), problems
-
-
-# ---------------------------------------------------------------- the frame
-
-
-def _mib(nbytes: int | None) -> float | None:
-    return None if nbytes is None else nbytes / MIB
-
-
-def _pct(fraction: float | None) -> float | None:
-    return None if fraction is None else fraction * 100
-
-
-def _increase_pct(value: float | None, reference: float | None) -> float | None:
-    """(value / reference - 1) * 100, or None when either side is missing or zero."""
-    if value is None or not reference:
-        return None
-    return (value / reference - 1) * 100
-
-
-def _per_epoch(variant: VariantMetrics | None) -> float | None:
-    training = variant.training if variant else None
-    if training is None or training.epochs == 0:
-        return None
-    return training.wall_s / training.epochs
-
-
-def _joined(values: Iterable[Any]) -> Any:
-    """One value if all agree, else every distinct value listed, so a mix is visible."""
-    distinct = list(dict.fromkeys(values))
-    if not distinct:
-        return None
-    return distinct[0] if len(distinct) == 1 else ", ".join(str(v) for v in distinct)
-
-
-def _versions(metrics: MetricsFile) -> str:
-    return ", ".join(f"{name} {ver}" for name, ver in metrics.provenance.framework_versions.items())
-
-
-def _batch_sizes(metrics: list[MetricsFile]) -> list[int]:
-    sizes = {lat.batch_size for m in metrics for v in m.variants.values() for lat in v.latency}
-    return sorted(sizes)
-
-
-def _latency_columns(batch_sizes: Sequence[int]) -> list[str]:
-    return [f"latency_b{b}_{field}" for b in batch_sizes for field in LATENCY_FIELDS]
-
-
-def _accuracy_cells(v: VariantMetrics) -> dict[str, Any]:
-    acc = v.accuracy
-    if acc is None:
-        return {}
-    return {
-        "accuracy_pct": _pct(acc.top1),
-        "agreement_with_fp32_pct": _pct(acc.agreement_with_fp32),
-        "accuracy_n": acc.n,
-        "accuracy_device": acc.device,
-    }
-
-
-def _size_cells(v: VariantMetrics, baseline: VariantMetrics | None) -> dict[str, Any]:
-    if v.size is None:
-        return {}
-    base_bytes = baseline.size.bytes if baseline and baseline.size else None
-    reduction = (1 - v.size.bytes / base_bytes) * 100 if base_bytes else None
-    return {
-        "size_mib": _mib(v.size.bytes),
-        "size_format": v.size.format,
-        "parameters": v.size.parameters,
-        "size_reduction_pct": reduction,
-    }
-
-
-def _training_cells(v: VariantMetrics, baseline: VariantMetrics | None) -> dict[str, Any]:
-    tr = v.training
-    if tr is None:
-        return {}
-    cells = {
-        "train_s": tr.wall_s,
-        "train_epochs": tr.epochs,
-        "images_per_s": tr.images_per_s,
-        "train_device": tr.device,
-        "train_threads": tr.threads,
-    }
-    if v.variant == "qat":  # Table II compares QAT fine-tuning with baseline training
-        base_wall = baseline.training.wall_s if baseline and baseline.training else None
-        cells["qat_time_increase_pct"] = _increase_pct(_per_epoch(v), _per_epoch(baseline))
-        cells["qat_time_increase_total_pct"] = _increase_pct(tr.wall_s, base_wall)
-    return cells
-
-
-def _conversion_cells(v: VariantMetrics) -> dict[str, Any]:
-    conv = v.conversion
-    if conv is None:
-        return {}
-    return {
-        "quant_flow": conv.flow,
-        "calibration_s": conv.calibration_s,
-        "calibration_samples": conv.calibration_samples,
-        "conversion_s": conv.conversion_s,
-        "conversion_device": conv.device,
-    }
-
-
-def _latency_cells(v: VariantMetrics) -> dict[str, Any]:
-    cells: dict[str, Any] = {}
-    for lat in v.latency:
-        prefix = f"latency_b{lat.batch_size}"
-        cells[f"{prefix}_p50_ms"] = lat.p50_ms
-        cells[f"{prefix}_p90_ms"] = lat.p90_ms
-        cells[f"{prefix}_p99_ms"] = lat.p99_ms
-        cells[f"{prefix}_per_sample_p50_ms"] = lat.p50_per_sample_ms
-        cells[f"{prefix}_n"] = lat.n
-    cells["latency_device"] = _joined(lat.device for lat in v.latency)
-    cells["latency_threads"] = _joined(str(lat.threads) for lat in v.latency)
-    return cells
-
-
-def _memory_cells(v: VariantMetrics) -> dict[str, Any]:
-    if v.memory is None:
-        return {}
-    return {
-        "peak_rss_mib": _mib(v.memory.peak_rss_bytes),
-        "peak_gpu_mib": _mib(v.memory.peak_gpu_bytes),
-    }
-
-
-def _run_cells(m: MetricsFile) -> dict[str, Any]:
-    return {
-        "framework": m.framework,
-        "framework_versions": _versions(m),
-        "cpu_model": m.provenance.cpu_model,
-        "device": m.provenance.device,
-        "threads": m.provenance.threads,
-        "spec_name": m.spec_name,
-        "spec_digest": m.spec_digest,
-        "seed": m.seed,
-        "dataset_kind": m.dataset.kind,
-        "run_status": m.status,
-    }
-
-
-def _missing_variant_cells(m: MetricsFile, name: str) -> dict[str, Any]:
-    """A variant the runner never reached still gets a row, so gaps are visible."""
-    return {
-        "variant": name,
-        "precision": "fp32" if name == "baseline" else "int8",
-        "status": "missing",
-        "reason": f"not in metrics.json (run status: {m.status})",
-    }
-
-
-def _variant_row(m: MetricsFile, name: str) -> dict[str, Any]:
-    row = _run_cells(m)
-    v = m.variant(name)
-    if v is None:
-        return row | _missing_variant_cells(m, name)
-    baseline = m.variant("baseline")
-    row |= {"variant": name, "precision": v.precision, "status": v.status, "reason": v.reason}
-    for cells in (
-        _accuracy_cells(v),
-        _size_cells(v, baseline),
-        _training_cells(v, baseline),
-        _conversion_cells(v),
-        _latency_cells(v),
-        _memory_cells(v),
-    ):
-        row |= cells
-    return row
-
-
-def _column_kind(column: str) -> str:
-    if column in TEXT_COLUMNS:
-        return "text"
-    if column in COUNT_COLUMNS or (column.startswith("latency_b") and column.endswith("_n")):
-        return "count"
-    return "float"
-
-
-def _set_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Missing numbers become NaN (floats) or <NA> (counts), never None in a number column."""
-    for column in frame.columns:
-        kind = _column_kind(column)
-        if kind == "count":
-            frame[column] = pd.to_numeric(frame[column]).astype("Int64")
-        elif kind == "float":
-            frame[column] = pd.to_numeric(frame[column]).astype("float64")
-    return frame
-
-
-def results_frame(metrics: list[MetricsFile]) -> pd.DataFrame:
-    """One row per framework x variant (baseline, ptq, qat), failed and skipped included."""
-    columns = LEADING_COLUMNS + _latency_columns(_batch_sizes(metrics)) + TRAILING_COLUMNS
-    rows = [_variant_row(m, name) for m in metrics for name in VARIANTS]
-    return _set_dtypes(pd.DataFrame(rows, columns=columns))
-
+from .frame import MISSING, join_values, versions_text
 
 # ---------------------------------------------------------------- formatting
 
@@ -555,8 +239,8 @@ def _training_row(frame: pd.DataFrame, framework: str) -> list[str]:
         _pct_cell(_get(qat, "qat_time_increase_total_pct")),
         _sec(_get(base, "images_per_s")),
         _sec(_get(qat, "images_per_s")),
-        _text(_joined(devices)),
-        _text(_joined(int(t) for t in threads)),
+        _text(join_values(devices)),
+        _text(join_values(int(t) for t in threads)),
     ]
 
 
@@ -735,7 +419,7 @@ def _provenance_lines(m: MetricsFile) -> list[str]:
         if value
     )
     lines = [
-        f"- Framework versions: {_versions(m) or MISSING}; harness {p.harness_version}",
+        f"- Framework versions: {versions_text(m) or MISSING}; harness {p.harness_version}",
         f"- Python: {_one_line(p.python)}; platform: {p.platform}; host: {p.hostname}",
         f"- CPU: {p.cpu_model} ({p.cpu_count} cores); flags: {', '.join(p.cpu_flags) or MISSING}",
         f"- Threads: {p.threads}; device: {p.device}" + (f"; {gpu}" if gpu else ""),
@@ -769,14 +453,3 @@ def render_markdown(
         _provenance(metrics),
     ]
     return "\n\n".join(sections) + "\n"
-
-
-def write_report(run_dir: Path) -> ReportPaths:
-    """Write ``results.csv`` and ``report.md`` into the run directory, atomically."""
-    run_dir = Path(run_dir)
-    metrics, problems = collect(run_dir)
-    frame = results_frame(metrics)
-    paths = ReportPaths(csv=run_dir / "results.csv", md=run_dir / "report.md")
-    write_text_atomic(paths.csv, frame.to_csv(index=False))
-    write_text_atomic(paths.md, render_markdown(metrics, frame, problems))
-    return paths
