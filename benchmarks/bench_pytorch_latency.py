@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 
-def bare_p50_ms(call, warmup: int = 20, runs: int = 200) -> float:  # noqa: ANN001
+def bare_p50_ms(call, warmup: int = 20, runs: int = 200) -> float:
     for _ in range(warmup):
         call()
     samples = []

@@ -30,12 +30,12 @@ def print_summary(run_dir: Path, console: Console | None = None) -> None:
     (console or Console()).print(table)
 
 
-def _text(row, column: str) -> str:  # noqa: ANN001
+def _text(row, column: str) -> str:
     value = row.get(column)
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
-def _fmt(row, column: str, digits: int) -> str:  # noqa: ANN001
+def _fmt(row, column: str, digits: int) -> str:
     value = row.get(column)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"

@@ -133,8 +133,9 @@ class NumpyFramework(Framework):
     def save(self, model: Any, directory: Path, stem: str) -> SizeStats:
         path = directory / f"{stem}.npz"
         np.savez(path, w=model.w, b=model.b)
-        return SizeStats(bytes=path.stat().st_size, format="npz", parameters=192 * 10 + 10,
-                         file=path.name)
+        return SizeStats(
+            bytes=path.stat().st_size, format="npz", parameters=192 * 10 + 10, file=path.name
+        )
 
     def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
         x = features(images)

@@ -37,7 +37,7 @@ def data(tmp_path_factory: pytest.TempPathFactory):
     return load_cifar10(root)
 
 
-def run_study(fw, data, out: Path, extra: list[str] | None = None):  # noqa: ANN001, ANN201
+def run_study(fw, data, out: Path, extra: list[str] | None = None):
     spec = build_spec("smoke", None, FAST + (extra or []))
     return Study(fw, spec, data, out, "test-run", "local (test)").run(threads=1)
 
@@ -64,7 +64,7 @@ def test_numpy_study_completes_with_three_measured_variants(data, tmp_path: Path
 
 
 class FailingPTQ(NumpyFramework):
-    def quantize_ptq(self, model, calibration):  # noqa: ANN001, ANN201
+    def quantize_ptq(self, model, calibration):
         raise RuntimeError("converter exploded\nsecond line of detail")
 
 
@@ -79,7 +79,7 @@ def test_a_failing_phase_is_recorded_and_the_study_goes_on(data, tmp_path: Path)
 
 
 class FailingBaseline(NumpyFramework):
-    def trainer(self, model, optim):  # noqa: ANN001, ANN201
+    def trainer(self, model, optim):
         raise ValueError("no trainer today")
 
 
@@ -94,14 +94,16 @@ def test_without_a_baseline_the_quantized_phases_are_skipped_with_the_reason(
 
 
 def test_disabled_phases_are_skipped_not_missing(data, tmp_path: Path) -> None:
-    metrics = run_study(NumpyFramework(), data, tmp_path, ["ptq.enabled=false", "qat.enabled=false"])
+    metrics = run_study(
+        NumpyFramework(), data, tmp_path, ["ptq.enabled=false", "qat.enabled=false"]
+    )
     assert metrics.variants["ptq"].status == "skipped"
     assert "ptq.enabled" in metrics.variants["ptq"].reason
     assert metrics.variants["qat"].status == "skipped"
 
 
 class InterruptedQAT(NumpyFramework):
-    def prepare_qat(self, model):  # noqa: ANN001, ANN201
+    def prepare_qat(self, model):
         raise KeyboardInterrupt
 
 
@@ -116,7 +118,7 @@ def test_an_interrupt_keeps_finished_phases_and_marks_the_run(data, tmp_path: Pa
 
 
 class Diverging(NumpyFramework):
-    def trainer(self, model, optim):  # noqa: ANN001, ANN201
+    def trainer(self, model, optim):
         inner = super().trainer(model, optim)
 
         class NaNLoss(type(inner)):

@@ -77,7 +77,7 @@ class LocalBackend(Backend):
         request: LaunchRequest,
         log,
         on_event: EventSink,
-    ) -> LaunchResult:  # noqa: ANN001
+    ) -> LaunchResult:
         last_lines: list[str] = []
         errors: list[str] = []
         reader = threading.Thread(
@@ -110,7 +110,7 @@ class LocalBackend(Backend):
     @staticmethod
     def _pump(
         proc: subprocess.Popen, log, on_event: EventSink, last: list[str], errors: list[str]
-    ) -> None:  # noqa: ANN001
+    ) -> None:
         for line in _lines(proc):
             log.write(line)
             log.flush()  # so `tail -f runner.log` follows a long run
@@ -152,7 +152,7 @@ class LocalBackend(Backend):
         return self._result(request, "crashed", code, f"runner crashed ({how}): {tail[:300]}")
 
     @staticmethod
-    def _result(request: LaunchRequest, outcome, code, message: str) -> LaunchResult:  # noqa: ANN001
+    def _result(request: LaunchRequest, outcome, code, message: str) -> LaunchResult:
         return LaunchResult(request.framework.name, outcome, code, message, request.log_path)
 
 

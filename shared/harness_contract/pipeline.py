@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,14 +66,16 @@ class Study:
         events.emit("start", framework=self.fw.name, device=device.train_device, threads=threads)
         try:
             fp32 = self._phase("baseline", self._baseline)
-            if self.spec.ptq.enabled:
-                self._phase("ptq", lambda: self._ptq(fp32), needs=fp32)
-            else:
-                self._skip("ptq", "disabled in the spec (ptq.enabled = false)")
-            if self.spec.qat.enabled:
-                self._phase("qat", lambda: self._qat(fp32), needs=fp32)
-            else:
-                self._skip("qat", "disabled in the spec (qat.enabled = false)")
+            for name, enabled, body in (
+                ("ptq", self.spec.ptq.enabled, self._ptq),
+                ("qat", self.spec.qat.enabled, self._qat),
+            ):
+                if not enabled:
+                    self._skip(name, f"disabled in the spec ({name}.enabled = false)")
+                elif fp32 is None:
+                    self._skip(name, "the baseline phase failed, so there is no fp32 model")
+                else:
+                    self._phase(name, lambda body=body: body(fp32))
         except KeyboardInterrupt:
             self.metrics.status = "interrupted"
             self.metrics.error = "interrupted before the study finished"
@@ -82,11 +86,9 @@ class Study:
         events.emit("done", framework=self.fw.name, status="complete")
         return self.metrics
 
-    def _phase(self, name: str, body, needs: object = True):  # noqa: ANN001, ANN202
+    def _phase(self, name: str, body: Callable[[], tuple[Any, VariantMetrics]]) -> Any:
+        """Run one phase; its model, or None when it failed (recorded with the reason)."""
         precision = "fp32" if name == "baseline" else "int8"
-        if needs is None:
-            self._skip(name, "the baseline phase failed, so there is no fp32 model to start from")
-            return None
         events.emit("phase", phase=name, state="start")
         try:
             with PeakRSS() as rss:
@@ -126,7 +128,7 @@ class Study:
         events.emit("phase", phase=name, state="skipped", reason=reason)
 
     # ------------------------------------------------------------ phases
-    def _baseline(self):  # noqa: ANN202
+    def _baseline(self):
         model = self.fw.build(initial_weights(self.spec.model, self.spec.seed))
         training = None
         if self.spec.train.epochs > 0:
@@ -143,7 +145,7 @@ class Study:
         self._measure(model, variant, "baseline")
         return model, variant
 
-    def _ptq(self, fp32):  # noqa: ANN001, ANN202
+    def _ptq(self, fp32):
         cal = self.spec.ptq
         idx = calibration_indices(
             len(self.data.train_images), cal.calibration_samples, self.spec.seed
@@ -156,7 +158,7 @@ class Study:
         q = self.fw.quantize_ptq(fp32, batches)
         return q.model, self._quantized_variant("ptq", q)
 
-    def _qat(self, fp32):  # noqa: ANN001, ANN202
+    def _qat(self, fp32):
         model = self.fw.prepare_qat(fp32)
         training = None
         if self.spec.qat.epochs > 0:
@@ -179,7 +181,7 @@ class Study:
         return variant
 
     # ------------------------------------------------------------ pieces
-    def _train(self, model, optim: OptimSpec, purpose: str):  # noqa: ANN001, ANN202
+    def _train(self, model, optim: OptimSpec, purpose: str):
         stream = TrainStream(
             self.data.train_images,
             self.data.train_labels,
@@ -234,13 +236,13 @@ class Study:
         )
         return model, stats
 
-    def _predict(self, model) -> np.ndarray:  # noqa: ANN001
+    def _predict(self, model) -> np.ndarray:
         batches = eval_batches(
             self.data.test_images, self.data.test_labels, self.spec.measure.eval_batch_size
         )
         return np.concatenate([self.fw.predict(model, b.images) for b in batches])
 
-    def _accuracy(self, logits: np.ndarray, model, compare: bool) -> AccuracyStats:  # noqa: ANN001
+    def _accuracy(self, logits: np.ndarray, model, compare: bool) -> AccuracyStats:
         predictions = logits.argmax(1)
         agreement = None
         if compare and getattr(self, "fp32_predictions", None) is not None:
@@ -252,7 +254,7 @@ class Study:
             agreement_with_fp32=agreement,
         )
 
-    def _measure(self, model, variant: VariantMetrics, stem: str) -> None:  # noqa: ANN001
+    def _measure(self, model, variant: VariantMetrics, stem: str) -> None:
         variant.size = self.fw.save(model, self.artifacts, stem)
         for bs in self.spec.measure.latency.batch_sizes:
             images = np.resize(self.data.test_images, (bs, 32, 32, 3))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 
-def _framework():  # noqa: ANN202 - imported lazily so a missing torch gives one clear line
+def _framework():
     from .runner import TorchFramework
 
     return TorchFramework()

@@ -80,7 +80,7 @@ class PT2EFlow:
 
         self._xiq = xiq
 
-    def _quantizer(self, is_qat: bool):  # noqa: ANN202
+    def _quantizer(self, is_qat: bool):
         q = self._xiq.X86InductorQuantizer()
         return q.set_global(self._xiq.get_default_x86_inductor_quantization_config(is_qat=is_qat))
 
@@ -206,7 +206,7 @@ class FXFlow:
         torch.backends.quantized.engine = "x86"
 
     @staticmethod
-    def _quietly(fn: Callable, *args):  # noqa: ANN001, ANN205
+    def _quietly(fn: Callable, *args):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             return fn(*args)

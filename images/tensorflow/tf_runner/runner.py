@@ -1,0 +1,209 @@
+"""TensorFlow behind the shared Framework surface: the pipeline calls these, nothing else."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from harness_contract.architecture import resnet18
+from harness_contract.errors import HarnessError
+from harness_contract.framework import DeviceInfo, Framework, Quantized, Trainer
+from harness_contract.metrics import SizeStats
+from harness_contract.spec import ExperimentSpec, OptimSpec
+
+from . import quantize
+from .model import build_model
+from .quantize import Int8Model, interpreter_class
+from .tensors import Normalizer
+from .train import SGDTrainer
+
+log = logging.getLogger("harness.tf_runner")
+
+CPU, GPU = "/CPU:0", "/GPU:0"
+# Ops run one at a time, each on up to `threads` cores: the same budget PyTorch eager gets
+# from torch.set_num_threads, rather than TensorFlow's default of threads x concurrent ops.
+INTER_OP_THREADS = 1
+_FORWARD_SIGNATURE = (tf.TensorSpec([None, 32, 32, 3], tf.float32),)
+
+
+class TFFramework(Framework):
+    name = "tensorflow"
+
+    def __init__(self) -> None:
+        # One traced inference function per Keras model, dropped with the model.
+        self._forwards: weakref.WeakKeyDictionary[keras.Model, Callable[[tf.Tensor], tf.Tensor]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def versions(self) -> dict[str, str]:
+        import tensorflow_model_optimization as tfmot
+
+        try:
+            litert = importlib.metadata.version("ai-edge-litert")
+        except importlib.metadata.PackageNotFoundError:
+            litert = "not installed"
+        return {
+            "tensorflow": tf.__version__,
+            "tf_keras": keras.__version__,
+            "tensorflow_model_optimization": tfmot.__version__,
+            "ai_edge_litert": litert,
+            "tflite_interpreter": interpreter_class()[1],
+            "numpy": np.__version__,
+        }
+
+    def setup(self, spec: ExperimentSpec, threads: int) -> DeviceInfo:
+        self.spec, self.threads = spec, threads
+        self.thread_note = self._fix_threads(threads)
+        tf.random.set_seed(spec.seed)
+        self.net = resnet18(spec.model)
+        self.normalize = Normalizer(spec.data.mean, spec.data.std)
+        self.device = self._pick_device(spec.device)
+        if self.device == CPU:
+            return DeviceInfo(train_device="cpu")
+        gpu = tf.config.list_physical_devices("GPU")[0]
+        build = tf.sysconfig.get_build_info()
+        return DeviceInfo(train_device="cuda:0",
+                          gpu=tf.config.experimental.get_device_details(gpu).get("device_name"),
+                          cuda=build.get("cuda_version"), cudnn=build.get("cudnn_version"))
+
+    @staticmethod
+    def _fix_threads(threads: int) -> str | None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(INTER_OP_THREADS)
+        except RuntimeError:  # the runtime already started in this process (in-process tests)
+            intra = tf.config.threading.get_intra_op_parallelism_threads()
+            if intra != threads:
+                log.warning("TensorFlow was already initialized with %s intra-op threads; "
+                            "cannot change it to %s", intra or "default", threads)
+                return (f"TensorFlow's runtime was already initialized: intra-op threads stayed "
+                        f"at {intra or 'the default'}, not {threads}")
+        return None
+
+    @staticmethod
+    def _pick_device(requested: str) -> str:
+        gpus = tf.config.list_physical_devices("GPU")
+        if requested == "cuda" and not gpus:
+            raise HarnessError("the spec asks for device 'cuda' but TensorFlow sees no GPU",
+                               "use --device cpu (or auto), or run on a machine with a GPU and "
+                               "TensorFlow's CUDA build (tensorflow-cpu has none)")
+        if not gpus or requested == "cpu":
+            return CPU
+        try:  # allocate as needed, so the peak-memory figure means something
+            tf.config.experimental.set_memory_growth(gpus[0], True)
+        except RuntimeError:
+            pass
+        return GPU
+
+    # ------------------------------------------------------------ fp32
+    def build(self, weights: dict[str, np.ndarray]) -> keras.Model:
+        with tf.device(self.device):
+            return build_model(self.net, weights)
+
+    def trainer(self, model: keras.Model, optim: OptimSpec) -> Trainer:
+        return SGDTrainer(model, optim, self.normalize, self.device)
+
+    def device_of(self, model: Any) -> str:
+        if isinstance(model, Int8Model):
+            return "cpu"
+        return "cuda:0" if self.device == GPU else "cpu"
+
+    def _forward(self, model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+        if model not in self._forwards:
+            self._forwards[model] = tf.function(lambda x: model(x, training=False),
+                                                input_signature=_FORWARD_SIGNATURE)
+        return self._forwards[model]
+
+    def _prepared(self, images: np.ndarray) -> tf.Tensor:
+        with tf.device(self.device):
+            return self.normalize(tf.constant(images))
+
+    def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
+        if isinstance(model, Int8Model):
+            return model.run(self.normalize.numpy(images))
+        with tf.device(self.device):
+            return self._forward(model)(self._prepared(images)).numpy()
+
+    # ------------------------------------------------------------ int8
+    def quantize_ptq(self, model: keras.Model, calibration: Sequence[np.ndarray]) -> Quantized:
+        batches = [self.normalize.numpy(b) for b in calibration]
+        int8, stats = quantize.ptq(model, batches, self.threads)
+        return Quantized(int8, stats)
+
+    def prepare_qat(self, model: keras.Model) -> keras.Model:
+        with tf.device(self.device):
+            return quantize.prepare_qat(model)
+
+    def convert_qat(self, model: keras.Model) -> Quantized:
+        int8, stats = quantize.convert_qat(model, self.net.parameter_count(), self.threads)
+        return Quantized(int8, stats)
+
+    # ------------------------------------------------------------ measurement
+    def save(self, model: Any, directory: Path, stem: str) -> SizeStats:
+        """int8: the .tflite file. fp32: the Keras weights file, plus the fp32 .tflite's size."""
+        if isinstance(model, Int8Model):
+            path = directory / f"{stem}.tflite"
+            path.write_bytes(model.tflite)
+            return SizeStats(bytes=path.stat().st_size, format="tflite", file=path.name,
+                             parameters=model.parameters)
+        path = directory / f"{stem}.weights.h5"
+        model.save_weights(str(path))
+        fp32_tflite = directory / f"{stem}.tflite"
+        fp32_tflite.write_bytes(quantize.fp32_tflite(model))
+        return SizeStats(bytes=path.stat().st_size, format="keras_weights_h5", file=path.name,
+                         parameters=self.net.parameter_count(),
+                         other_formats={"tflite_fp32": fp32_tflite.stat().st_size})
+
+    def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
+        if isinstance(model, Int8Model):
+            # Input quantized and set beforehand: the timed call is only invoke().
+            return model.prepared(self.normalize.numpy(images)).invoke, "cpu"
+        forward, x = self._forward(model), self._prepared(images)
+        device = self.device
+
+        def call() -> None:
+            with tf.device(device):
+                # Reading the (batch, 10) logits waits for the device; the copy is negligible.
+                forward(x).numpy()
+
+        return call, self.device_of(model)
+
+    def reset_peak_gpu(self) -> None:
+        if self.device == GPU:
+            tf.config.experimental.reset_memory_stats("GPU:0")
+
+    def peak_gpu_bytes(self) -> int | None:
+        if self.device != GPU:
+            return None
+        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+    def variant_notes(self, variant: str, device: DeviceInfo) -> list[str]:
+        notes = [f"TensorFlow intra-op threads {self.threads}, inter-op threads "
+                 f"{INTER_OP_THREADS}: ops run one at a time, each on up to {self.threads} cores"]
+        if self.thread_note:
+            notes.append(self.thread_note)
+        if variant == "baseline":
+            notes.append("size is the Keras weights file (HDF5); the same fp32 model as a "
+                         ".tflite is in size.other_formats['tflite_fp32']")
+            return notes
+        notes.append(f"int8 inference ran through the LiteRT interpreter "
+                     f"({interpreter_class()[1]}) on cpu with num_threads={self.threads}: "
+                     f"TensorFlow cannot run an int8 .tflite natively")
+        if variant == "ptq":
+            notes.append("TFLite calibrates inside convert(): calibration_s runs from the start "
+                         "of convert() until the representative dataset is exhausted, "
+                         "conversion_s is the quantization after it")
+        notes.append("converted with experimental_lower_to_saved_model=False (skips a SavedModel "
+                     "round trip that only adds signature metadata; same kernels and outputs)")
+        if device.train_device != "cpu":
+            notes.append(f"training ran on {device.train_device}; this variant's accuracy and "
+                         f"latency were taken on cpu")
+        return notes

@@ -1,0 +1,59 @@
+"""The smoke study on real CIFAR-10 images (the shared 5,000/1,000 subset), BatchNorm variant."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness_contract.metrics import MetricsFile, read_metrics
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+
+SUBSET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-subset"
+# Only what the assertions need, to stay near 90 s on a 2-core CPU: no QAT phase, and
+# latency at batch 1 with a short stop rule (both are covered on synthetic data elsewhere).
+OVERRIDES = [
+    "model.variant=bn",
+    "qat.enabled=false",
+    "measure.latency.batch_sizes=[1]",
+    "measure.latency.warmup_count=1",
+    "measure.latency.warmup_seconds=0",
+    "measure.latency.min_count=3",
+    "measure.latency.min_seconds=0",
+]
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> MetricsFile:
+    if not (SUBSET / "cifar-10-batches-py").is_dir():
+        pytest.skip(f"the real CIFAR-10 subset is not at {SUBSET} (it lives outside the project)")
+    results = tmp_path_factory.mktemp("real-results")
+    cmd = [sys.executable, "-m", "harness.cli", "run", "pytorch", "--preset", "smoke"]
+    cmd += ["--data", str(SUBSET), "--results", str(results), "--run-id", "real"]
+    cmd += [arg for o in OVERRIDES for arg in ("--set", o)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return read_metrics(results / "real" / "pytorch" / "metrics.json")
+
+
+def test_real_run_reads_the_real_subset(real_run: MetricsFile) -> None:
+    assert real_run.status == "complete"
+    assert real_run.dataset.kind == "real"
+    assert (real_run.dataset.train_images, real_run.dataset.test_images) == (2000, 500)
+    assert real_run.variants["qat"].status == "skipped"
+
+
+def test_bn_baseline_beats_chance_on_real_images(real_run: MetricsFile) -> None:
+    baseline = real_run.variants["baseline"]
+    assert baseline.status == "ok"
+    assert baseline.accuracy.top1 > 0.2  # chance is 0.1
+
+
+def test_ptq_keeps_the_bn_baseline_accuracy_on_real_images(real_run: MetricsFile) -> None:
+    ptq = real_run.variants["ptq"]
+    assert ptq.status == "ok", ptq.reason
+    assert abs(ptq.accuracy.top1 - real_run.variants["baseline"].accuracy.top1) <= 0.05
+    assert ptq.conversion.quantized_ops
