@@ -460,3 +460,20 @@ def test_markdown_table_escapes_pipes_and_newlines() -> None:
     table = markdown_table(["A (ms)", "B"], [["1.00", "x|y\nz"]])
 
     assert table.splitlines() == ["| A (ms) | B |", "| --- | --- |", "| 1.00 | x\\|y z |"]
+
+
+def _with_load(variant: VariantMetrics, load_1m: float) -> VariantMetrics:
+    busy = [lat.model_copy(update={"load_1m": load_1m}) for lat in variant.latency]
+    return variant.model_copy(update={"latency": busy})
+
+
+def test_latency_measured_on_a_busy_machine_is_flagged_with_its_load() -> None:
+    # cpu_count is 16 in make_metrics: a load of 20 means other work competed.
+    metrics = make_metrics(
+        variants=[_with_load(_baseline(), 20.0), _with_load(_ptq(), 3.0), _qat()]
+    )
+    frame = results_frame([metrics])
+    assert row(frame, "pytorch", "baseline")["latency_max_load_1m"] == 20.0
+    text = render_markdown([metrics], frame)
+    assert "pytorch baseline: the 1-minute load average reached 20.0 on 16 cores" in text
+    assert "pytorch ptq: the 1-minute load average" not in text

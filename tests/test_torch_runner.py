@@ -28,6 +28,13 @@ from harness_contract.weights import initial_weights  # noqa: E402
 from torch_runner.model import build_model  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402
 
+# Deprecation noise from torch's own quantization internals, not from the runner.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*reduce_range will be deprecated:UserWarning",
+    "ignore:.*quantized tensor creation functions:UserWarning",
+    "ignore:.*LeafSpec.*:FutureWarning",
+)
+
 MIB = 2**20
 THREADS = 2
 FULL_WIDTH_PARAMS = {"nobn": 11_169_162, "bn": 11_173_962}
@@ -106,6 +113,7 @@ def full_width(tmp_path_factory: pytest.TempPathFactory) -> FullWidth:
     return FullWidth(fw, model, q, tmp_path_factory.mktemp("full-width"))
 
 
+@pytest.mark.slow
 def test_full_width_fp32_state_dict_is_42_6_mib_as_in_table_1(full_width: FullWidth) -> None:
     size = full_width.fw.save(full_width.model, full_width.out, "baseline")
     assert size.bytes == (full_width.out / "baseline.pt").stat().st_size
@@ -114,6 +122,7 @@ def test_full_width_fp32_state_dict_is_42_6_mib_as_in_table_1(full_width: FullWi
     assert size.parameters == FULL_WIDTH_PARAMS["nobn"]
 
 
+@pytest.mark.slow
 def test_full_width_ptq_int8_state_dict_is_about_10_8_mib(full_width: FullWidth) -> None:
     size = full_width.fw.save(full_width.ptq.model, full_width.out, "ptq")
     assert 10.6 <= size.bytes / MIB <= 11.0
@@ -124,6 +133,7 @@ def test_full_width_ptq_int8_state_dict_is_about_10_8_mib(full_width: FullWidth)
     assert big and all(dtype == torch.int8 for dtype in big.values()), big
 
 
+@pytest.mark.slow
 def test_pt2e_conversion_lowers_onto_onednn_int8_kernels(full_width: FullWidth) -> None:
     conv = full_width.ptq.conversion
     assert conv.flow == "pt2e-x86-inductor"
@@ -166,6 +176,7 @@ def _centered(logits: np.ndarray) -> np.ndarray:
     return (logits - logits.mean(axis=0, keepdims=True)).ravel()
 
 
+@pytest.mark.slow
 def test_int8_logits_track_fp32_logits(small_ptq: tuple, small_data: Cifar10) -> None:
     fw, model, q = small_ptq
     fp32 = fw.predict(model, small_data.test_images)
@@ -178,6 +189,7 @@ def test_int8_logits_track_fp32_logits(small_ptq: tuple, small_data: Cifar10) ->
     assert np.corrcoef(_centered(fp32), _centered(int8))[0, 1] > 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [1, 5, 128])
 def test_int8_model_accepts_any_batch_size(
     small_ptq: tuple, small_data: Cifar10, batch_size: int
@@ -194,6 +206,7 @@ def test_int8_model_accepts_any_batch_size(
     assert device == "cpu"
 
 
+@pytest.mark.slow
 def test_fx_flow_converts_to_quantized_modules(small_data: Cifar10) -> None:
     fw, _, model = _small("fx")
     q = fw.quantize_ptq(model, [small_data.train_images[:32], small_data.train_images[32:64]])
@@ -208,6 +221,7 @@ def test_fx_flow_converts_to_quantized_modules(small_data: Cifar10) -> None:
     assert fw.predict(q.model, small_data.test_images[:1]).shape == (1, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flow", "kernel"), [("pt2e", "onednn.qconv"), ("fx", "torch.ao.nn.quantized.modules.conv")]
 )

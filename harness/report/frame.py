@@ -48,10 +48,12 @@ LEADING_COLUMNS = [
 TRAILING_COLUMNS = [
     "latency_device",
     "latency_threads",
+    "latency_max_load_1m",
     "peak_rss_mib",
     "peak_gpu_mib",
     "framework_versions",
     "cpu_model",
+    "cpu_count",
     "device",
     "threads",
     "spec_name",
@@ -69,6 +71,7 @@ COUNT_COLUMNS = {
     "train_threads",
     "calibration_samples",
     "threads",
+    "cpu_count",
     "seed",
 }
 # latency_threads is text: a variant measured with mixed thread counts lists them all.
@@ -87,6 +90,7 @@ TEXT_COLUMNS = {
     "latency_threads",
     "framework_versions",
     "cpu_model",
+    "cpu_count",
     "device",
     "spec_name",
     "spec_digest",
@@ -208,6 +212,8 @@ def _latency_cells(v: VariantMetrics) -> dict[str, Any]:
         cells[f"{prefix}_n"] = lat.n
     cells["latency_device"] = join_values(lat.device for lat in v.latency)
     cells["latency_threads"] = join_values(str(lat.threads) for lat in v.latency)
+    loads = [lat.load_1m for lat in v.latency if lat.load_1m is not None]
+    cells["latency_max_load_1m"] = max(loads) if loads else None
     return cells
 
 
@@ -225,6 +231,7 @@ def _run_cells(m: MetricsFile) -> dict[str, Any]:
         "framework": m.framework,
         "framework_versions": versions_text(m),
         "cpu_model": m.provenance.cpu_model,
+        "cpu_count": m.provenance.cpu_count,
         "device": m.provenance.device,
         "threads": m.provenance.threads,
         "spec_name": m.spec_name,

@@ -356,6 +356,21 @@ def _device_notes(frame: pd.DataFrame) -> list[str]:
     return notes
 
 
+def _load_notes(frame: pd.DataFrame) -> list[str]:
+    """Latency taken while other work competed for the CPU is inflated: say so per row."""
+    notes = []
+    for row in _rows(frame):
+        load, cores = _get(row, "latency_max_load_1m"), _get(row, "cpu_count")
+        if not _absent(load) and not _absent(cores) and load > cores:
+            notes.append(
+                f"**{row['framework']} {row['variant']}: the 1-minute load average reached "
+                f"{load:.1f} on {int(cores)} cores while latency was measured — other work "
+                "competed for the CPU, so these latencies are inflated; rerun on a quiet "
+                "machine.**"
+            )
+    return notes
+
+
 def _latency(frame: pd.DataFrame) -> str:
     headers = [
         "Framework",
@@ -380,7 +395,8 @@ def _latency(frame: pd.DataFrame) -> str:
         "rows from different devices are not a speed-up."
     )
     table = markdown_table(headers, rows) if rows else "No latency was measured."
-    return _section("Latency", how, table, same_device, *_device_notes(frame))
+    notes = [*_device_notes(frame), *_load_notes(frame)]
+    return _section("Latency", how, table, same_device, *notes)
 
 
 def _memory(frame: pd.DataFrame) -> str:

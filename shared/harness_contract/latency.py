@@ -8,6 +8,7 @@ accelerator, must synchronize before returning.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ def measure_latency(
     threads: int,
     clock: Callable[[], int] = time.perf_counter_ns,
 ) -> LatencyRun:
+    load_1m = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     _warm_up(call, rule, clock)
     samples: list[int] = []
     started = clock()
@@ -54,9 +56,8 @@ def measure_latency(
             break
     total_s = (clock() - started) / 1e9
     samples_ms = np.asarray(samples, dtype=np.float64) / 1e6
-    return LatencyRun(
-        summarize(samples_ms, batch_size, device, threads, total_s, reason), samples_ms
-    )
+    stats = summarize(samples_ms, batch_size, device, threads, total_s, reason)
+    return LatencyRun(stats.model_copy(update={"load_1m": load_1m}), samples_ms)
 
 
 def _warm_up(call: Callable[[], object], rule: LatencySpec, clock: Callable[[], int]) -> None:

@@ -46,6 +46,9 @@ class LatencyStats(_Strict):
     stop_reason: Literal["min_count_and_duration", "max_count", "max_seconds"]
     # Raw per-call samples, relative to the framework directory.
     samples_file: str | None = None
+    # The machine's 1-minute load average when measuring began: above the core count,
+    # other work competed for the CPU and these latencies are inflated.
+    load_1m: float | None = Field(default=None, ge=0)
 
     @property
     def p50_per_sample_ms(self) -> float:
