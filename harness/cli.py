@@ -98,8 +98,11 @@ def _study(
             f"backend {backend.name} · data {choice.path} ({choice.origin})"
         )
         launched = run_frameworks(run, chosen, backend, choice.path, display, timeout)
-    _render(run.path)
-    print_summary(run.path)
+    # A runner that stopped before writing metrics (bad data, say) leaves nothing to
+    # render; then its own one-line message is the error, not "no results".
+    if any(run.path.glob("*/metrics.json")):
+        _render(run.path)
+        print_summary(run.path)
     failed = [r for r in launched if r.outcome != "complete"]
     if any(r.outcome == "interrupted" for r in launched):
         _fail(
@@ -108,8 +111,8 @@ def _study(
             130,
         )
     if failed:
-        names = ", ".join(f"{r.framework} ({r.message})" for r in failed)
-        _fail(f"not every framework finished: {names}", 1)
+        only_bad_input = all(r.outcome == "user_error" for r in failed)
+        _fail("; ".join(f"{r.framework}: {r.message}" for r in failed), 2 if only_bad_input else 1)
 
 
 def _render(run_dir: Path) -> None:
@@ -287,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        app(args=argv, prog_name="harness", standalone_mode=False)
+        # Without standalone mode, click hands back typer.Exit's code as the return value.
+        result = app(args=argv, prog_name="harness", standalone_mode=False)
     except HarnessError as exc:
         typer.echo(f"error: {exc.one_line()}", err=True)
         return 2
@@ -304,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("error: interrupted", err=True)
         return 130
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -78,6 +78,9 @@ def e2e(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> E2ERu
     proc = subprocess.run(
         cmd + _sets(E2E_OVERRIDES), capture_output=True, text=True, timeout=E2E_TIMEOUT_S
     )
+    log = results / "e2e" / "pytorch" / "runner.log"
+    tail = log.read_text()[-2000:] if log.is_file() else "(no runner.log)"
+    assert proc.returncode == 0, f"{proc.stderr[-2000:]}\n--- runner.log ---\n{tail}"
     return E2ERun(proc, results / "e2e", synthetic_data)
 
 

@@ -1,4 +1,4 @@
-"""The TensorFlow runner: sizes, int8 conversion through TFLite, QAT, and the entrypoint contract."""
+"""The TensorFlow runner: sizes, int8 conversion through TFLite, QAT, the entrypoint contract."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is first imported
 from harness_contract import events
 from harness_contract.architecture import resnet18
@@ -29,6 +30,7 @@ tf = pytest.importorskip(
 pytest.importorskip("tensorflow_model_optimization", reason="tfmot is not installed")
 
 import tf_keras as keras  # noqa: E402
+
 from tf_runner.quantize import Int8Model, prepare_qat  # noqa: E402
 from tf_runner.runner import TFFramework  # noqa: E402
 

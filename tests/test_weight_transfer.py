@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is first imported
 from harness_contract.architecture import resnet18
 from harness_contract.spec import ModelSpec, OptimSpec
 from harness_contract.stream import normalize_nhwc
 from harness_contract.weights import initial_weights
 
-tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed: pip install -e '.[tensorflow]'")
+tf = pytest.importorskip(
+    "tensorflow", reason="TensorFlow is not installed: pip install -e '.[tensorflow]'"
+)
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install -e '.[pytorch]'")
 
 from tf_runner.model import build_model as build_keras  # noqa: E402
@@ -41,8 +44,11 @@ def _weights(spec: ModelSpec) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(1)
     for name, value in weights.items():
         if value.ndim == 1 and not name.startswith("fc."):
-            fresh = rng.uniform(0.5, 1.5, value.shape) if name.endswith(("running_var", "_bn.weight")) \
+            fresh = (
+                rng.uniform(0.5, 1.5, value.shape)
+                if name.endswith(("running_var", "_bn.weight"))
                 else rng.normal(0.0, 0.1, value.shape)
+            )
             weights[name] = fresh.astype(np.float32)
     return weights
 
@@ -116,7 +122,9 @@ def test_sgd_steps_move_both_frameworks_to_the_same_weights(variant: str) -> Non
     net, weights = resnet18(spec), _weights(spec)
     optim = OptimSpec(lr=0.05, momentum=0.9, weight_decay=5e-4, grad_clip_norm=1.0)
     torch_model, keras_model = build_torch(net, weights), build_keras(net, weights)
-    torch_trainer = TorchTrainer(torch_model, optim, torch.device("cpu"), TorchNormalizer(MEAN, STD))
+    torch_trainer = TorchTrainer(
+        torch_model, optim, torch.device("cpu"), TorchNormalizer(MEAN, STD)
+    )
     keras_trainer = KerasTrainer(keras_model, optim, KerasNormalizer(MEAN, STD), "/CPU:0")
     rng = np.random.default_rng(3)
     for lr in (0.05, 0.03, 0.05):  # a changing lr must not be baked into the traced step
@@ -128,8 +136,11 @@ def test_sgd_steps_move_both_frameworks_to_the_same_weights(variant: str) -> Non
     keras_loss, keras_acc = keras_trainer.end_epoch()
     assert keras_loss == pytest.approx(torch_loss, rel=1e-4)
     assert keras_acc == torch_acc
-    expected = {k: v.numpy() for k, v in torch_model.state_dict().items()
-                if not k.endswith("num_batches_tracked")}
+    expected = {
+        k: v.numpy()
+        for k, v in torch_model.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
     got = _keras_as_canonical(keras_model, sorted(expected))
     moved = max(float(np.abs(expected[k] - weights[k]).max()) for k in expected)
     assert moved > 1e-3  # the steps really changed the weights

@@ -5,6 +5,10 @@ from __future__ import annotations
 import importlib.metadata
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness_contract.framework import Framework
 
 # The versions this runner was tested with; a different major.minor is refused.
 SUPPORTED = {"tensorflow": "2.21.0", "tf-keras": "2.21.0", "tensorflow-model-optimization": "0.8.1"}
@@ -47,11 +51,14 @@ def version_problem(installed: Mapping[str, str | None]) -> str | None:
     if not problems:
         return None
     works = ", ".join(f"{name} {v}" for name, v in SUPPORTED.items())
-    return (f"{'; '.join(problems)}; the TensorFlow runner works with {works}: "
-            f"install them with: {INSTALL_HINT}")
+    return (
+        f"{'; '.join(problems)}; the TensorFlow runner works with {works}: "
+        f"install them with: {INSTALL_HINT}"
+    )
 
 
-def _framework():  # noqa: ANN202 - imported lazily so --help and version errors need no TensorFlow
+def _framework() -> Framework:
+    # Imported lazily, so --help and a version error need no TensorFlow.
     from harness_contract.errors import HarnessError
 
     problem = version_problem(installed_versions())

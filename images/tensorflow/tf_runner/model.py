@@ -21,6 +21,9 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 KTensor = Any  # tf_keras' symbolic KerasTensor, which it does not export publicly
+# Every weight is overwritten with the canonical ones: zeros cost nothing to draw and make a
+# layer that was missed obvious.
+INIT = "zeros"
 
 
 def layer_name(canonical: str) -> str:
@@ -33,11 +36,19 @@ def _conv(c: ConvDef, x: KTensor) -> KTensor:
         # Keras' padding="same" pads a stride-2 conv only at the bottom/right; PyTorch pads
         # kernel // 2 on every side. Explicit zero padding + "valid" matches PyTorch exactly.
         x = keras.layers.ZeroPadding2D(c.kernel // 2, name=f"{name}_pad")(x)
-    x = keras.layers.Conv2D(c.out_ch, c.kernel, c.stride, padding="valid", use_bias=c.bias,
-                            kernel_initializer="zeros", name=name)(x)
+    x = keras.layers.Conv2D(
+        c.out_ch,
+        c.kernel,
+        c.stride,
+        padding="valid",
+        use_bias=c.bias,
+        kernel_initializer=INIT,
+        name=name,
+    )(x)
     if c.bn:
-        x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
-                                            name=f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(
+            epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn"
+        )(x)
     return x
 
 
@@ -57,11 +68,13 @@ def build_graph(net: ResNetDef) -> keras.Model:
     for b in net.blocks:
         x = _block(b, x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    logits = keras.layers.Dense(net.num_classes, kernel_initializer="zeros", name="fc")(x)
+    logits = keras.layers.Dense(net.num_classes, kernel_initializer=INIT, name="fc")(x)
     return keras.Model(inputs, logits, name="cifar_resnet18")
 
 
-def canonical_to_keras(net: ResNetDef, weights: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+def canonical_to_keras(
+    net: ResNetDef, weights: dict[str, np.ndarray]
+) -> dict[str, list[np.ndarray]]:
     """Layer name -> that layer's weights in Keras order and layout (HWIO, (in, out))."""
     out: dict[str, list[np.ndarray]] = {}
     for c in net.convs():
@@ -69,8 +82,9 @@ def canonical_to_keras(net: ResNetDef, weights: dict[str, np.ndarray]) -> dict[s
         out[layer_name(c.name)] = [kernel] + ([weights[f"{c.name}.bias"]] if c.bias else [])
         if c.bn:
             bn = f"{c.name}_bn"
-            out[layer_name(bn)] = [weights[f"{bn}.{k}"] for k in
-                                   ("weight", "bias", "running_mean", "running_var")]
+            out[layer_name(bn)] = [
+                weights[f"{bn}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")
+            ]
     out["fc"] = [weights["fc.weight"].T, weights["fc.bias"]]
     return out
 
@@ -79,9 +93,11 @@ def load_canonical(model: keras.Model, net: ResNetDef, weights: dict[str, np.nda
     by_layer = canonical_to_keras(net, weights)
     with_weights = {layer.name for layer in model.layers if layer.weights}
     if set(by_layer) != with_weights:
-        raise AssertionError(f"weights do not fit the model: missing "
-                             f"{sorted(with_weights - set(by_layer))}, "
-                             f"extra {sorted(set(by_layer) - with_weights)}")
+        raise AssertionError(
+            f"weights do not fit the model: missing "
+            f"{sorted(with_weights - set(by_layer))}, "
+            f"extra {sorted(set(by_layer) - with_weights)}"
+        )
     for name, tensors in by_layer.items():
         model.get_layer(name).set_weights([np.ascontiguousarray(t) for t in tensors])
 
@@ -95,5 +111,7 @@ def build_model(net: ResNetDef, weights: dict[str, np.ndarray]) -> keras.Model:
     load_canonical(model, net, weights)
     count = trainable_parameters(model)
     if count != net.parameter_count():
-        raise AssertionError(f"model has {count} parameters, the table says {net.parameter_count()}")
+        raise AssertionError(
+            f"model has {count} parameters, the table says {net.parameter_count()}"
+        )
     return model

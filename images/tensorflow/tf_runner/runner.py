@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,10 +38,9 @@ class TFFramework(Framework):
     name = "tensorflow"
 
     def __init__(self) -> None:
-        # One traced inference function per Keras model, dropped with the model.
-        self._forwards: weakref.WeakKeyDictionary[keras.Model, Callable[[tf.Tensor], tf.Tensor]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # One traced inference function per Keras model run (in a study, the fp32 baseline),
+        # keyed by id and holding the model so the id cannot be reused.
+        self._forwards: dict[int, tuple[keras.Model, Callable[[tf.Tensor], tf.Tensor]]] = {}
 
     def versions(self) -> dict[str, str]:
         import tensorflow_model_optimization as tfmot
@@ -70,9 +69,12 @@ class TFFramework(Framework):
             return DeviceInfo(train_device="cpu")
         gpu = tf.config.list_physical_devices("GPU")[0]
         build = tf.sysconfig.get_build_info()
-        return DeviceInfo(train_device="cuda:0",
-                          gpu=tf.config.experimental.get_device_details(gpu).get("device_name"),
-                          cuda=build.get("cuda_version"), cudnn=build.get("cudnn_version"))
+        return DeviceInfo(
+            train_device="cuda:0",
+            gpu=tf.config.experimental.get_device_details(gpu).get("device_name"),
+            cuda=build.get("cuda_version"),
+            cudnn=build.get("cudnn_version"),
+        )
 
     @staticmethod
     def _fix_threads(threads: int) -> str | None:
@@ -82,25 +84,33 @@ class TFFramework(Framework):
         except RuntimeError:  # the runtime already started in this process (in-process tests)
             intra = tf.config.threading.get_intra_op_parallelism_threads()
             if intra != threads:
-                log.warning("TensorFlow was already initialized with %s intra-op threads; "
-                            "cannot change it to %s", intra or "default", threads)
-                return (f"TensorFlow's runtime was already initialized: intra-op threads stayed "
-                        f"at {intra or 'the default'}, not {threads}")
+                log.warning(
+                    "TensorFlow was already initialized with %s intra-op threads; "
+                    "cannot change it to %s",
+                    intra or "default",
+                    threads,
+                )
+                return (
+                    f"TensorFlow's runtime was already initialized: intra-op threads stayed "
+                    f"at {intra or 'the default'}, not {threads}"
+                )
         return None
 
     @staticmethod
     def _pick_device(requested: str) -> str:
         gpus = tf.config.list_physical_devices("GPU")
         if requested == "cuda" and not gpus:
-            raise HarnessError("the spec asks for device 'cuda' but TensorFlow sees no GPU",
-                               "use --device cpu (or auto), or run on a machine with a GPU and "
-                               "TensorFlow's CUDA build (tensorflow-cpu has none)")
+            raise HarnessError(
+                "the spec asks for device 'cuda' but TensorFlow sees no GPU",
+                "use --device cpu (or auto), or run on a machine with a GPU and "
+                "TensorFlow's CUDA build (tensorflow-cpu has none)",
+            )
         if not gpus or requested == "cpu":
             return CPU
-        try:  # allocate as needed, so the peak-memory figure means something
+        # Allocate as needed, so the peak-memory figure means something. (Refused once the
+        # runtime has started, as in tests that already ran TensorFlow.)
+        with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(gpus[0], True)
-        except RuntimeError:
-            pass
         return GPU
 
     # ------------------------------------------------------------ fp32
@@ -117,10 +127,16 @@ class TFFramework(Framework):
         return "cuda:0" if self.device == GPU else "cpu"
 
     def _forward(self, model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
-        if model not in self._forwards:
-            self._forwards[model] = tf.function(lambda x: model(x, training=False),
-                                                input_signature=_FORWARD_SIGNATURE)
-        return self._forwards[model]
+        if id(model) not in self._forwards:
+            device = self.device
+
+            def forward(x: tf.Tensor) -> tf.Tensor:
+                with tf.device(device):  # traced in, so a call needs no device scope
+                    return model(x, training=False)
+
+            fn = tf.function(forward, input_signature=_FORWARD_SIGNATURE)
+            self._forwards[id(model)] = (model, fn)
+        return self._forwards[id(model)][1]
 
     def _prepared(self, images: np.ndarray) -> tf.Tensor:
         with tf.device(self.device):
@@ -129,8 +145,7 @@ class TFFramework(Framework):
     def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
         if isinstance(model, Int8Model):
             return model.run(self.normalize.numpy(images))
-        with tf.device(self.device):
-            return self._forward(model)(self._prepared(images)).numpy()
+        return self._forward(model)(self._prepared(images)).numpy()
 
     # ------------------------------------------------------------ int8
     def quantize_ptq(self, model: keras.Model, calibration: Sequence[np.ndarray]) -> Quantized:
@@ -152,27 +167,33 @@ class TFFramework(Framework):
         if isinstance(model, Int8Model):
             path = directory / f"{stem}.tflite"
             path.write_bytes(model.tflite)
-            return SizeStats(bytes=path.stat().st_size, format="tflite", file=path.name,
-                             parameters=model.parameters)
+            return SizeStats(
+                bytes=path.stat().st_size,
+                format="tflite",
+                file=path.name,
+                parameters=model.parameters,
+            )
         path = directory / f"{stem}.weights.h5"
         model.save_weights(str(path))
         fp32_tflite = directory / f"{stem}.tflite"
         fp32_tflite.write_bytes(quantize.fp32_tflite(model))
-        return SizeStats(bytes=path.stat().st_size, format="keras_weights_h5", file=path.name,
-                         parameters=self.net.parameter_count(),
-                         other_formats={"tflite_fp32": fp32_tflite.stat().st_size})
+        return SizeStats(
+            bytes=path.stat().st_size,
+            format="keras_weights_h5",
+            file=path.name,
+            parameters=self.net.parameter_count(),
+            other_formats={"tflite_fp32": fp32_tflite.stat().st_size},
+        )
 
     def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
         if isinstance(model, Int8Model):
             # Input quantized and set beforehand: the timed call is only invoke().
             return model.prepared(self.normalize.numpy(images)).invoke, "cpu"
         forward, x = self._forward(model), self._prepared(images)
-        device = self.device
 
         def call() -> None:
-            with tf.device(device):
-                # Reading the (batch, 10) logits waits for the device; the copy is negligible.
-                forward(x).numpy()
+            # Reading the (batch, 10) logits waits for the device; the copy is negligible.
+            forward(x).numpy()
 
         return call, self.device_of(model)
 
@@ -186,24 +207,42 @@ class TFFramework(Framework):
         return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
     def variant_notes(self, variant: str, device: DeviceInfo) -> list[str]:
-        notes = [f"TensorFlow intra-op threads {self.threads}, inter-op threads "
-                 f"{INTER_OP_THREADS}: ops run one at a time, each on up to {self.threads} cores"]
+        notes = [
+            f"TensorFlow intra-op threads {self.threads}, inter-op threads "
+            f"{INTER_OP_THREADS}: ops run one at a time, each on up to {self.threads} cores"
+        ]
         if self.thread_note:
             notes.append(self.thread_note)
         if variant == "baseline":
-            notes.append("size is the Keras weights file (HDF5); the same fp32 model as a "
-                         ".tflite is in size.other_formats['tflite_fp32']")
+            notes.append(
+                "size is the Keras weights file (HDF5); the same fp32 model as a "
+                ".tflite is in size.other_formats['tflite_fp32']"
+            )
             return notes
-        notes.append(f"int8 inference ran through the LiteRT interpreter "
-                     f"({interpreter_class()[1]}) on cpu with num_threads={self.threads}: "
-                     f"TensorFlow cannot run an int8 .tflite natively")
+        notes.append(
+            f"int8 inference ran through the LiteRT interpreter "
+            f"({interpreter_class()[1]}) on cpu with num_threads={self.threads}: "
+            f"TensorFlow cannot run an int8 .tflite natively"
+        )
+        if variant == "qat":
+            notes.append(
+                "tfmot starts each activation range at [-6, 6] and moves it 0.1% of the way to "
+                "the observed range per training step (EMA decay 0.999; PyTorch's observers "
+                "start from the first batch): a short QAT run keeps ranges near [-6, 6]"
+            )
         if variant == "ptq":
-            notes.append("TFLite calibrates inside convert(): calibration_s runs from the start "
-                         "of convert() until the representative dataset is exhausted, "
-                         "conversion_s is the quantization after it")
-        notes.append("converted with experimental_lower_to_saved_model=False (skips a SavedModel "
-                     "round trip that only adds signature metadata; same kernels and outputs)")
+            notes.append(
+                "TFLite calibrates inside convert(): calibration_s runs from the start "
+                "of convert() until the representative dataset is exhausted, "
+                "conversion_s is the quantization after it"
+            )
+        notes.append(
+            "converted with experimental_lower_to_saved_model=False (skips a SavedModel "
+            "round trip that only adds signature metadata; same kernels and outputs)"
+        )
         if device.train_device != "cpu":
-            notes.append(f"training ran on {device.train_device}; this variant's accuracy and "
-                         f"latency were taken on cpu")
+            notes.append(
+                f"training ran on {device.train_device}; this variant's accuracy and "
+                f"latency were taken on cpu"
+            )
         return notes

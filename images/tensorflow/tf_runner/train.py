@@ -1,4 +1,4 @@
-"""One SGD trainer for the fp32 baseline and for QAT fine-tuning (a QAT model is just a Keras model).
+"""One SGD trainer for the fp32 baseline and for QAT fine-tuning (a QAT model is a Keras model).
 
 The update is PyTorch's ``torch.optim.SGD`` written out, so both frameworks take the same
 steps from the same weights: clip the global gradient norm as ``clip_grad_norm_`` does,
@@ -27,8 +27,9 @@ _STEP_SIGNATURE = (
 
 
 class SGDTrainer(Trainer):
-    def __init__(self, model: keras.Model, optim: OptimSpec, normalize: Normalizer,
-                 device: str) -> None:
+    def __init__(
+        self, model: keras.Model, optim: OptimSpec, normalize: Normalizer, device: str
+    ) -> None:
         self.model, self.normalize, self.device = model, normalize, device
         self.momentum = float(optim.momentum)
         self.weight_decay = float(optim.weight_decay)
@@ -46,11 +47,16 @@ class SGDTrainer(Trainer):
         self._step = tf.function(self._train_step, input_signature=_STEP_SIGNATURE)
 
     def _train_step(self, images: tf.Tensor, labels: tf.Tensor, lr: tf.Tensor) -> None:
+        with tf.device(self.device):  # traced in: the step runs where the model lives
+            self._update(images, labels, lr)
+
+    def _update(self, images: tf.Tensor, labels: tf.Tensor, lr: tf.Tensor) -> None:
         x = self.normalize(images)
         with tf.GradientTape() as tape:
             logits = self.model(x, training=True)
             loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            )
         grads = tape.gradient(loss, self.params)
         if self.clip is not None:
             total = tf.norm(tf.stack([tf.norm(g) for g in grads]))
@@ -66,9 +72,8 @@ class SGDTrainer(Trainer):
         self._correct.assign_add(tf.reduce_sum(tf.cast(hits, tf.int64)))
 
     def step(self, images: np.ndarray, labels: np.ndarray, lr: float) -> None:
-        with tf.device(self.device):
-            # lr is a tensor argument: a new value never retraces the function.
-            self._step(images, labels.astype(np.int64, copy=False), tf.constant(lr, tf.float32))
+        # lr is a tensor argument: a new value never retraces the function.
+        self._step(images, labels.astype(np.int64, copy=False), tf.constant(lr, tf.float32))
         self._seen += len(labels)
         self._batches += 1
 
