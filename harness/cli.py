@@ -131,7 +131,7 @@ def _fail(message: str, code: int) -> None:
 def compare(
     frameworks: Annotated[
         str, typer.Option("--frameworks", "-f", help="comma-separated")
-    ] = "pytorch",
+    ] = "pytorch,tensorflow",
     preset: Preset = "smoke",
     spec: SpecFile = None,
     set_: Sets = None,
@@ -164,7 +164,7 @@ def compare(
 
 @app.command()
 def run(
-    framework: Annotated[str, typer.Argument(help="pytorch")],
+    framework: Annotated[str, typer.Argument(help="pytorch or tensorflow")],
     preset: Preset = "smoke",
     spec: SpecFile = None,
     set_: Sets = None,

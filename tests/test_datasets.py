@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness_contract.cifar import load_cifar10, write_synthetic
-from harness_contract.errors import DataError
 
 from harness.datasets import fetch
+from harness_contract.cifar import load_cifar10, write_synthetic
+from harness_contract.errors import DataError
 
 UNREACHABLE = "http://127.0.0.1:9/cifar-10-python.tar.gz"
 

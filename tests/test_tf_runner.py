@@ -148,6 +148,7 @@ def completed(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return Completed(proc, out, read_metrics(out / "metrics.json"))
 
 
+@pytest.mark.slow
 def test_runner_completes_all_three_variants(completed: Completed) -> None:
     m = completed.metrics
     assert m.status == "complete" and m.framework == "tensorflow"
@@ -158,6 +159,7 @@ def test_runner_completes_all_three_variants(completed: Completed) -> None:
     assert kinds[0] == "start" and kinds[-1] == "done"
 
 
+@pytest.mark.slow
 def test_baseline_learns_the_synthetic_classes(completed: Completed) -> None:
     base = completed.metrics.variants["baseline"]
     assert base.accuracy.top1 >= 0.6  # chance is 0.1
@@ -166,6 +168,7 @@ def test_baseline_learns_the_synthetic_classes(completed: Completed) -> None:
     assert base.training.epochs == 4 and base.training.device == "cpu"
 
 
+@pytest.mark.slow
 def test_int8_variants_keep_the_baselines_predictions(completed: Completed) -> None:
     variants = completed.metrics.variants
     base = variants["baseline"].accuracy.top1
@@ -177,6 +180,7 @@ def test_int8_variants_keep_the_baselines_predictions(completed: Completed) -> N
     assert ptq.device == qat.device == "cpu"
 
 
+@pytest.mark.slow
 def test_int8_tflite_is_a_quarter_of_the_fp32_tflite(completed: Completed) -> None:
     variants, artifacts = completed.metrics.variants, completed.out / "artifacts"
     base = variants["baseline"].size
@@ -191,6 +195,7 @@ def test_int8_tflite_is_a_quarter_of_the_fp32_tflite(completed: Completed) -> No
         assert size.parameters == base.parameters
 
 
+@pytest.mark.slow
 def test_conversions_are_proven_int8(completed: Completed) -> None:
     ptq = completed.metrics.variants["ptq"].conversion
     qat = completed.metrics.variants["qat"].conversion
@@ -201,6 +206,7 @@ def test_conversions_are_proven_int8(completed: Completed) -> None:
     assert qat.calibration_s is None
 
 
+@pytest.mark.slow
 def test_latency_is_measured_at_both_batch_sizes_in_order(completed: Completed) -> None:
     for name, variant in completed.metrics.variants.items():
         assert [lat.batch_size for lat in variant.latency] == [1, 128], name
@@ -211,6 +217,7 @@ def test_latency_is_measured_at_both_batch_sizes_in_order(completed: Completed) 
             assert samples.size == lat.n
 
 
+@pytest.mark.slow
 def test_versions_and_int8_notes_name_the_interpreter(completed: Completed) -> None:
     versions = completed.metrics.provenance.framework_versions
     assert versions["tensorflow"].startswith("2.21.")
