@@ -87,10 +87,11 @@ class NumpyFramework(Framework):
         self.rng = np.random.default_rng(spec.seed)
         return DeviceInfo(train_device="cpu")
 
-    def build(self, weights: dict[str, np.ndarray]) -> Linear:
+    def build(self, weights: dict[str, np.ndarray] | None) -> Linear:
         # The shared ResNet weights don't fit a linear model: take the fc bias as a
         # witness that the shared weights arrive, and start the weights at zero.
-        return Linear(np.zeros((192, 10), np.float32), weights["fc.bias"].copy())
+        bias = np.zeros(10, np.float32) if weights is None else weights["fc.bias"].copy()
+        return Linear(np.zeros((192, 10), np.float32), bias)
 
     def trainer(self, model: Linear, optim: OptimSpec) -> Trainer:
         return SGD(model, optim)

@@ -134,3 +134,18 @@ def test_diverging_training_fails_the_phase_with_advice(data, tmp_path: Path) ->
     metrics = run_study(Diverging(), data, tmp_path)
     reason = metrics.variants["baseline"].reason
     assert "diverged" in reason and "learning rate" in reason
+
+
+def test_shared_initial_weights_are_recorded_by_digest(data, tmp_path: Path) -> None:
+    first = run_study(NumpyFramework(), data, tmp_path / "a")
+    second = run_study(NumpyFramework(), data, tmp_path / "b")
+    assert first.initial_weights.startswith("shared:")
+    assert first.initial_weights == second.initial_weights  # same seed, same start
+    other_seed = run_study(NumpyFramework(), data, tmp_path / "c", ["seed=1"])
+    assert other_seed.initial_weights != first.initial_weights
+
+
+def test_framework_default_initialisation_is_recorded_as_such(data, tmp_path: Path) -> None:
+    metrics = run_study(NumpyFramework(), data, tmp_path, ["model.init=framework"])
+    assert metrics.initial_weights == "framework-default"
+    assert metrics.variants["baseline"].status == "ok"

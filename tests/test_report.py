@@ -477,3 +477,11 @@ def test_latency_measured_on_a_busy_machine_is_flagged_with_its_load() -> None:
     text = render_markdown([metrics], frame)
     assert "pytorch baseline: the 1-minute load average reached 20.0 on 16 cores" in text
     assert "pytorch ptq: the 1-minute load average" not in text
+
+
+def test_frameworks_that_started_from_different_weights_are_flagged() -> None:
+    torch_run = make_metrics("pytorch").model_copy(update={"initial_weights": "shared:aaaa"})
+    tf_run = make_metrics("tensorflow").model_copy(update={"initial_weights": "framework-default"})
+    text = render_markdown([torch_run, tf_run], results_frame([torch_run, tf_run]))
+    assert "different initial weights" in text
+    assert "Initial weights: `shared:aaaa`" in text

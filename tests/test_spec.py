@@ -376,6 +376,7 @@ _CHANGE_EVERY_FIELD = {
     "model.variant": "bn",
     "model.width_multiplier": "0.5",
     "model.zero_init_residual": "false",
+    "model.init": "framework",
     "data.train_limit": "100",
     "data.test_limit": "100",
     "data.mean": "[0.5,0.4822,0.4465]",

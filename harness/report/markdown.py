@@ -120,6 +120,7 @@ def _mismatch_warnings(metrics: list[MetricsFile]) -> list[str]:
         "seed": lambda m: m.seed,
         "dataset kind": lambda m: m.dataset.kind,
         "dataset digest": lambda m: m.dataset.digest,
+        "initial weight": lambda m: m.initial_weights,
     }
     warnings = []
     for label, key in checks.items():
@@ -436,6 +437,7 @@ def _provenance_lines(m: MetricsFile) -> list[str]:
     )
     lines = [
         f"- Framework versions: {versions_text(m) or MISSING}; harness {p.harness_version}",
+        f"- Initial weights: `{m.initial_weights}`",
         f"- Python: {_one_line(p.python)}; platform: {p.platform}; host: {p.hostname}",
         f"- CPU: {p.cpu_model} ({p.cpu_count} cores); flags: {', '.join(p.cpu_flags) or MISSING}",
         f"- Threads: {p.threads}; device: {p.device}" + (f"; {gpu}" if gpu else ""),

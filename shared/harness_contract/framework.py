@@ -56,8 +56,8 @@ class Framework(ABC):
         """Fix threads and seeds, pick the device."""
 
     @abstractmethod
-    def build(self, weights: dict[str, np.ndarray]) -> Any:
-        """The fp32 model, loaded from canonical (OIHW) weights."""
+    def build(self, weights: dict[str, np.ndarray] | None) -> Any:
+        """The fp32 model, loaded from canonical (OIHW) weights; None: the framework's own init."""
 
     @abstractmethod
     def trainer(self, model: Any, optim: OptimSpec) -> Trainer: ...

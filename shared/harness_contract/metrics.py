@@ -163,6 +163,9 @@ class MetricsFile(_Strict):
     updated_at: str
     provenance: Provenance
     dataset: DatasetInfo
+    # "shared:<digest>" when the model started from the shared initial weights (equal
+    # digests: identical starting points), "framework-default" otherwise.
+    initial_weights: str = "unknown"
     variants: dict[str, VariantMetrics] = Field(default_factory=dict)
 
     def variant(self, name: str) -> VariantMetrics | None:

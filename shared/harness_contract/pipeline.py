@@ -38,7 +38,7 @@ from .metrics import (
 from .schedule import lr_at
 from .spec import ExperimentSpec, OptimSpec
 from .stream import TrainStream, calibration_indices, eval_batches
-from .weights import initial_weights
+from .weights import initial_weights, weights_digest
 
 log = logging.getLogger("harness.pipeline")
 
@@ -129,7 +129,7 @@ class Study:
 
     # ------------------------------------------------------------ phases
     def _baseline(self):
-        model = self.fw.build(initial_weights(self.spec.model, self.spec.seed))
+        model = self.fw.build(self._initial_weights())
         training = None
         if self.spec.train.epochs > 0:
             model, training = self._train(model, self.spec.train, "baseline")
@@ -144,6 +144,14 @@ class Study:
         )
         self._measure(model, variant, "baseline")
         return model, variant
+
+    def _initial_weights(self) -> dict[str, np.ndarray] | None:
+        if self.spec.model.init == "framework":
+            self.metrics.initial_weights = "framework-default"
+            return None
+        weights = initial_weights(self.spec.model, self.spec.seed)
+        self.metrics.initial_weights = f"shared:{weights_digest(weights)}"
+        return weights
 
     def _ptq(self, fp32):
         cal = self.spec.ptq

@@ -40,6 +40,10 @@ class ModelSpec(_Section):
     # Zero the last conv of each residual branch (as Fixup does) so each block starts
     # as the identity: this is what lets the no-BN network train at lr 0.1.
     zero_init_residual: bool = True
+    # "shared": every framework starts from one set of weights made from the seed
+    # (harness_contract.weights). "framework": each uses its own default initializers,
+    # the confound behind the paper's cross-framework accuracy gap.
+    init: Literal["shared", "framework"] = "shared"
 
 
 class AugmentSpec(_Section):

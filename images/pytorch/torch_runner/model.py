@@ -57,8 +57,11 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-def build_model(net: ResNetDef, weights: dict[str, np.ndarray]) -> CifarResNet:
+def build_model(net: ResNetDef, weights: dict[str, np.ndarray] | None) -> CifarResNet:
+    """The model from canonical weights, or with PyTorch's default initializers (None)."""
     model = CifarResNet(net)
+    if weights is None:
+        return model
     state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     # BatchNorm's step counter is the only tensor the canonical table does not carry.

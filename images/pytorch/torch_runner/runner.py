@@ -64,7 +64,7 @@ class TorchFramework(Framework):
         return torch.device("cuda:0") if requested != "cpu" and has_cuda else CPU
 
     # ------------------------------------------------------------ fp32
-    def build(self, weights: dict[str, np.ndarray]) -> nn.Module:
+    def build(self, weights: dict[str, np.ndarray] | None) -> nn.Module:
         return build_model(self.net, weights).to(self.device)
 
     def trainer(self, model: nn.Module, optim: OptimSpec) -> Trainer:

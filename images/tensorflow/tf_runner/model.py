@@ -106,9 +106,11 @@ def trainable_parameters(model: keras.Model) -> int:
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-def build_model(net: ResNetDef, weights: dict[str, np.ndarray]) -> keras.Model:
+def build_model(net: ResNetDef, weights: dict[str, np.ndarray] | None) -> keras.Model:
+    """The model from canonical weights, or with Keras' default initializers (None)."""
     model = build_graph(net)
-    load_canonical(model, net, weights)
+    if weights is not None:
+        load_canonical(model, net, weights)
     count = trainable_parameters(model)
     if count != net.parameter_count():
         raise AssertionError(

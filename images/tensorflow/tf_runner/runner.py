@@ -114,7 +114,7 @@ class TFFramework(Framework):
         return GPU
 
     # ------------------------------------------------------------ fp32
-    def build(self, weights: dict[str, np.ndarray]) -> keras.Model:
+    def build(self, weights: dict[str, np.ndarray] | None) -> keras.Model:
         with tf.device(self.device):
             return build_model(self.net, weights)
 
