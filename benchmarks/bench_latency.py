@@ -39,7 +39,9 @@ def bare_p50_ms(call: Callable[[], object], warmup: int = 20, runs: int = 300) -
 
 
 def _framework(name: str, args: argparse.Namespace) -> tuple[Any, Any, int]:
-    overrides = ["device=cpu", f"pytorch.quant_flow={args.flow}"]
+    # Random weights in every conv: zeroed residual branches would let a runtime that
+    # exploits sparsity (XNNPACK) skip work a trained model must do.
+    overrides = ["device=cpu", "model.zero_init_residual=false", f"pytorch.quant_flow={args.flow}"]
     if args.threads:
         overrides.append(f"measure.threads={args.threads}")
     spec = build_spec("paper", None, overrides)
