@@ -69,6 +69,36 @@ def _require_int8(model: nn.Module, flow: str) -> list[str]:
     return ops
 
 
+def _calibrate_and_convert(
+    flow: PT2EFlow | FXFlow,
+    prepare: Callable[[nn.Module], nn.Module],
+    fp32: nn.Module,
+    calibration: Sequence[torch.Tensor],
+) -> tuple[Int8Model, ConversionStats]:
+    """PTQ for either flow: insert observers, run the calibration batches, convert.
+
+    calibration_s covers graph capture, observer insertion and the calibration passes;
+    conversion_s covers observers -> int8 and the lowering onto int8 kernels.
+    """
+    model = copy.deepcopy(fp32).cpu().eval()
+    t0 = time.perf_counter()
+    prepared = prepare(model)
+    with torch.no_grad():
+        for batch in calibration:
+            prepared(batch)
+    t1 = time.perf_counter()
+    int8, ops = flow._convert(prepared, _count_params(fp32))
+    stats = ConversionStats(
+        flow=flow.name,
+        device="cpu",
+        calibration_samples=sum(len(b) for b in calibration),
+        calibration_s=t1 - t0,
+        conversion_s=time.perf_counter() - t1,
+        quantized_ops=ops,
+    )
+    return int8, stats
+
+
 # ---------------------------------------------------------------- PT2E
 
 
@@ -94,23 +124,10 @@ class PT2EFlow:
     ) -> tuple[Int8Model, ConversionStats]:
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
-        model = copy.deepcopy(fp32).cpu().eval()
-        t0 = time.perf_counter()
-        prepared = prepare_pt2e(self._export(model), self._quantizer(is_qat=False))
-        with torch.no_grad():
-            for batch in calibration:
-                prepared(batch)
-        t1 = time.perf_counter()
-        int8, ops = self._convert(prepared, _count_params(fp32))
-        stats = ConversionStats(
-            flow=self.name,
-            device="cpu",
-            calibration_samples=sum(len(b) for b in calibration),
-            calibration_s=t1 - t0,
-            conversion_s=time.perf_counter() - t1,
-            quantized_ops=ops,
-        )
-        return int8, stats
+        def prepare(model: nn.Module) -> nn.Module:
+            return prepare_pt2e(self._export(model), self._quantizer(is_qat=False))
+
+        return _calibrate_and_convert(self, prepare, fp32, calibration)
 
     def prepare_qat(self, fp32: nn.Module, device: torch.device) -> nn.Module:
         from torchao.quantization.pt2e import allow_exported_model_train_eval
@@ -217,23 +234,10 @@ class FXFlow:
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import prepare_fx
 
-        model = copy.deepcopy(fp32).cpu().eval()
-        t0 = time.perf_counter()
-        prepared = self._quietly(prepare_fx, model, get_default_qconfig_mapping("x86"), _example())
-        with torch.no_grad():
-            for batch in calibration:
-                prepared(batch)
-        t1 = time.perf_counter()
-        int8, ops = self._convert(prepared, _count_params(fp32))
-        stats = ConversionStats(
-            flow=self.name,
-            device="cpu",
-            calibration_samples=sum(len(b) for b in calibration),
-            calibration_s=t1 - t0,
-            conversion_s=time.perf_counter() - t1,
-            quantized_ops=ops,
-        )
-        return int8, stats
+        def prepare(model: nn.Module) -> nn.Module:
+            return self._quietly(prepare_fx, model, get_default_qconfig_mapping("x86"), _example())
+
+        return _calibrate_and_convert(self, prepare, fp32, calibration)
 
     def prepare_qat(self, fp32: nn.Module, device: torch.device) -> nn.Module:
         from torch.ao.quantization import get_default_qat_qconfig_mapping
