@@ -432,7 +432,12 @@ def _provenance_lines(m: MetricsFile) -> list[str]:
     p, d = m.provenance, m.dataset
     gpu = ", ".join(
         f"{label} {value}"
-        for label, value in (("GPU", p.gpu), ("CUDA", p.cuda), ("cuDNN", p.cudnn))
+        for label, value in (
+            ("GPU", p.gpu),
+            ("CUDA", p.cuda),
+            ("cuDNN", p.cudnn),
+            ("driver", p.gpu_driver),
+        )
         if value
     )
     lines = [

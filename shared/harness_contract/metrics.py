@@ -148,6 +148,7 @@ class Provenance(_Strict):
     gpu: str | None = None
     cuda: str | None = None
     cudnn: str | None = None
+    gpu_driver: str | None = None
 
 
 class MetricsFile(_Strict):

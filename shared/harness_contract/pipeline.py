@@ -308,6 +308,7 @@ class Study:
                 gpu=device.gpu,
                 cuda=device.cuda,
                 cudnn=device.cudnn,
+                gpu_driver=system.gpu_driver() if device.gpu else None,
             ),
             dataset=DatasetInfo(
                 path=str(d.root),

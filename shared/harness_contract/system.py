@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import socket
+import subprocess
 import sys
 
 # The features that decide which int8 kernels run (VNNI/AMX) and how fast fp32 is.
@@ -51,6 +53,23 @@ def _cpuinfo() -> dict[str, str]:
     except OSError:
         pass
     return out
+
+
+def gpu_driver() -> str | None:
+    """The NVIDIA driver version via nvidia-smi, if on PATH (frameworks do not expose it)."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.splitlines()[0].strip() if out.strip() else None
 
 
 def usable_cpus() -> int:
