@@ -137,7 +137,10 @@ class Provenance(_Strict):
     python: str
     platform: str
     hostname: str
-    runtime: str  # "local (<interpreter>)" now; the image reference once containers run it
+    runtime: str  # "local (<interpreter>)", or "docker image <ref> (<id>)"
+    # Who ran it and what network it saw: a container must show a non-root uid and ["lo"].
+    uid: int | None = None
+    network_interfaces: list[str] = Field(default_factory=list)
     cpu_model: str
     cpu_flags: list[
         str

@@ -10,6 +10,7 @@ study moves on to whatever does not depend on it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -299,6 +300,8 @@ class Study:
                 python=system.python_version(),
                 platform=system.platform_string(),
                 hostname=system.hostname(),
+                uid=os.getuid() if hasattr(os, "getuid") else None,
+                network_interfaces=system.network_interfaces(),
                 runtime=self.runtime,
                 cpu_model=system.cpu_model(),
                 cpu_flags=system.cpu_flags(),

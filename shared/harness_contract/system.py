@@ -72,6 +72,14 @@ def gpu_driver() -> str | None:
     return out.splitlines()[0].strip() if out.strip() else None
 
 
+def network_interfaces() -> list[str]:
+    """Network interfaces this process sees: only "lo" inside a container run without network."""
+    try:
+        return sorted(os.listdir("/sys/class/net"))
+    except OSError:
+        return []
+
+
 def usable_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))

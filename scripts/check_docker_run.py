@@ -1,0 +1,59 @@
+"""Check a `harness compare --backend docker` run: both frameworks complete, in containers,
+as a non-root user, with no network, and the merged report written.
+
+    python scripts/check_docker_run.py RUN_DIR
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from harness_contract.metrics import read_metrics
+
+FRAMEWORKS = ("pytorch", "tensorflow")
+
+
+def problems(run_dir: Path) -> list[str]:
+    found = []
+    for fw in FRAMEWORKS:
+        m = read_metrics(run_dir / fw / "metrics.json")
+        p = m.provenance
+        if m.status != "complete":
+            found.append(f"{fw}: status {m.status} ({m.error})")
+        found += [
+            f"{fw} {name}: {v.status} ({v.reason})"
+            for name, v in m.variants.items()
+            if v.status != "ok"
+        ]
+        if not p.runtime.startswith("docker image"):
+            found.append(f"{fw}: ran in '{p.runtime}', not in a container")
+        if p.uid in (None, 0):
+            found.append(f"{fw}: ran as uid {p.uid}, not as a non-root user")
+        if p.network_interfaces != ["lo"]:
+            found.append(f"{fw}: saw network interfaces {p.network_interfaces}, not only 'lo'")
+    frame = pd.read_csv(run_dir / "results.csv")
+    if len(frame) != 3 * len(FRAMEWORKS):
+        found.append(f"results.csv has {len(frame)} rows, expected {3 * len(FRAMEWORKS)}")
+    if "Model size (Table I)" not in (run_dir / "report.md").read_text():
+        found.append("report.md lacks the size table")
+    return found
+
+
+def main() -> int:
+    run_dir = Path(sys.argv[1])
+    found = problems(run_dir)
+    for line in found:
+        print(f"docker run check: {line}")
+    if not found:
+        print(
+            f"docker run check: {run_dir}: both frameworks complete in containers, non-root, "
+            "no network, report written"
+        )
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
