@@ -21,6 +21,11 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Get, make and check CIFAR-10 directories.")
 app.add_typer(data_app, name="data")
+images_app = typer.Typer(no_args_is_help=True, help="Build, pull, push and list the runner images.")
+app.add_typer(images_app, name="images")
+ImageFrameworks = Annotated[
+    list[str] | None, typer.Argument(help="pytorch and/or tensorflow (default: both)")
+]
 
 Preset = Annotated[str, typer.Option("--preset", "-p", help="paper, quick or smoke")]
 SpecFile = Annotated[Path | None, typer.Option("--spec", help="TOML/JSON spec (may set 'base')")]
@@ -37,7 +42,15 @@ Results = Annotated[Path, typer.Option("--results", help="where run directories 
 RunId = Annotated[str | None, typer.Option("--run-id", help="name of the new run directory")]
 Device = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda")]
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (default all)")]
-Backend = Annotated[str, typer.Option("--backend", help="local")]
+Backend = Annotated[
+    str,
+    typer.Option(
+        "--backend", help="local, docker, or auto (docker when engine+images, else local)"
+    ),
+]
+Gpus = Annotated[
+    str | None, typer.Option("--gpus", help="all, none, a count, or ids 0,1 (as docker run --gpus)")
+]
 Timeout = Annotated[float | None, typer.Option("--timeout", min=1, help="seconds per framework")]
 Resume = Annotated[Path | None, typer.Option("--resume", help="finish an unfinished run dir")]
 
@@ -65,17 +78,22 @@ def _study(
     backend_name: str,
     timeout: float | None,
     resume: Path | None,
+    gpus_text: str | None,
 ) -> None:
     from .backends import get_backend
     from .dataset_source import choose_data
     from .frameworks import parse_frameworks
+    from .gpus import NO_GPUS, parse_gpus
     from .orchestrate import run_frameworks
     from .progress import RunDisplay
     from .runs import create_run, open_run
     from .summary import print_summary
 
     chosen = parse_frameworks(frameworks)
-    backend = get_backend(backend_name)
+    gpus = parse_gpus(gpus_text) if gpus_text else NO_GPUS
+    if gpus_text and device is None and resume is None:
+        device = gpus.spec_device()  # asking for GPUs means training on them
+    backend = get_backend(backend_name, gpus, say=lambda line: typer.echo(line, err=True))
     if resume is not None:
         if spec_file or sets or device or threads:
             raise HarnessError(
@@ -143,6 +161,7 @@ def compare(
     backend: Backend = "local",
     timeout: Timeout = None,
     resume: Resume = None,
+    gpus: Gpus = None,
 ) -> None:
     """Run every framework on one spec, then write the merged report."""
     _study(
@@ -159,6 +178,7 @@ def compare(
         backend,
         timeout,
         resume,
+        gpus,
     )
 
 
@@ -176,6 +196,7 @@ def run(
     backend: Backend = "local",
     timeout: Timeout = None,
     resume: Resume = None,
+    gpus: Gpus = None,
 ) -> None:
     """Run one framework alone (same layout and report as compare)."""
     _study(
@@ -192,6 +213,7 @@ def run(
         backend,
         timeout,
         resume,
+        gpus,
     )
 
 
@@ -258,6 +280,85 @@ def data_verify(path: Annotated[Path, typer.Argument(help="CIFAR-10 directory")]
         f"checksums {r.checksums}\n  train per class {list(r.train_class_counts)}\n"
         f"  test per class  {list(r.test_class_counts)}"
     )
+
+
+def _image_frameworks(names: list[str] | None) -> list[str]:
+    from .frameworks import FRAMEWORKS, parse_frameworks
+
+    return [fw.name for fw in parse_frameworks(",".join(names or FRAMEWORKS))]
+
+
+def _say(line: str) -> None:
+    typer.echo(line.rstrip("\n"), err=True)
+
+
+@images_app.command("build")
+def images_build(
+    frameworks: ImageFrameworks = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            help="base image instead of the pinned CUDA one, e.g. quant-harness/cpu-base:bookworm"
+        ),
+    ] = None,
+    wheels: Annotated[Path | None, typer.Option(help="folder of wheels to install from")] = None,
+) -> None:
+    """Build the runner images (FROM the pinned CUDA bases, or --base)."""
+    from .images import build
+
+    for ref in build(_image_frameworks(frameworks), base=base, wheels=wheels, progress=_say):
+        typer.echo(f"built {ref}")
+
+
+@images_app.command("pull")
+def images_pull(frameworks: ImageFrameworks = None) -> None:
+    """Pull the published images by the digests in images/lock.toml."""
+    from .images import pull
+
+    for ref in pull(_image_frameworks(frameworks), progress=_say):
+        typer.echo(f"pulled {ref}")
+
+
+@images_app.command("push")
+def images_push(
+    frameworks: ImageFrameworks = None,
+    registry: Annotated[str | None, typer.Option(help="e.g. ghcr.io")] = None,
+) -> None:
+    """Push the local images to a registry (as the publishing workflow does)."""
+    from .images import push
+
+    for ref in push(_image_frameworks(frameworks), registry=registry, progress=_say):
+        typer.echo(f"pushed {ref}")
+
+
+@images_app.command("list")
+def images_list() -> None:
+    """The harness images in the local engine, with the versions they hold."""
+    from .images import list_images
+
+    rows = list_images()
+    if not rows:
+        typer.echo("no harness images here; build them with: harness images build")
+    for r in rows:
+        typer.echo(
+            f"{r.framework:11} {r.ref:32} {r.id:14} {r.size_mib:8.0f} MiB  "
+            f"{r.created}  {r.framework_versions}"
+        )
+
+
+@app.command()
+def doctor() -> None:
+    """Check this machine: Python, runners, Docker engine, GPU runtime, images, dataset."""
+    from .doctor import checks
+
+    failed = False
+    for check in checks():
+        mark = {True: "ok  ", False: "FAIL", None: "n/a "}[check.ok]
+        fix = f"  -> {check.fix}" if check.ok is False and check.fix else ""
+        typer.echo(f"{mark} {check.name}: {check.detail}{fix}")
+        failed |= check.ok is False
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.callback(invoke_without_command=True)

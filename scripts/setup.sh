@@ -4,12 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="pytorch,tensorflow"
+extras="pytorch,tensorflow,docker"
 [[ "${1:-}" == "--dev" ]] && extras="$extras,dev"
 
 python=${PYTHON:-python3}
-if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-  echo "error: $python is missing or older than 3.10; install Python 3.10-3.12 or set PYTHON=" >&2
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "error: $python is missing or older than 3.11; install Python 3.11 or 3.12, or set PYTHON=" >&2
   exit 2
 fi
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv

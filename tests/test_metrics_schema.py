@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -337,3 +338,16 @@ def test_per_sample_latency_divides_by_the_batch_size() -> None:
     lat = _metrics().variant("baseline").latency_at(128)
     assert lat.p50_per_sample_ms == pytest.approx(95.0 / 128)
     assert lat.p90_per_sample_ms == pytest.approx(95.0 * 1.1 / 128)
+
+
+def test_atomic_writes_are_readable_by_other_users(tmp_path: Path) -> None:
+    # A container's non-root user must read the data and metrics the host wrote.
+    from harness_contract.atomic import write_text_atomic
+
+    target = tmp_path / "shared.txt"
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(target, "x")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

@@ -9,7 +9,7 @@ describes the fields; ``harness schema`` prints the JSON Schema.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -177,7 +177,7 @@ class MetricsFile(_Strict):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def write_metrics(path: Path, metrics: MetricsFile) -> None:

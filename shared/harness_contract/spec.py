@@ -12,11 +12,11 @@ import copy
 import hashlib
 import json
 import os
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import SpecError

@@ -1,0 +1,390 @@
+"""Each runner in its framework's image, through the docker SDK (never the docker CLI).
+
+The container sees only what the study needs: the dataset read-only at /data, the run
+directory at /results (it writes its own <framework>/ folder there), no network, no
+capabilities, a read-only root filesystem and a non-root user. Its stdout carries the
+same event lines as a local runner's, so the host follows both the same way.
+
+GPU profiling needs no extra capability: torch.profiler/CUPTI kernel tracing works for
+an unprivileged process; only hardware performance counters would want CAP_SYS_ADMIN
+(the driver restricts them to admins by default), and the harness does not read them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+import harness_contract
+from harness_contract import events
+
+from ..gpus import NO_GPUS, GpuRequest
+from .base import Backend, EventSink, LaunchRequest, LaunchResult, Outcome
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+
+# How long a stopped runner gets to save its completed phases before the engine kills it.
+GRACE_S = 30
+POLL_S = 0.2
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+CONTAINER_DATA = "/data"
+CONTAINER_RESULTS = "/results"
+ROOT_FALLBACK_USER = (1000, 1000)  # the images' non-root user, used when the host is root
+INSTALL_SDK = "pip install -e '.[docker]'"
+NO_NVIDIA = (
+    "--gpus asks for GPUs but this Docker engine cannot hand them out; install the NVIDIA "
+    "Container Toolkit (nvidia-ctk runtime configure --runtime=docker, then restart the "
+    "engine) or use --gpus none"
+)
+OOM_MESSAGE = (
+    "container was killed for running out of memory (OOM); give Docker more memory or use "
+    "a smaller preset"
+)
+INTERRUPTED = "interrupted; completed phases are kept"
+
+
+def default_image_for(framework: str) -> str:
+    return f"quant-harness/{framework}:{harness_contract.__version__}"
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    def __init__(
+        self,
+        image_for: Callable[[str], str] = default_image_for,
+        gpus: GpuRequest = NO_GPUS,
+        client: DockerClient | None = None,
+    ) -> None:
+        self.image_for = image_for
+        self.gpus = gpus
+        self._docker = client
+
+    # -- availability -------------------------------------------------------------------
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            import docker
+        except ImportError:
+            return f"the docker Python SDK is not installed; {INSTALL_SDK}"
+        try:
+            client = self._docker or docker.from_env()
+            client.ping()
+        except docker.errors.DockerException as exc:
+            return _engine_problem(exc)
+        self._docker = client
+        return None
+
+    def _client(self) -> DockerClient:
+        if self._docker is None:
+            import docker
+
+            self._docker = docker.from_env()
+        return self._docker
+
+    # -- one runner ---------------------------------------------------------------------
+
+    def launch(self, request: LaunchRequest, on_event: EventSink) -> LaunchResult:
+        import docker
+
+        request.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(request.log_path, "a", encoding="utf-8") as log:
+            try:
+                return self._launch(request, on_event, log)
+            except docker.errors.DockerException as exc:
+                # The engine went away or refused a call: this framework fails, the other runs.
+                log.write(f"docker error: {exc}\n")
+                return _result(request, "crashed", None, f"Docker engine error: {_short(exc)}")
+
+    def _launch(self, request: LaunchRequest, on_event: EventSink, log: IO[str]) -> LaunchResult:
+        import docker
+
+        client = self._client()
+        fw = request.framework.name
+        ref = self.image_for(fw)
+        if not request.data_dir.is_dir():
+            return _result(
+                request,
+                "user_error",
+                None,
+                f"dataset directory {request.data_dir} does not exist; pass --data DIR",
+            )
+        try:
+            image = client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            return _result(
+                request,
+                "user_error",
+                None,
+                f"image {ref} is not here; build it with `harness images build` "
+                f"or pull it with `harness images pull`",
+            )
+        user = _container_user(request)
+        kwargs = self._container_kwargs(request, ref, _image_identity(image), user)
+        log.write(f"$ docker run {ref} {' '.join(kwargs['command'])} (user {user})\n")
+        log.flush()
+        try:
+            container = client.containers.create(**kwargs)
+        except docker.errors.APIError as exc:
+            return _api_failure(request, exc, kwargs["name"])
+        try:
+            return self._run(container, request, on_event, log)
+        except docker.errors.APIError as exc:
+            return _api_failure(request, exc, kwargs["name"])
+        finally:
+            _remove(container)
+
+    def _container_kwargs(
+        self, request: LaunchRequest, ref: str, identity: str, user: str
+    ) -> dict[str, Any]:
+        from docker.types import Mount
+
+        fw = request.framework.name
+        command = [
+            "--spec",
+            f"{CONTAINER_RESULTS}/{request.spec_path.name}",
+            "--data",
+            CONTAINER_DATA,
+            "--out",
+            f"{CONTAINER_RESULTS}/{request.out_dir.name}",
+            "--run-id",
+            request.run_id,
+            "--runtime",
+            f"docker image {ref} ({identity})",
+        ]
+        data = str(request.data_dir.resolve())
+        run_dir = str(request.out_dir.parent.resolve())
+        return {
+            "image": ref,
+            "command": command,
+            "name": container_name(request.run_id, fw),
+            "labels": {"harness.run_id": request.run_id, "harness.framework": fw},
+            "user": user,
+            "environment": {**_writable_home_env(), **self.gpus.environment()},
+            "mounts": [
+                Mount(CONTAINER_DATA, data, type="bind", read_only=True),
+                Mount(CONTAINER_RESULTS, run_dir, type="bind", read_only=False),
+            ],
+            "device_requests": self.gpus.device_requests(),
+            "network_mode": "none",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "read_only": True,
+            # exec: torch's inductor compiles and loads .so files from /tmp.
+            "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,size=1g"},
+            # PyTorch shares tensors through /dev/shm; Docker's 64 MiB default is too small.
+            "shm_size": "1g",
+            "working_dir": "/tmp",
+            # docker-init as PID 1 forwards `docker stop`'s SIGTERM to the runner.
+            "init": True,
+            "detach": True,
+        }
+
+    def _run(
+        self, container: Container, request: LaunchRequest, on_event: EventSink, log: IO[str]
+    ) -> LaunchResult:
+        container.start()
+        pump = _LogPump(container, log, on_event)
+        pump.start()
+        try:
+            finished = _wait_exit(container, request.timeout_s)
+        except KeyboardInterrupt:
+            container.stop(timeout=GRACE_S)  # the runner saves its finished phases on SIGTERM
+            pump.join()
+            return _result(request, "interrupted", _exit_code(container), INTERRUPTED)
+        if not finished:
+            container.stop(timeout=GRACE_S)
+            pump.join()
+            return _result(
+                request,
+                "timed_out",
+                _exit_code(container),
+                f"timed out after {request.timeout_s:.0f} s; completed phases are kept; "
+                f"raise --timeout to allow more",
+            )
+        pump.join()
+        container.reload()
+        state = container.attrs["State"]
+        if state.get("OOMKilled"):
+            return _result(request, "crashed", state.get("ExitCode"), OOM_MESSAGE)
+        return _classify(request, int(state.get("ExitCode", -1)), pump.errors, pump.last)
+
+
+class _LogPump(threading.Thread):
+    """Copies the container's output into runner.log and its events to the display."""
+
+    def __init__(self, container: Container, log: IO[str], on_event: EventSink) -> None:
+        super().__init__(daemon=True)
+        self.container = container
+        self.log = log
+        self.on_event = on_event
+        self.last: list[str] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        chunks = self.container.logs(stream=True, follow=True)
+        for line in split_lines(chunks):
+            self.log.write(line)
+            self.log.flush()  # so `tail -f runner.log` follows a long run
+            self._note(line)
+
+    def _note(self, line: str) -> None:
+        event = events.parse(line)
+        if event is None:
+            if line.strip():
+                self.last.append(line.rstrip())
+                del self.last[:-20]
+            return
+        if event.get("event") == "error":
+            self.errors.append(str(event.get("message", "")))
+        self.on_event(event)
+
+    def join(self, timeout: float | None = 10.0) -> None:
+        super().join(timeout)
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Whole lines from a byte stream cut anywhere (even inside a UTF-8 character)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    for chunk in chunks:
+        pending += decoder.decode(chunk)
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            yield line + "\n"
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending + "\n"
+
+
+def container_name(run_id: str, framework: str) -> str:
+    # Docker names: [a-zA-Z0-9][a-zA-Z0-9_.-]*
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", f"harness-{run_id}-{framework}")
+
+
+def _wait_exit(container: Container, timeout_s: float | None) -> bool:
+    """True when the container exited, False when the timeout came first."""
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    while True:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            return True
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(POLL_S)
+
+
+def _container_user(request: LaunchRequest) -> str:
+    """Never root: the host's own ids, or the images' user 1000 when the host is root."""
+    uid, gid = os.getuid(), os.getgid()
+    if uid != 0:
+        return f"{uid}:{gid}"
+    uid, gid = ROOT_FALLBACK_USER
+    # The container must write its folder and read spec.json (written 0600 by the host).
+    for path in [request.out_dir, *request.out_dir.rglob("*")]:
+        os.chown(path, uid, gid)
+    run_dir = request.out_dir.parent
+    run_dir.chmod(run_dir.stat().st_mode | 0o001)
+    if request.spec_path.exists():
+        request.spec_path.chmod(request.spec_path.stat().st_mode | 0o004)
+    return f"{uid}:{gid}"
+
+
+def _writable_home_env() -> dict[str, str]:
+    # The root filesystem is read-only: point every cache that libraries write at /tmp.
+    return {
+        "HOME": "/tmp",
+        "XDG_CACHE_HOME": "/tmp/.cache",
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "KERAS_HOME": "/tmp/.keras",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def _image_identity(image: Any) -> str:
+    digests = image.attrs.get("RepoDigests") or []
+    return digests[0] if digests else image.id
+
+
+def _classify(
+    request: LaunchRequest, code: int, errors: list[str], last: list[str]
+) -> LaunchResult:
+    if code == 0:
+        return _result(request, "complete", code, "complete")
+    if code == 2 and errors:
+        return _result(request, "user_error", code, errors[-1])
+    if code in (130, 143):
+        return _result(request, "interrupted", code, INTERRUPTED)
+    tail = last[-1] if last else "no output"
+    how = f"exit code {code}"
+    if code > 128:
+        how += f", killed by signal {code - 128}"
+    return _result(request, "crashed", code, f"runner crashed ({how}): {tail[:300]}")
+
+
+def _api_failure(request: LaunchRequest, exc: Exception, name: str) -> LaunchResult:
+    text = str(exc)
+    if "could not select device driver" in text:
+        return _result(request, "user_error", None, NO_NVIDIA)
+    if getattr(getattr(exc, "response", None), "status_code", None) == 409:
+        return _result(
+            request,
+            "user_error",
+            None,
+            f"a container named {name} already exists (left by an earlier attempt?); "
+            f"remove it with `docker rm -f {name}` and resume",
+        )
+    return _result(request, "crashed", None, f"Docker refused the container: {_short(exc)}")
+
+
+def _exit_code(container: Container) -> int | None:
+    try:
+        container.reload()
+        return container.attrs["State"].get("ExitCode")
+    except Exception:  # the code is only informative here; the outcome is already decided
+        return None
+
+
+def _remove(container: Container) -> None:
+    # Gone already, or the engine failed: neither must hide the runner's outcome.
+    with contextlib.suppress(Exception):
+        container.remove(force=True)
+
+
+def _engine_problem(exc: BaseException) -> str:
+    where = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+    if _caused_by(exc, PermissionError) or "Permission denied" in str(exc):
+        return (
+            f"no permission to use the Docker engine at {where}; add your user to the "
+            f"docker group (sudo usermod -aG docker $USER, then log in again) or use sudo"
+        )
+    return f"no Docker engine answers at {where}; start one (e.g. `dockerd`) or use --backend local"
+
+
+def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, kind) or any(isinstance(a, kind) for a in exc.args):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def _result(
+    request: LaunchRequest, outcome: Outcome, code: int | None, message: str
+) -> LaunchResult:
+    return LaunchResult(request.framework.name, outcome, code, message, request.log_path)
