@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import harness_contract
@@ -128,6 +129,15 @@ class DockerBackend(Backend):
                 f"or pull it with `harness images pull`",
             )
         user = _container_user(request)
+        unreadable = _unreadable_by(request.data_dir, user)
+        if unreadable:
+            return _result(
+                request,
+                "user_error",
+                None,
+                f"{unreadable} is not readable by the container's user ({user}); make the "
+                f"dataset readable: chmod -R a+rX {request.data_dir}",
+            )
         kwargs = self._container_kwargs(request, ref, _image_identity(image), user)
         log.write(f"$ docker run {ref} {' '.join(kwargs['command'])} (user {user})\n")
         log.flush()
@@ -280,6 +290,21 @@ def _wait_exit(container: Container, timeout_s: float | None) -> bool:
         if deadline is not None and time.monotonic() > deadline:
             return False
         time.sleep(POLL_S)
+
+
+def _unreadable_by(data_dir: Path, user: str) -> Path | None:
+    """The first dataset file the container's uid could not read (checked by mode bits)."""
+    uid, gid = (int(part) for part in user.split(":"))
+    for path in [data_dir, *data_dir.rglob("*")]:
+        st = path.stat()
+        need = 0o005 if path.is_dir() else 0o004  # others: r (and x for folders)
+        if st.st_uid == uid:
+            need <<= 6
+        elif st.st_gid == gid:
+            need <<= 3
+        if st.st_mode & need != need:
+            return path
+    return None
 
 
 def _container_user(request: LaunchRequest) -> str:
