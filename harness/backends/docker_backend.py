@@ -23,10 +23,19 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import harness_contract
-from harness_contract import events
 
 from ..gpus import NO_GPUS, GpuRequest
-from .base import Backend, EventSink, LaunchRequest, LaunchResult, Outcome
+from .base import (
+    INTERRUPTED,
+    Backend,
+    EventSink,
+    LaunchRequest,
+    LaunchResult,
+    RunnerOutput,
+    classify_exit,
+    result,
+    timeout_message,
+)
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -49,7 +58,6 @@ OOM_MESSAGE = (
     "container was killed for running out of memory (OOM); give Docker more memory or use "
     "a smaller preset"
 )
-INTERRUPTED = "interrupted; completed phases are kept"
 
 
 def default_image_for(framework: str) -> str:
@@ -103,7 +111,7 @@ class DockerBackend(Backend):
             except docker.errors.DockerException as exc:
                 # The engine went away or refused a call: this framework fails, the other runs.
                 log.write(f"docker error: {exc}\n")
-                return _result(request, "crashed", None, f"Docker engine error: {_short(exc)}")
+                return result(request, "crashed", None, f"Docker engine error: {_short(exc)}")
 
     def _launch(self, request: LaunchRequest, on_event: EventSink, log: IO[str]) -> LaunchResult:
         import docker
@@ -112,7 +120,7 @@ class DockerBackend(Backend):
         fw = request.framework.name
         ref = self.image_for(fw)
         if not request.data_dir.is_dir():
-            return _result(
+            return result(
                 request,
                 "user_error",
                 None,
@@ -121,7 +129,7 @@ class DockerBackend(Backend):
         try:
             image = client.images.get(ref)
         except docker.errors.ImageNotFound:
-            return _result(
+            return result(
                 request,
                 "user_error",
                 None,
@@ -131,7 +139,7 @@ class DockerBackend(Backend):
         user = _container_user(request)
         unreadable = _unreadable_by(request.data_dir, user)
         if unreadable:
-            return _result(
+            return result(
                 request,
                 "user_error",
                 None,
@@ -202,60 +210,37 @@ class DockerBackend(Backend):
         self, container: Container, request: LaunchRequest, on_event: EventSink, log: IO[str]
     ) -> LaunchResult:
         container.start()
-        pump = _LogPump(container, log, on_event)
+        output = RunnerOutput(log, on_event)
+        pump = _LogPump(container, output)
         pump.start()
         try:
             finished = _wait_exit(container, request.timeout_s)
         except KeyboardInterrupt:
             container.stop(timeout=GRACE_S)  # the runner saves its finished phases on SIGTERM
             pump.join()
-            return _result(request, "interrupted", _exit_code(container), INTERRUPTED)
+            return result(request, "interrupted", _exit_code(container), INTERRUPTED)
         if not finished:
             container.stop(timeout=GRACE_S)
             pump.join()
-            return _result(
-                request,
-                "timed_out",
-                _exit_code(container),
-                f"timed out after {request.timeout_s:.0f} s; completed phases are kept; "
-                f"raise --timeout to allow more",
-            )
+            return result(request, "timed_out", _exit_code(container), timeout_message(request))
         pump.join()
         container.reload()
         state = container.attrs["State"]
         if state.get("OOMKilled"):
-            return _result(request, "crashed", state.get("ExitCode"), OOM_MESSAGE)
-        return _classify(request, int(state.get("ExitCode", -1)), pump.errors, pump.last)
+            return result(request, "crashed", state.get("ExitCode"), OOM_MESSAGE)
+        return classify_exit(request, int(state.get("ExitCode", -1)), output)
 
 
 class _LogPump(threading.Thread):
-    """Copies the container's output into runner.log and its events to the display."""
+    """Follows the container's log stream into the shared runner-output handling."""
 
-    def __init__(self, container: Container, log: IO[str], on_event: EventSink) -> None:
+    def __init__(self, container: Container, output: RunnerOutput) -> None:
         super().__init__(daemon=True)
-        self.container = container
-        self.log = log
-        self.on_event = on_event
-        self.last: list[str] = []
-        self.errors: list[str] = []
+        self.container, self.output = container, output
 
     def run(self) -> None:
-        chunks = self.container.logs(stream=True, follow=True)
-        for line in split_lines(chunks):
-            self.log.write(line)
-            self.log.flush()  # so `tail -f runner.log` follows a long run
-            self._note(line)
-
-    def _note(self, line: str) -> None:
-        event = events.parse(line)
-        if event is None:
-            if line.strip():
-                self.last.append(line.rstrip())
-                del self.last[:-20]
-            return
-        if event.get("event") == "error":
-            self.errors.append(str(event.get("message", "")))
-        self.on_event(event)
+        for line in split_lines(self.container.logs(stream=True, follow=True)):
+            self.output.feed(line)
 
     def join(self, timeout: float | None = 10.0) -> None:
         super().join(timeout)
@@ -340,35 +325,19 @@ def _image_identity(image: Any) -> str:
     return digests[0] if digests else image.id
 
 
-def _classify(
-    request: LaunchRequest, code: int, errors: list[str], last: list[str]
-) -> LaunchResult:
-    if code == 0:
-        return _result(request, "complete", code, "complete")
-    if code == 2 and errors:
-        return _result(request, "user_error", code, errors[-1])
-    if code in (130, 143):
-        return _result(request, "interrupted", code, INTERRUPTED)
-    tail = last[-1] if last else "no output"
-    how = f"exit code {code}"
-    if code > 128:
-        how += f", killed by signal {code - 128}"
-    return _result(request, "crashed", code, f"runner crashed ({how}): {tail[:300]}")
-
-
 def _api_failure(request: LaunchRequest, exc: Exception, name: str) -> LaunchResult:
     text = str(exc)
     if "could not select device driver" in text:
-        return _result(request, "user_error", None, NO_NVIDIA)
+        return result(request, "user_error", None, NO_NVIDIA)
     if getattr(getattr(exc, "response", None), "status_code", None) == 409:
-        return _result(
+        return result(
             request,
             "user_error",
             None,
             f"a container named {name} already exists (left by an earlier attempt?); "
             f"remove it with `docker rm -f {name}` and resume",
         )
-    return _result(request, "crashed", None, f"Docker refused the container: {_short(exc)}")
+    return result(request, "crashed", None, f"Docker refused the container: {_short(exc)}")
 
 
 def _exit_code(container: Container) -> int | None:
@@ -407,9 +376,3 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
 
 def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
-
-
-def _result(
-    request: LaunchRequest, outcome: Outcome, code: int | None, message: str
-) -> LaunchResult:
-    return LaunchResult(request.framework.name, outcome, code, message, request.log_path)

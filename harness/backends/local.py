@@ -9,11 +9,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from typing import IO
 
-from harness_contract import events
-
-from .base import Backend, EventSink, LaunchRequest, LaunchResult
+from .base import (
+    INTERRUPTED,
+    Backend,
+    EventSink,
+    LaunchRequest,
+    LaunchResult,
+    RunnerOutput,
+    classify_exit,
+    result,
+    timeout_message,
+)
 
 # How long an interrupted runner gets to save its completed phases before it is killed.
 GRACE_S = 30.0
@@ -31,7 +39,7 @@ class LocalBackend(Backend):
     def launch(self, request: LaunchRequest, on_event: EventSink) -> LaunchResult:
         fw = request.framework
         if self.runner_missing(fw.runner_module):
-            return self._result(
+            return result(
                 request,
                 "user_error",
                 None,
@@ -72,17 +80,10 @@ class LocalBackend(Backend):
             return self._supervise(proc, request, log, on_event)
 
     def _supervise(
-        self,
-        proc: subprocess.Popen,
-        request: LaunchRequest,
-        log,
-        on_event: EventSink,
+        self, proc: subprocess.Popen, request: LaunchRequest, log: IO[str], on_event: EventSink
     ) -> LaunchResult:
-        last_lines: list[str] = []
-        errors: list[str] = []
-        reader = threading.Thread(
-            target=self._pump, daemon=True, args=(proc, log, on_event, last_lines, errors)
-        )
+        output = RunnerOutput(log, on_event)
+        reader = threading.Thread(target=self._pump, args=(proc, output), daemon=True)
         reader.start()
         deadline = time.monotonic() + request.timeout_s if request.timeout_s else None
         try:
@@ -90,40 +91,20 @@ class LocalBackend(Backend):
                 if deadline and time.monotonic() > deadline:
                     self._stop(proc)
                     reader.join(5)
-                    return self._result(
-                        request,
-                        "timed_out",
-                        proc.returncode,
-                        f"timed out after {request.timeout_s:.0f} s; completed "
-                        f"phases are kept; raise --timeout to allow more",
-                    )
+                    return result(request, "timed_out", proc.returncode, timeout_message(request))
                 time.sleep(0.1)
         except KeyboardInterrupt:
             self._stop(proc)
             reader.join(5)
-            return self._result(
-                request, "interrupted", proc.returncode, "interrupted; completed phases are kept"
-            )
+            return result(request, "interrupted", proc.returncode, INTERRUPTED)
         reader.join(5)
-        return self._classify(request, proc.returncode, errors, last_lines)
+        return classify_exit(request, proc.returncode, output)
 
     @staticmethod
-    def _pump(
-        proc: subprocess.Popen, log, on_event: EventSink, last: list[str], errors: list[str]
-    ) -> None:
-        for line in _lines(proc):
-            log.write(line)
-            log.flush()  # so `tail -f runner.log` follows a long run
-            event = events.parse(line)
-            if event is None:
-                if line.strip():
-                    last.append(line.rstrip())
-                    del last[:-20]
-                continue
-            if event.get("event") == "error":
-                errors.append(str(event.get("message", "")))
-            on_event(event)
-        log.flush()
+    def _pump(proc: subprocess.Popen, output: RunnerOutput) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.feed(line)
 
     @staticmethod
     def _stop(proc: subprocess.Popen) -> None:
@@ -136,25 +117,6 @@ class LocalBackend(Backend):
             proc.kill()
             proc.wait()
 
-    def _classify(
-        self, request: LaunchRequest, code: int, errors: list[str], last: list[str]
-    ) -> LaunchResult:
-        if code == 0:
-            return self._result(request, "complete", code, "complete")
-        if code == 2 and errors:
-            return self._result(request, "user_error", code, errors[-1])
-        if code in (130, -signal.SIGINT, -signal.SIGTERM):
-            return self._result(
-                request, "interrupted", code, "interrupted; completed phases are kept"
-            )
-        tail = last[-1] if last else "no output"
-        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-        return self._result(request, "crashed", code, f"runner crashed ({how}): {tail[:300]}")
-
-    @staticmethod
-    def _result(request: LaunchRequest, outcome, code, message: str) -> LaunchResult:
-        return LaunchResult(request.framework.name, outcome, code, message, request.log_path)
-
 
 def _die_with_parent() -> None:
     """Linux: SIGTERM the runner if the host dies (even by SIGKILL), so no study is orphaned."""
@@ -163,8 +125,3 @@ def _die_with_parent() -> None:
 
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def _lines(proc: subprocess.Popen) -> Iterator[str]:
-    assert proc.stdout is not None
-    yield from proc.stdout
