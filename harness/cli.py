@@ -137,7 +137,8 @@ def _render(run_dir: Path) -> None:
     from .report import write_report
 
     paths = write_report(run_dir)
-    typer.echo(f"report: {paths.md}\nresults: {paths.csv}")
+    typer.echo(f"report: {paths.md} (and {paths.html.name}, {len(paths.figures)} figures)")
+    typer.echo(f"results: {paths.csv}")
 
 
 def _fail(message: str, code: int) -> None:

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from harness.report import (
-    ReportPaths,
     collect,
     markdown_table,
     render_markdown,
@@ -370,7 +369,16 @@ def test_results_csv_round_trips_with_expected_columns(tmp_path: Path) -> None:
     paths = write_report(tmp_path)
     back = pd.read_csv(paths.csv)
 
-    assert paths == ReportPaths(csv=tmp_path / "results.csv", md=tmp_path / "report.md")
+    assert (paths.csv, paths.md, paths.html) == (
+        tmp_path / "results.csv",
+        tmp_path / "report.md",
+        tmp_path / "report.html",
+    )
+    assert paths.html.read_text().startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in paths.figures) == sorted(
+        p.name for p in (tmp_path / "figures").glob("*.svg")
+    )
+    assert paths.figures
     assert list(back.columns) == list(results_frame(collect(tmp_path)[0]).columns)
     assert back.columns[:4].tolist() == ["framework", "variant", "precision", "status"]
     assert back.columns[-1] == "run_status"
