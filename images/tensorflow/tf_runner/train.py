@@ -59,7 +59,7 @@ class SGDTrainer(Trainer):
             )
         grads = tape.gradient(loss, self.params)
         if self.clip is not None:
-            total = tf.norm(tf.stack([tf.norm(g) for g in grads]))
+            total = tf.linalg.global_norm(grads)  # one fused reduction, not a norm per tensor
             coef = tf.minimum(self.clip / (total + _CLIP_EPS), 1.0)
             grads = [g * coef for g in grads]
         for p, g, buf in zip(self.params, grads, self.buffers, strict=True):
