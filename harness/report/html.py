@@ -17,22 +17,20 @@ from harness_contract.metrics import MetricsFile
 from . import figures as fig
 from .frame import MISSING, versions_text
 from .markdown import (
+    TRAINING_EXPLAINED,
+    Table,
     _absent,
-    _count,
     _device_notes,
-    _frameworks,
-    _get,
-    _latency_rows,
     _load_notes,
-    _mib_cell,
     _mismatch_warnings,
     _one_line,
-    _pct_cell,
-    _row,
     _rows,
-    _sec,
-    _text,
-    _training_row,
+    accuracy_table,
+    calibration_table,
+    latency_table,
+    memory_table,
+    size_table,
+    training_table,
 )
 
 CSS = """
@@ -131,8 +129,16 @@ def _notes(notes: Sequence[str], css: str = "warn") -> str:
     return "".join(f"<div class='{css}'>{_md_inline(n)}</div>" for n in notes)
 
 
-def _status_class(row: pd.Series) -> str:
-    return str(row["status"]) if row["status"] != "ok" else ""
+def _table(t: Table) -> str:
+    return html_table(t.headers, t.rows, [_status_class(r) for r in t.sources])
+
+
+def _how(t: Table) -> str:
+    return t.how[:1].upper() + t.how[1:]
+
+
+def _status_class(row: pd.Series | None) -> str:
+    return "" if row is None or row["status"] == "ok" else str(row["status"])
 
 
 # ---------------------------------------------------------------- sections
@@ -188,113 +194,34 @@ def _status(metrics: list[MetricsFile], frame: pd.DataFrame, problems: Sequence[
 
 
 def _accuracy(frame: pd.DataFrame) -> str:
-    headers = ["Framework", "Variant", "Precision", "Status", "Top-1 (%)"]
-    headers += ["Agreement with fp32 (%)", "Test images (count)", "Device"]
-    rows = [
-        [
-            r["framework"],
-            r["variant"],
-            _text(r["precision"]),
-            r["status"],
-            _pct_cell(r["accuracy_pct"]),
-            _pct_cell(r["agreement_with_fp32_pct"]),
-            _count(r["accuracy_n"]),
-            _text(r["accuracy_device"]),
-        ]
-        for r in _rows(frame)
-    ]
-    classes = [_status_class(r) for r in _rows(frame)]
-    how = (
-        "Top-1 accuracy on the test images, in %; agreement is the share of test images where "
-        "the variant predicts the same class as its framework's fp32 baseline. Device is where "
-        "evaluation ran; accuracy does not depend on threads."
-    )
-    return _section(
-        "Accuracy (Fig. 3)", how, _pair(html_table(headers, rows, classes), fig.accuracy_svg(frame))
-    )
+    t = accuracy_table(frame)
+    table = _table(t)
+    return _section("Accuracy (Fig. 3)", _how(t), _pair(table, fig.accuracy_svg(frame)))
 
 
 def _size(frame: pd.DataFrame) -> str:
-    headers = ["Framework", "Variant", "Baseline fp32 (MiB)", "Baseline format"]
-    headers += ["Quantized int8 (MiB)", "Quantized format", "Reduction (%)", "Parameters (count)"]
-    rows, classes = [], []
-    for r in _rows(frame, ("ptq", "qat")):
-        base = _row(frame, r["framework"], "baseline")
-        rows.append(
-            [
-                r["framework"],
-                r["variant"],
-                _mib_cell(_get(base, "size_mib")),
-                _text(_get(base, "size_format")),
-                _mib_cell(r["size_mib"]),
-                _text(r["size_format"]),
-                _pct_cell(r["size_reduction_pct"]),
-                _count(r["parameters"]),
-            ]
-        )
-        classes.append(_status_class(r))
-    how = (
-        "Serialized model size in MiB (bytes / 2^20; the paper's 'MB' are MiB) in the stated "
-        "format; reduction = (1 - quantized / baseline) x 100 within one framework. Formats "
-        "differ between frameworks, so compare reductions across frameworks, not raw sizes."
-    )
-    table = html_table(headers, rows, classes)
-    return _section("Model size (Table I)", how, _pair(table, fig.size_svg(frame), wide=True))
+    t = size_table(frame)
+    table = _pair(_table(t), fig.size_svg(frame), wide=True)
+    return _section("Model size (Table I)", _how(t), table)
 
 
 def _training(frame: pd.DataFrame) -> str:
-    headers = ["Framework", "Baseline (s)", "Baseline epochs (count)", "Baseline (s/epoch)"]
-    headers += ["QAT (s)", "QAT epochs (count)", "QAT (s/epoch)", "Increase per epoch (%)"]
-    headers += ["Increase total (%)", "Baseline throughput (images/s)"]
-    headers += ["QAT throughput (images/s)", "Device", "Threads (count)"]
-    rows = [_training_row(frame, fw) for fw in _frameworks(frame)]
-    how = (
-        "Wall-clock training time in seconds and s/epoch, throughput in images/s, on the stated "
-        "device and thread count. Increase per epoch = (QAT s/epoch / baseline s/epoch - 1) x "
-        "100, the cost of fake-quantization; increase total = (QAT s / baseline s - 1) x 100, "
-        "the paper's Table II measure, which also reflects the different epoch counts."
-    )
-    table = html_table(headers, rows)
-    return _section(
-        "Training time (Table II)", how, _pair(table, fig.training_svg(frame), wide=True)
-    )
+    t = training_table(frame)
+    explained = f"<p class='how'>{_md_inline(TRAINING_EXPLAINED)}</p>"
+    table = _pair(_table(t), fig.training_svg(frame), wide=True)
+    return _section("Training time (Table II)", _how(t), explained, table)
 
 
 def _calibration(frame: pd.DataFrame) -> str:
-    headers = ["Framework", "Variant", "Flow", "Calibration (s)", "Calibration samples (count)"]
-    headers += ["Conversion (s)", "Device", "Threads (count)"]
-    rows = [
-        [
-            r["framework"],
-            r["variant"],
-            _text(r["quant_flow"]),
-            _sec(r["calibration_s"]),
-            _count(r["calibration_samples"]),
-            _sec(r["conversion_s"]),
-            _text(r["conversion_device"]),
-            _count(r["threads"]),
-        ]
-        for r in _rows(frame, ("ptq", "qat"))
-    ]
-    classes = [_status_class(r) for r in _rows(frame, ("ptq", "qat"))]
-    how = (
-        "Wall-clock seconds on the stated device and thread count. PTQ calibrates on the stated "
-        "number of training images, then converts; QAT only converts (no calibration)."
-    )
-    return _section("Calibration (Table III)", how, html_table(headers, rows, classes))
+    t = calibration_table(frame)
+    return _section("Calibration (Table III)", _how(t), _table(t))
 
 
 def _latency(frame: pd.DataFrame) -> str:
-    headers = ["Framework", "Variant", "Precision", "Batch (images)", "p50 (ms)", "p90 (ms)"]
-    headers += ["p99 (ms)", "p50 per sample (ms)", "Calls (n)", "Device", "Threads (count)"]
-    rows = _latency_rows(frame)
-    table = html_table(headers, rows) if rows else "<p>No latency was measured.</p>"
+    t = latency_table(frame)
+    table = _table(t) if t.rows else "<p>No latency was measured.</p>"
     svgs = [fig.latency_svg(frame, b) for b in fig.latency_batch_sizes(frame)]
-    how = (
-        "Per-call forward-pass latency in milliseconds at the given batch size, over n timed "
-        "calls, on the stated device and thread count; per-sample p50 = p50 / batch size. int8 "
-        "and fp32 are compared only on the same device with the same threads."
-    )
+    how = _how(t) + (" int8 and fp32 are compared only on the same device with the same threads.")
     caveats = _device_notes(frame) + _load_notes(frame)
     notes = f"<p class='warn'>{len(caveats)} latency caveat(s): see Status.</p>" if caveats else ""
     figs = "<div class='pair'>" + "".join(f"<figure>{s}</figure>" for s in svgs) + "</div>"
@@ -302,26 +229,8 @@ def _latency(frame: pd.DataFrame) -> str:
 
 
 def _memory(frame: pd.DataFrame) -> str:
-    headers = ["Framework", "Variant", "Peak RSS (MiB)", "Peak GPU (MiB)", "Device"]
-    headers += ["Threads (count)"]
-    rows = [
-        [
-            r["framework"],
-            r["variant"],
-            _mib_cell(r["peak_rss_mib"]),
-            _mib_cell(r["peak_gpu_mib"]),
-            _text(r["device"]),
-            _count(r["threads"]),
-        ]
-        for r in _rows(frame)
-    ]
-    how = (
-        "Peak resident memory of the runner process and peak GPU memory, in MiB (bytes / 2^20); "
-        f"GPU shows '{MISSING}' when no GPU was used."
-    )
-    return _section(
-        "Memory", how, html_table(headers, rows, [_status_class(r) for r in _rows(frame)])
-    )
+    t = memory_table(frame)
+    return _section("Memory", _how(t), _table(t))
 
 
 def _provenance_items(m: MetricsFile) -> list[tuple[str, str]]:

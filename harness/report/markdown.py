@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -90,6 +91,19 @@ def _frame_batch_sizes(frame: pd.DataFrame) -> list[int]:
     return sorted(sizes)
 
 
+# ---------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True)
+class Table:
+    """One report table, renderer-neutral: report.md and report.html both draw it."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    sources: list[pd.Series | None]  # the frame row behind each table row (None: a summary)
+    how: str  # the "how to read this" sentence, starting in lower case
+
+
 # ---------------------------------------------------------------- sections
 
 
@@ -149,7 +163,7 @@ def _status(metrics: list[MetricsFile], frame: pd.DataFrame, problems: Sequence[
     return "## Status\n\n" + "\n".join(lines)
 
 
-def _accuracy(frame: pd.DataFrame) -> str:
+def accuracy_table(frame: pd.DataFrame) -> Table:
     headers = [
         "Framework",
         "Variant",
@@ -160,6 +174,7 @@ def _accuracy(frame: pd.DataFrame) -> str:
         "Test images (count)",
         "Device",
     ]
+    sources = _rows(frame)
     rows = [
         [
             r["framework"],
@@ -171,17 +186,22 @@ def _accuracy(frame: pd.DataFrame) -> str:
             _count(r["accuracy_n"]),
             _text(r["accuracy_device"]),
         ]
-        for r in _rows(frame)
+        for r in sources
     ]
     how = (
         "top-1 accuracy on the test images, in %; agreement is the share of test images "
         "where the variant predicts the same class as its framework's fp32 baseline, in %. "
         "Device is where evaluation ran; accuracy does not depend on threads."
     )
-    return _section("Accuracy", how, markdown_table(headers, rows))
+    return Table(headers, rows, sources, how)
 
 
-def _size(frame: pd.DataFrame) -> str:
+def _accuracy(frame: pd.DataFrame) -> str:
+    t = accuracy_table(frame)
+    return _section("Accuracy", t.how, markdown_table(t.headers, t.rows))
+
+
+def size_table(frame: pd.DataFrame) -> Table:
     headers = [
         "Framework",
         "Variant",
@@ -192,8 +212,8 @@ def _size(frame: pd.DataFrame) -> str:
         "Reduction (%)",
         "Parameters (count)",
     ]
-    rows = []
-    for r in _rows(frame, ("ptq", "qat")):
+    rows, sources = [], _rows(frame, ("ptq", "qat"))
+    for r in sources:
         base = _row(frame, r["framework"], "baseline")
         rows.append(
             [
@@ -213,7 +233,12 @@ def _size(frame: pd.DataFrame) -> str:
         "not depend on device or threads. Formats differ between frameworks, so compare "
         "reductions across frameworks, not raw sizes."
     )
-    return _section("Model size (Table I)", how, markdown_table(headers, rows))
+    return Table(headers, rows, sources, how)
+
+
+def _size(frame: pd.DataFrame) -> str:
+    t = size_table(frame)
+    return _section("Model size (Table I)", t.how, markdown_table(t.headers, t.rows))
 
 
 def _training_row(frame: pd.DataFrame, framework: str) -> list[str]:
@@ -245,7 +270,7 @@ def _training_row(frame: pd.DataFrame, framework: str) -> list[str]:
     ]
 
 
-def _training(frame: pd.DataFrame) -> str:
+def training_table(frame: pd.DataFrame) -> Table:
     headers = [
         "Framework",
         "Baseline (s)",
@@ -267,16 +292,25 @@ def _training(frame: pd.DataFrame) -> str:
         "stated device and thread count. Baseline is fp32 training from scratch; QAT is "
         "quantization-aware fine-tuning of that baseline."
     )
-    explain = (
-        "*Increase per epoch* = (QAT s/epoch / baseline s/epoch - 1) x 100: the cost of the "
-        "fake-quantization ops, comparable even though QAT runs fewer epochs than the baseline. "
-        "*Increase total* = (QAT s / baseline s - 1) x 100: the paper's Table II measure, which "
-        "also reflects the different epoch counts."
-    )
-    return _section("Training time (Table II)", how, markdown_table(headers, rows), explain)
+    return Table(headers, rows, [None] * len(rows), how)
 
 
-def _calibration(frame: pd.DataFrame) -> str:
+# Why the two increase figures differ; both reports print it under Table II.
+TRAINING_EXPLAINED = (
+    "*Increase per epoch* = (QAT s/epoch / baseline s/epoch - 1) x 100: the cost of the "
+    "fake-quantization ops, comparable even though QAT runs fewer epochs than the baseline. "
+    "*Increase total* = (QAT s / baseline s - 1) x 100: the paper's Table II measure, which "
+    "also reflects the different epoch counts."
+)
+
+
+def _training(frame: pd.DataFrame) -> str:
+    t = training_table(frame)
+    table = markdown_table(t.headers, t.rows)
+    return _section("Training time (Table II)", t.how, table, TRAINING_EXPLAINED)
+
+
+def calibration_table(frame: pd.DataFrame) -> Table:
     headers = [
         "Framework",
         "Variant",
@@ -287,6 +321,7 @@ def _calibration(frame: pd.DataFrame) -> str:
         "Device",
         "Threads (count)",
     ]
+    sources = _rows(frame, ("ptq", "qat"))
     rows = [
         [
             r["framework"],
@@ -298,13 +333,18 @@ def _calibration(frame: pd.DataFrame) -> str:
             _text(r["conversion_device"]),
             _count(r["threads"]),
         ]
-        for r in _rows(frame, ("ptq", "qat"))
+        for r in sources
     ]
     how = (
         "wall-clock seconds (s) on the stated device and thread count. PTQ calibrates on the "
         "stated number of training images, then converts; QAT only converts (no calibration)."
     )
-    return _section("Calibration (Table III)", how, markdown_table(headers, rows))
+    return Table(headers, rows, sources, how)
+
+
+def _calibration(frame: pd.DataFrame) -> str:
+    t = calibration_table(frame)
+    return _section("Calibration (Table III)", t.how, markdown_table(t.headers, t.rows))
 
 
 def _latency_rows(frame: pd.DataFrame) -> list[list[str]]:
@@ -372,7 +412,7 @@ def _load_notes(frame: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _latency(frame: pd.DataFrame) -> str:
+def latency_table(frame: pd.DataFrame) -> Table:
     headers = [
         "Framework",
         "Variant",
@@ -391,16 +431,21 @@ def _latency(frame: pd.DataFrame) -> str:
         "per-call forward-pass latency in milliseconds (ms) at the given batch size, over n "
         "timed calls, on the stated device and thread count; per-sample p50 = p50 / batch size."
     )
+    return Table(headers, rows, [None] * len(rows), how)
+
+
+def _latency(frame: pd.DataFrame) -> str:
+    t = latency_table(frame)
     same_device = (
         "int8 and fp32 rows are compared only on the same device with the same threads; "
         "rows from different devices are not a speed-up."
     )
-    table = markdown_table(headers, rows) if rows else "No latency was measured."
+    table = markdown_table(t.headers, t.rows) if t.rows else "No latency was measured."
     notes = [*_device_notes(frame), *_load_notes(frame)]
-    return _section("Latency", how, table, same_device, *notes)
+    return _section("Latency", t.how, table, same_device, *notes)
 
 
-def _memory(frame: pd.DataFrame) -> str:
+def memory_table(frame: pd.DataFrame) -> Table:
     headers = [
         "Framework",
         "Variant",
@@ -409,6 +454,7 @@ def _memory(frame: pd.DataFrame) -> str:
         "Device",
         "Threads (count)",
     ]
+    sources = _rows(frame)
     rows = [
         [
             r["framework"],
@@ -418,14 +464,19 @@ def _memory(frame: pd.DataFrame) -> str:
             _text(r["device"]),
             _count(r["threads"]),
         ]
-        for r in _rows(frame)
+        for r in sources
     ]
     how = (
         "peak resident memory of the runner process and peak GPU memory, in MiB (bytes / 2^20), "
         "as recorded for each variant; GPU shows '—' when no GPU was used. Device and threads "
         "are those the runner used."
     )
-    return _section("Memory", how, markdown_table(headers, rows))
+    return Table(headers, rows, sources, how)
+
+
+def _memory(frame: pd.DataFrame) -> str:
+    t = memory_table(frame)
+    return _section("Memory", t.how, markdown_table(t.headers, t.rows))
 
 
 def _provenance_lines(m: MetricsFile) -> list[str]:
