@@ -77,7 +77,16 @@ class RunDisplay:
     def _on_latency(self, e: dict[str, Any]) -> None:
         self.say(
             f"{self.framework} {e.get('phase')}: latency batch {e.get('batch_size')} "
-            f"p50 {e.get('p50_ms', 0):.2f} ms on {e.get('device')}"
+            f"p50 {e.get('p50_ms', 0):.2f} ms on {e.get('device')}, {e.get('threads')} thread(s)"
+        )
+
+    def _on_profile(self, e: dict[str, Any]) -> None:
+        state = e.get("state")
+        if state == "start":
+            return
+        colour = "green" if state == "ok" else "yellow"
+        self.say(
+            f"{self.framework} {e.get('phase')}: {e.get('trace')} profile [{colour}]{state}[/]"
         )
 
     def _finish_bar(self, phase: object) -> None:

@@ -64,7 +64,7 @@ def test_paper_preset_carries_the_studys_protocol() -> None:
     assert spec.qat.epochs == 5
     assert spec.qat.lr == pytest.approx(0.001)
     assert spec.qat.milestones == []
-    assert spec.measure.latency.batch_sizes == [1, 128]
+    assert spec.measure.latency.batch_sizes == [1, 8, 32, 128]
     assert spec.measure.latency.min_count == 200
     assert spec.measure.latency.min_seconds == 5.0
 
@@ -414,6 +414,17 @@ _CHANGE_EVERY_FIELD = {
     "measure.latency.min_seconds": "6.0",
     "measure.latency.max_count": "99999",
     "measure.latency.max_seconds": "100.0",
+    "measure.latency.thread_sweep": "false",
+    "measure.profile.enabled": "false",
+    "measure.profile.train": "false",
+    "measure.profile.inference": "false",
+    "measure.profile.wait": "0",
+    "measure.profile.warmup": "1",
+    "measure.profile.active": "5",
+    "measure.profile.inference_batch_size": "8",
+    "measure.profile.record_shapes": "true",
+    "measure.profile.with_stack": "true",
+    "measure.profile.profile_memory": "true",
     "pytorch.quant_flow": "fx",
 }
 

@@ -8,16 +8,39 @@ steps, predicts, quantizes, saves and calls a model.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from .breakdown import OpSample
+from .errors import HarnessError
 from .metrics import ConversionStats, SizeStats
-from .spec import ExperimentSpec, OptimSpec
+from .spec import ExperimentSpec, OptimSpec, ProfileSpec
+
+
+class ThreadsUnsupported(HarnessError):
+    """This model cannot be run at another thread count in this process; says why."""
+
+
+class ProfilerUnavailable(HarnessError):
+    """No profiler can trace this model here (not installed, not exposed, not permitted)."""
+
+
+@dataclass
+class ProfileCapture:
+    """What one profiler pass left: the trace on disk and the ops read off it."""
+
+    tool: str
+    device: str
+    trace: Path | None  # a trace file, or a TensorBoard log directory
+    viewer: Literal["perfetto", "tensorboard"] | None
+    ops: list[OpSample] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -87,6 +110,36 @@ class Framework(ABC):
     @abstractmethod
     def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
         """A zero-argument call that runs one forward pass on prepared inputs, and its device."""
+
+    @contextlib.contextmanager
+    def threads_for(self, model: Any, threads: int) -> Iterator[None]:
+        """Run what the block measures on ``threads`` threads, then restore the run's own.
+
+        Raise ThreadsUnsupported (with the reason) when this model cannot.
+        """
+        raise ThreadsUnsupported(f"{self.name} cannot change its thread count after setup")
+        yield  # pragma: no cover - makes this a generator
+
+    def region(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Marks a named span in the running profiler's trace (no-op when none runs)."""
+        return contextlib.nullcontext()
+
+    def profile(
+        self,
+        model: Any,
+        work: Callable[[int], object],
+        schedule: ProfileSpec,
+        trace_dir: Path,
+        name: str,
+    ) -> ProfileCapture:
+        """Run ``work(i)`` for i in range(schedule.steps) under this framework's profiler,
+        recording only the last ``schedule.active`` steps; write the trace under
+        ``trace_dir`` (named after ``name``) and return the ops' self times.
+
+        ``model`` tells which runtime will execute (e.g. a TFLite interpreter). Raise
+        ProfilerUnavailable when nothing can trace it, saying why.
+        """
+        raise ProfilerUnavailable(f"the {self.name} runner has no profiler")
 
     def reset_peak_gpu(self) -> None:  # noqa: B027 - optional hook, CPU-only frameworks skip it
         pass

@@ -105,6 +105,47 @@ class MemoryStats(_Strict):
     peak_gpu_bytes: int | None = Field(default=None, ge=0)
 
 
+class OpTime(_Strict):
+    """Self time of one op category on one device during a profiled window."""
+
+    category: str  # a key of harness_contract.breakdown.CATEGORIES
+    device: Literal["cpu", "gpu"]
+    time_us: float = Field(ge=0)
+    share: float = Field(ge=0, le=1)  # of all profiled op time on this device
+
+
+class TopOp(_Strict):
+    name: str
+    category: str
+    device: Literal["cpu", "gpu"]
+    time_us: float = Field(ge=0)
+    calls: int = Field(ge=0)
+    share: float = Field(ge=0, le=1)
+
+
+class ProfileStats(_Strict):
+    """One profiler pass (a short scheduled window, never the timed runs) and what it found."""
+
+    kind: Literal["train", "inference"]
+    status: Literal["ok", "unavailable", "failed"]
+    reason: str | None = None  # why there is no trace or no breakdown
+    tool: str | None = None  # e.g. "torch.profiler", "tf.profiler (xplane)"
+    device: str  # where the profiled work ran
+    threads: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    steps: int = Field(ge=0)  # profiled (active) steps; the wait and warm-up steps are not
+    # The trace, relative to the framework directory: a file (Chrome/Perfetto JSON) or a
+    # TensorBoard log directory; and what opens it.
+    trace: str | None = None
+    viewer: Literal["perfetto", "tensorboard"] | None = None
+    trace_bytes: int | None = Field(default=None, ge=0)
+    # Per device, the profiled ops' total self time over the active steps.
+    total_us: dict[str, float] = Field(default_factory=dict)
+    breakdown: list[OpTime] = Field(default_factory=list)
+    top_ops: list[TopOp] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
 class VariantMetrics(_Strict):
     variant: VariantName
     status: Literal["ok", "failed", "skipped"]
@@ -116,10 +157,23 @@ class VariantMetrics(_Strict):
     size: SizeStats | None = None
     latency: list[LatencyStats] = Field(default_factory=list)
     memory: MemoryStats | None = None
+    # Profiler passes, apart from every timed figure above (a profiler perturbs timings).
+    profiles: list[ProfileStats] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
-    def latency_at(self, batch_size: int) -> LatencyStats | None:
-        return next((lat for lat in self.latency if lat.batch_size == batch_size), None)
+    def latency_at(self, batch_size: int, threads: int | None = None) -> LatencyStats | None:
+        """The row at this batch size; threads None: the run's own thread count (listed first)."""
+        return next(
+            (
+                lat
+                for lat in self.latency
+                if lat.batch_size == batch_size and (threads is None or lat.threads == threads)
+            ),
+            None,
+        )
+
+    def profile(self, kind: str) -> ProfileStats | None:
+        return next((p for p in self.profiles if p.kind == kind), None)
 
 
 class DatasetInfo(_Strict):

@@ -9,6 +9,7 @@ study moves on to whatever does not depend on it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -21,15 +22,18 @@ from typing import Any
 import numpy as np
 
 from . import __version__, events, system
+from .breakdown import OpSample, summarize
 from .cifar import Cifar10
-from .framework import DeviceInfo, Framework, Quantized
+from .framework import DeviceInfo, Framework, ProfilerUnavailable, Quantized, ThreadsUnsupported
 from .latency import measure_latency
 from .memory import PeakRSS
 from .metrics import (
     AccuracyStats,
     DatasetInfo,
+    LatencyStats,
     MemoryStats,
     MetricsFile,
+    ProfileStats,
     Provenance,
     TrainingStats,
     VariantMetrics,
@@ -67,6 +71,7 @@ class Study:
         events.emit("start", framework=self.fw.name, device=device.train_device, threads=threads)
         try:
             fp32 = self._phase("baseline", self._baseline)
+            self._profile("baseline", fp32)
             for name, enabled, body in (
                 ("ptq", self.spec.ptq.enabled, self._ptq),
                 ("qat", self.spec.qat.enabled, self._qat),
@@ -76,7 +81,8 @@ class Study:
                 elif fp32 is None:
                     self._skip(name, "the baseline phase failed, so there is no fp32 model")
                 else:
-                    self._phase(name, lambda body=body: body(fp32))
+                    model = self._phase(name, lambda body=body: body(fp32))
+                    self._profile(name, model, fp32)
         except KeyboardInterrupt:
             self.metrics.status = "interrupted"
             self.metrics.error = "interrupted before the study finished"
@@ -146,12 +152,17 @@ class Study:
         self._measure(model, variant, "baseline")
         return model, variant
 
-    def _initial_weights(self) -> dict[str, np.ndarray] | None:
+    def _start_weights(self) -> dict[str, np.ndarray] | None:
+        """The shared initial weights made from the seed; None: the framework's own init."""
         if self.spec.model.init == "framework":
-            self.metrics.initial_weights = "framework-default"
             return None
-        weights = initial_weights(self.spec.model, self.spec.seed)
-        self.metrics.initial_weights = f"shared:{weights_digest(weights)}"
+        return initial_weights(self.spec.model, self.spec.seed)
+
+    def _initial_weights(self) -> dict[str, np.ndarray] | None:
+        weights = self._start_weights()
+        self.metrics.initial_weights = (
+            "framework-default" if weights is None else f"shared:{weights_digest(weights)}"
+        )
         return weights
 
     def _ptq(self, fp32):
@@ -265,22 +276,153 @@ class Study:
 
     def _measure(self, model, variant: VariantMetrics, stem: str) -> None:
         variant.size = self.fw.save(model, self.artifacts, stem)
-        for bs in self.spec.measure.latency.batch_sizes:
-            images = np.resize(self.data.test_images, (bs, 32, 32, 3))
-            call, device = self.fw.latency_call(model, images)
-            run = measure_latency(
-                call, self.spec.measure.latency, batch_size=bs, device=device, threads=self.threads
+        rule = self.spec.measure.latency
+        thread_counts = [self.threads]
+        if rule.thread_sweep and self.threads > 1:
+            thread_counts.append(1)
+        for threads in thread_counts:
+            try:
+                with self._threads(model, threads):
+                    for bs in rule.batch_sizes:
+                        variant.latency.append(self._latency(model, stem, bs, threads))
+            except ThreadsUnsupported as exc:
+                variant.notes.append(f"no latency at {threads} thread(s): {exc.one_line()}")
+
+    def _threads(self, model, threads: int):
+        if threads == self.threads:
+            return contextlib.nullcontext()
+        return self.fw.threads_for(model, threads)
+
+    def _latency(self, model, stem: str, bs: int, threads: int) -> LatencyStats:
+        images = np.resize(self.data.test_images, (bs, 32, 32, 3))
+        call, device = self.fw.latency_call(model, images)
+        run = measure_latency(
+            call, self.spec.measure.latency, batch_size=bs, device=device, threads=threads
+        )
+        suffix = "" if threads == self.threads else f"-t{threads}"
+        samples = self.artifacts / f"latency-{stem}-b{bs}{suffix}.npy"
+        np.save(samples, run.samples_ms)
+        events.emit(
+            "latency",
+            phase=stem,
+            batch_size=bs,
+            threads=threads,
+            p50_ms=run.stats.p50_ms,
+            device=device,
+        )
+        return run.stats.model_copy(update={"samples_file": str(samples.relative_to(self.out_dir))})
+
+    # ------------------------------------------------------------ profiling
+    def _profile(self, phase: str, model, fp32=None) -> None:
+        """Short profiler passes after a phase's timed work: training steps on a fresh
+        copy (baseline, QAT) and the phase model's forward pass. A failing or missing
+        profiler never fails the phase; the reason is recorded instead."""
+        spec = self.spec.measure.profile
+        variant = self.metrics.variants.get(phase)
+        if not spec.enabled or model is None or variant is None or variant.status != "ok":
+            return
+        passes = []
+        if spec.train and phase == "baseline" and self.spec.train.epochs > 0:
+            passes.append(("train", lambda: self._train_work(phase, None, self.spec.train)))
+        if spec.train and phase == "qat" and self.spec.qat.epochs > 0:
+            passes.append(("train", lambda: self._train_work(phase, fp32, self.spec.qat)))
+        if spec.inference:
+            passes.append(("inference", lambda: self._inference_work(model)))
+        for kind, prepare in passes:
+            events.emit("profile", phase=phase, trace=kind, state="start")
+            stats = self._profile_pass(phase, kind, prepare)
+            variant.profiles = [p for p in variant.profiles if p.kind != kind] + [stats]
+            self._save()
+            events.emit("profile", phase=phase, trace=kind, state=stats.status)
+
+    def _profile_pass(self, phase: str, kind: str, prepare) -> ProfileStats:
+        spec = self.spec.measure.profile
+        trace_dir = self.out_dir / "traces"
+        trace_dir.mkdir(exist_ok=True)
+        base = dict(kind=kind, threads=self.threads, steps=spec.active)
+        try:
+            target, work, batch_size, input_us = prepare()
+            base["batch_size"] = batch_size
+            capture = self.fw.profile(target, work, spec, trace_dir, f"{phase}-{kind}")
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except ProfilerUnavailable as exc:
+            return ProfileStats(
+                status="unavailable",
+                reason=exc.one_line(),
+                device=self.device.train_device,
+                batch_size=base.pop("batch_size", 1),
+                **base,
             )
-            samples = self.artifacts / f"latency-{stem}-b{bs}.npy"
-            np.save(samples, run.samples_ms)
-            variant.latency.append(
-                run.stats.model_copy(
-                    update={"samples_file": str(samples.relative_to(self.out_dir))}
-                )
+        except Exception as exc:  # a profiler problem must never cost the study
+            log.error("profiling %s %s failed:\n%s", phase, kind, traceback.format_exc())
+            return ProfileStats(
+                status="failed",
+                reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+                device=self.device.train_device,
+                batch_size=base.pop("batch_size", 1),
+                **base,
             )
-            events.emit(
-                "latency", phase=stem, batch_size=bs, p50_ms=run.stats.p50_ms, device=device
+        ops = list(capture.ops)
+        if input_us:  # the shared stream's time to hand over batches, timed by the pipeline
+            ops.append(
+                OpSample("harness stream: next batch", "cpu", sum(input_us), len(input_us), "data")
             )
+        breakdown, top_ops, totals = summarize(ops)
+        trace = capture.trace
+        return ProfileStats(
+            status="ok",
+            tool=capture.tool,
+            device=capture.device,
+            trace=str(trace.relative_to(self.out_dir)) if trace else None,
+            viewer=capture.viewer,
+            trace_bytes=_size_on_disk(trace) if trace else None,
+            total_us=totals,
+            breakdown=breakdown,
+            top_ops=top_ops,
+            notes=capture.notes,
+            **base,
+        )
+
+    def _train_work(self, phase: str, fp32, optim: OptimSpec):
+        """Training steps on a fresh copy, so profiling never changes the study's models."""
+        spec = self.spec.measure.profile
+        if phase == "baseline":
+            model = self.fw.build(self._start_weights())
+        else:
+            model = self.fw.prepare_qat(fp32)
+        trainer = self.fw.trainer(model, optim)
+        stream = TrainStream(
+            self.data.train_images,
+            self.data.train_labels,
+            batch_size=optim.batch_size,
+            seed=self.spec.seed,
+            augment=self.spec.data.augment,
+            purpose=f"profile-{phase}",
+        )
+        if len(stream) == 0:
+            raise ValueError(f"batch_size {optim.batch_size} exceeds the training images")
+        steps, first_active = len(stream), spec.wait + spec.warmup
+        batches = _cycle(stream)
+        input_us: list[float] = []
+
+        def work(i: int) -> None:
+            t0 = time.perf_counter()
+            with self.fw.region("harness::input"):
+                batch = next(batches)
+            if i >= first_active:
+                input_us.append((time.perf_counter() - t0) * 1e6)
+            trainer.step(batch.images, batch.labels, lr_at(optim, 0, i % steps, steps))
+            if i == spec.steps - 1:
+                trainer.end_epoch()  # waits for the device, so the last step is recorded whole
+
+        return model, work, optim.batch_size, input_us
+
+    def _inference_work(self, model):
+        bs = self.spec.measure.profile.inference_batch_size
+        images = np.resize(self.data.test_images, (bs, 32, 32, 3))
+        call, _ = self.fw.latency_call(model, images)
+        return model, (lambda i: call()), bs, []
 
     # ------------------------------------------------------------ bookkeeping
     def _new_metrics(self, device: DeviceInfo, threads: int) -> MetricsFile:
@@ -324,3 +466,17 @@ class Study:
 
     def _save(self) -> None:
         write_metrics(self.metrics_path, self.metrics)
+
+
+def _cycle(stream: TrainStream):
+    """Batches from epoch 0 on, into the next epochs when a profile outlasts one."""
+    epoch = 0
+    while True:
+        yield from stream.epoch(epoch)
+        epoch += 1
+
+
+def _size_on_disk(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -111,7 +111,10 @@ class QATSpec(OptimSpec):
 class LatencySpec(_Section):
     """The stop rule of the shared latency method (MLPerf LoadGen / benchmark_model style)."""
 
-    batch_sizes: list[int] = Field(default_factory=lambda: [1, 128])
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 8, 32, 128])
+    # Also measure every model on one thread when the run uses more (the paper's
+    # single-core figure beside the all-cores one). Listed after the run's own rows.
+    thread_sweep: bool = True
     warmup_count: int = Field(10, ge=0)
     warmup_seconds: float = Field(0.5, ge=0)
     min_count: int = Field(100, ge=1)
@@ -131,11 +134,37 @@ class LatencySpec(_Section):
         return self
 
 
+class ProfileSpec(_Section):
+    """Short scheduled profiler passes, run apart from every timed measurement.
+
+    Each pass runs ``wait`` steps untraced, ``warmup`` traced but discarded, then
+    ``active`` recorded ones (torch.profiler's schedule; TensorFlow starts its
+    profiler after the warm-up). Small by default so a trace always opens.
+    """
+
+    enabled: bool = True
+    train: bool = True  # profile training steps (fresh copies: the study's models are untouched)
+    inference: bool = True  # profile the forward pass of every variant
+    wait: int = Field(1, ge=0, le=100)
+    warmup: int = Field(2, ge=0, le=100)
+    active: int = Field(3, ge=1, le=50)
+    inference_batch_size: int = Field(32, ge=1, le=8192)
+    # torch.profiler extras: each makes traces much larger.
+    record_shapes: bool = False
+    with_stack: bool = False
+    profile_memory: bool = False
+
+    @property
+    def steps(self) -> int:
+        return self.wait + self.warmup + self.active
+
+
 class MeasureSpec(_Section):
     # None: every core this process may use. Recorded in every result.
     threads: int | None = Field(None, ge=1)
     eval_batch_size: int = Field(256, ge=1)
     latency: LatencySpec = LatencySpec()
+    profile: ProfileSpec = ProfileSpec()
 
 
 class PyTorchSpec(_Section):
