@@ -7,21 +7,52 @@ int32 accumulation. Small, but every Framework method does real work.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness_contract.framework import DeviceInfo, Framework, Quantized, Trainer
+from harness_contract.breakdown import OpSample
+from harness_contract.framework import (
+    DeviceInfo,
+    Framework,
+    ProfileCapture,
+    Quantized,
+    Trainer,
+)
 from harness_contract.metrics import ConversionStats, SizeStats
-from harness_contract.spec import ExperimentSpec, OptimSpec
+from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
+
+
+class SpanRecorder:
+    """A tiny real profiler: named spans timed with perf_counter while one is recording."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, float, float]] | None = None  # (name, start_s, duration_s)
+
+    @contextlib.contextmanager
+    def span(self, name: str) -> Iterator[None]:
+        if self.spans is None:
+            yield
+            return
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spans.append((name, t0, time.perf_counter() - t0))
+
+
+RECORDER = SpanRecorder()
 
 
 def features(images: np.ndarray) -> np.ndarray:
-    pooled = images.reshape(len(images), 8, 4, 8, 4, 3).mean(axis=(2, 4)) / 255.0
-    return pooled.reshape(len(images), -1).astype(np.float32) - 0.5
+    with RECORDER.span("avg_pool"):
+        pooled = images.reshape(len(images), 8, 4, 8, 4, 3).mean(axis=(2, 4)) / 255.0
+        return pooled.reshape(len(images), -1).astype(np.float32) - 0.5
 
 
 class Linear:
@@ -29,7 +60,8 @@ class Linear:
         self.w, self.b = w, b
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return x @ self.w + self.b
+        with RECORDER.span("matmul"):
+            return x @ self.w + self.b
 
 
 class Int8Linear:
@@ -40,9 +72,12 @@ class Int8Linear:
         self.b = fp32.b.copy()
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        xq = np.clip(np.round(x / self.x_scale), -128, 127).astype(np.int32)
-        acc = xq @ self.w.astype(np.int32)
-        return acc * (self.x_scale * self.w_scale) + self.b
+        with RECORDER.span("quantize_per_tensor"):
+            xq = np.clip(np.round(x / self.x_scale), -128, 127).astype(np.int32)
+        with RECORDER.span("int8 matmul"):
+            acc = xq @ self.w.astype(np.int32)
+        with RECORDER.span("dequantize"):
+            return acc * (self.x_scale * self.w_scale) + self.b
 
 
 class SGD(Trainer):
@@ -141,3 +176,35 @@ class NumpyFramework(Framework):
     def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
         x = features(images)
         return (lambda: model.logits(x)), "cpu"
+
+    def region(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return RECORDER.span(name)
+
+    def profile(
+        self,
+        model: Any,
+        work: Callable[[int], object],
+        schedule: ProfileSpec,
+        trace_dir: Path,
+        name: str,
+    ) -> ProfileCapture:
+        """Spans of the active steps only, written as a Chrome trace (what Perfetto opens)."""
+        first_active = schedule.wait + schedule.warmup
+        kept: list[tuple[str, float, float]] = []
+        for i in range(schedule.steps):
+            RECORDER.spans = [] if i >= first_active else None
+            try:
+                work(i)
+            finally:
+                kept += RECORDER.spans or []
+                RECORDER.spans = None
+        path = trace_dir / f"{name}.trace.json"
+        events = [
+            {"name": n, "ph": "X", "ts": t0 * 1e6, "dur": d * 1e6, "pid": 0, "tid": 0}
+            for n, t0, d in kept
+        ]
+        path.write_text(json.dumps({"traceEvents": events}))
+        ops = [OpSample(n, "cpu", d * 1e6) for n, _, d in kept]
+        return ProfileCapture(
+            tool="numpy spans", device="cpu", trace=path, viewer="perfetto", ops=ops
+        )

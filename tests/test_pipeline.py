@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from harness_contract.cifar import load_cifar10, write_synthetic
+from harness_contract.framework import ProfilerUnavailable
 from harness_contract.metrics import read_metrics
 from harness_contract.pipeline import Study
 from harness_contract.spec import build_spec
 
-from .numpy_framework import NumpyFramework
+from .numpy_framework import Linear, NumpyFramework
 
 FAST = [
     "train.epochs=3",
@@ -149,3 +152,120 @@ def test_framework_default_initialisation_is_recorded_as_such(data, tmp_path: Pa
     metrics = run_study(NumpyFramework(), data, tmp_path, ["model.init=framework"])
     assert metrics.initial_weights == "framework-default"
     assert metrics.variants["baseline"].status == "ok"
+
+
+# ---------------------------------------------------------------- profiling passes
+
+
+def test_every_phase_gets_profiled_apart_from_its_timed_figures(data, tmp_path: Path) -> None:
+    metrics = run_study(NumpyFramework(), data, tmp_path, ["measure.profile.active=2"])
+    passes = {(name, p.kind): p for name, v in metrics.variants.items() for p in v.profiles}
+    assert set(passes) == {
+        ("baseline", "train"),
+        ("baseline", "inference"),
+        ("ptq", "inference"),
+        ("qat", "train"),
+        ("qat", "inference"),
+    }
+    for p in passes.values():
+        assert p.status == "ok" and p.steps == 2 and p.viewer == "perfetto"
+        trace = tmp_path / p.trace
+        assert trace.is_file() and p.trace_bytes == trace.stat().st_size
+        assert abs(sum(row.share for row in p.breakdown) - 1) < 1e-9
+    train = passes[("baseline", "train")]
+    assert train.batch_size == 50
+    # The stream's hand-over of batches is timed by the pipeline as data loading.
+    assert "data" in {row.category for row in train.breakdown}
+    # Only the active steps are traced: one avg_pool and one matmul per training step.
+    names = [e["name"] for e in json.loads((tmp_path / train.trace).read_text())["traceEvents"]]
+    assert names.count("matmul") == 2
+    inference = passes[("ptq", "inference")]
+    assert inference.batch_size == 32
+    categories = {row.category for row in inference.breakdown}
+    assert categories == {"quantize", "matmul"}  # features are prepared before timing
+    assert {"quantize"}.isdisjoint(r.category for r in passes[("baseline", "inference")].breakdown)
+
+
+def test_profiling_never_changes_the_studied_models(data, tmp_path: Path) -> None:
+    on = run_study(NumpyFramework(), data, tmp_path / "on")
+    off = run_study(NumpyFramework(), data, tmp_path / "off", ["measure.profile.enabled=false"])
+    for name in ("baseline", "ptq", "qat"):
+        assert on.variants[name].accuracy == off.variants[name].accuracy
+        assert off.variants[name].profiles == []
+    assert not (tmp_path / "off" / "traces").exists()
+
+
+class BrokenProfiler(NumpyFramework):
+    def profile(self, model, work, schedule, trace_dir, name):
+        raise RuntimeError("CUPTI_ERROR_INSUFFICIENT_PRIVILEGES\nmore")
+
+
+def test_a_failing_profiler_is_recorded_and_costs_nothing_else(data, tmp_path: Path) -> None:
+    metrics = run_study(BrokenProfiler(), data, tmp_path)
+    assert metrics.status == "complete"
+    for v in metrics.variants.values():
+        assert v.status == "ok" and v.profiles
+        assert {p.status for p in v.profiles} == {"failed"}
+        assert v.profiles[0].reason == "RuntimeError: CUPTI_ERROR_INSUFFICIENT_PRIVILEGES"
+
+
+class NoInt8Profiler(NumpyFramework):
+    def profile(self, model, work, schedule, trace_dir, name):
+        if not isinstance(model, Linear):
+            raise ProfilerUnavailable("the int8 runtime exposes no per-op profiler")
+        return super().profile(model, work, schedule, trace_dir, name)
+
+
+def test_an_unavailable_profiler_says_why(data, tmp_path: Path) -> None:
+    metrics = run_study(NoInt8Profiler(), data, tmp_path)
+    ptq = metrics.variants["ptq"].profile("inference")
+    assert ptq.status == "unavailable" and ptq.trace is None
+    assert ptq.reason == "the int8 runtime exposes no per-op profiler"
+    assert metrics.variants["baseline"].profile("inference").status == "ok"
+
+
+# ---------------------------------------------------------------- thread sweep
+
+
+def test_without_thread_control_the_one_thread_rows_are_missing_with_a_note(
+    data, tmp_path: Path
+) -> None:
+    spec = build_spec("smoke", None, FAST)
+    metrics = Study(NumpyFramework(), spec, data, tmp_path, "r", "local").run(threads=2)
+    base = metrics.variants["baseline"]
+    assert [(lat.batch_size, lat.threads) for lat in base.latency] == [(1, 2), (16, 2)]
+    assert any(n.startswith("no latency at 1 thread(s):") for n in base.notes)
+
+
+class Threaded(NumpyFramework):
+    def __init__(self) -> None:
+        self.threads_seen: list[int] = []
+
+    @contextlib.contextmanager
+    def threads_for(self, model, threads):
+        self.threads_seen.append(threads)
+        yield
+
+
+def test_one_thread_rows_follow_the_runs_own_rows(data, tmp_path: Path) -> None:
+    fw = Threaded()
+    spec = build_spec("smoke", None, FAST)
+    metrics = Study(fw, spec, data, tmp_path, "r", "local").run(threads=2)
+    base = metrics.variants["baseline"]
+    assert [(lat.batch_size, lat.threads) for lat in base.latency] == [
+        (1, 2),
+        (16, 2),
+        (1, 1),
+        (16, 1),
+    ]
+    assert base.latency_at(1).threads == 2 and base.latency_at(1, threads=1).threads == 1
+    assert fw.threads_seen == [1, 1, 1]  # once per variant, around both batch sizes
+    files = {lat.samples_file for lat in base.latency}
+    assert "artifacts/latency-baseline-b1-t1.npy" in files and len(files) == 4
+
+
+def test_a_single_threaded_run_has_no_sweep(data, tmp_path: Path) -> None:
+    fw = Threaded()
+    metrics = run_study(fw, data, tmp_path)
+    assert {lat.threads for lat in metrics.variants["qat"].latency} == {1}
+    assert fw.threads_seen == []

@@ -55,7 +55,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             "elementwise",
             r"relu|add|mul|sub|div|sigmoid|tanh|exp|log|softmax|clamp|where|neg|sqrt|pow|sum"
             r"|mean|max|min|reduce|elementwise|foreach|sgd|applygradient|applymomentum|bias"
-            r"|entropy|nll|threshold|hardtanh|gelu|sign|abs|square|cast|norm|argmax|sort|eq"
+            r"|resourceapply|entropy|nll|threshold|hardtanh|gelu|sign|abs|square|cast|norm|argmax|sort|eq"
             r"|select|lerp|addcmul|fill|rsqrt|reciprocal",
         ),
     )

@@ -398,7 +398,7 @@ class Study:
             batch_size=optim.batch_size,
             seed=self.spec.seed,
             augment=self.spec.data.augment,
-            purpose=f"profile-{phase}",
+            purpose=phase,  # the same first batches the phase trained on
         )
         if len(stream) == 0:
             raise ValueError(f"batch_size {optim.batch_size} exceeds the training images")
