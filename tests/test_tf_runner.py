@@ -116,6 +116,9 @@ E2E = [
     "measure.latency.min_seconds=0",
     "measure.latency.warmup_count=1",
     "measure.latency.warmup_seconds=0",
+    # Profiling and the 1-thread sweep are covered by test_tf_profile.py.
+    "measure.latency.thread_sweep=false",
+    "measure.profile.enabled=false",
 ]
 
 

@@ -49,14 +49,15 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             "memory",
             r"copy|memcpy|memset|aten::to\b|contiguous|clone|\bcat\b|concat|stack|identity"
             r"|transpose|permute|reshape|view|squeeze|flatten|empty|zeros|fill|slice|pad"
-            r"|gather|expand|as_strided|resize",
+            r"|gather|expand|as_strided|resize|broadcast|tile|pack|stitch|assignvariable"
+            r"|readvariable",
         ),
         (
             "elementwise",
             r"relu|add|mul|sub|div|sigmoid|tanh|exp|log|softmax|clamp|where|neg|sqrt|pow|sum"
             r"|mean|max|min|reduce|elementwise|foreach|sgd|applygradient|applymomentum|bias"
             r"|resourceapply|entropy|nll|threshold|hardtanh|gelu|sign|abs|square|cast|norm|argmax|sort|eq"
-            r"|select|lerp|addcmul|fill|rsqrt|reciprocal",
+            r"|select|lerp|addcmul|fill|rsqrt|reciprocal|l2loss|prod",
         ),
     )
 )

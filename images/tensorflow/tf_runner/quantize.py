@@ -12,6 +12,7 @@ an int8 model natively: the .tflite bytes run in the LiteRT interpreter, on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -41,22 +42,34 @@ def interpreter_class() -> tuple[type, str]:
 
 @dataclass
 class Int8Model:
-    """A full-integer .tflite model and one interpreter per batch size it was asked to run."""
+    """A full-integer .tflite model and one interpreter per batch size and thread count it
+    was asked to run (``threads``: the count new calls use, see ``using_threads``)."""
 
     tflite: bytes
     flow: str
     parameters: int
     threads: int
-    _interpreters: dict[int, Any] = field(default_factory=dict, repr=False)
+    _interpreters: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False)
 
     def interpreter(self, batch: int) -> Any:
-        if batch not in self._interpreters:
+        key = (batch, self.threads)
+        if key not in self._interpreters:
             cls, _ = interpreter_class()
+            # num_threads is fixed at construction: XNNPACK sizes its thread pool then.
             interp = cls(model_content=self.tflite, num_threads=self.threads)
             interp.resize_tensor_input(interp.get_input_details()[0]["index"], [batch, 32, 32, 3])
             interp.allocate_tensors()
-            self._interpreters[batch] = interp
-        return self._interpreters[batch]
+            self._interpreters[key] = interp
+        return self._interpreters[key]
+
+    @contextlib.contextmanager
+    def using_threads(self, threads: int) -> Iterator[None]:
+        """Interpreters made or fetched inside the block run on ``threads`` threads."""
+        previous, self.threads = self.threads, threads
+        try:
+            yield
+        finally:
+            self.threads = previous
 
     def prepared(self, images: np.ndarray) -> Any:
         """An interpreter for this batch with the (quantized) images already set as its input."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,19 @@ import tf_keras as keras
 
 from harness_contract.architecture import resnet18
 from harness_contract.errors import HarnessError
-from harness_contract.framework import DeviceInfo, Framework, Quantized, Trainer
+from harness_contract.framework import (
+    DeviceInfo,
+    Framework,
+    ProfileCapture,
+    ProfilerUnavailable,
+    Quantized,
+    ThreadsUnsupported,
+    Trainer,
+)
 from harness_contract.metrics import SizeStats
-from harness_contract.spec import ExperimentSpec, OptimSpec
+from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
 
+from . import profile as tf_profile
 from . import quantize
 from .model import build_model
 from .quantize import Int8Model, interpreter_class
@@ -196,6 +205,31 @@ class TFFramework(Framework):
             forward(x).numpy()
 
         return call, self.device_of(model)
+
+    @contextlib.contextmanager
+    def threads_for(self, model: Any, threads: int) -> Iterator[None]:
+        if not isinstance(model, Int8Model):
+            raise ThreadsUnsupported(
+                f"TensorFlow fixes its intra-op thread pool ({self.threads} threads here) when "
+                f"its runtime starts; it cannot be changed in this process"
+            )
+        with model.using_threads(threads):  # a LiteRT interpreter with num_threads=threads
+            yield
+
+    def region(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return tf.profiler.experimental.Trace(name)
+
+    def profile(
+        self,
+        model: Any,
+        work: Callable[[int], object],
+        schedule: ProfileSpec,
+        trace_dir: Path,
+        name: str,
+    ) -> ProfileCapture:
+        if isinstance(model, Int8Model):
+            raise ProfilerUnavailable(tf_profile.LITERT_NO_OP_PROFILER)
+        return tf_profile.trace_keras(work, schedule, trace_dir, name, self.device_of(model))
 
     def reset_peak_gpu(self) -> None:
         if self.device == GPU:
