@@ -227,6 +227,18 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a results/<run-id> dire
     print_summary(run_dir)
 
 
+@app.command()
+def traces(
+    run_dir: Annotated[Path, typer.Argument(help="a results/<run-id> directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machine reading")] = False,
+) -> None:
+    """List every profiler trace of a run, with the command that opens it (or why there is none)."""
+    from .traces import list_traces, render_json, render_text
+
+    listing = list_traces(run_dir)
+    typer.echo(render_json(listing) if as_json else render_text(listing), nl=False)
+
+
 @app.command("spec")
 def show_spec(preset: Preset = "smoke", spec: SpecFile = None, set_: Sets = None) -> None:
     """Print the resolved spec (preset + file + overrides) as JSON."""

@@ -157,10 +157,16 @@ def test_int8_variants_are_smaller_and_really_int8(e2e: E2ERun, variant: str) ->
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_latency_is_measured_at_batch_1_and_128_with_raw_samples(e2e: E2ERun, variant: str) -> None:
+def test_latency_is_swept_over_batch_sizes_and_threads_with_raw_samples(
+    e2e: E2ERun, variant: str
+) -> None:
     spec = build_spec("smoke", overrides=E2E_OVERRIDES)
     latency = e2e.metrics.variants[variant].latency
-    assert sorted(lat.batch_size for lat in latency) == [1, 128]
+    threads = e2e.metrics.provenance.threads
+    sweep = [threads, 1] if threads > 1 else [1]
+    assert [(lat.threads, lat.batch_size) for lat in latency] == [
+        (t, b) for t in sweep for b in (1, 8, 32, 128)
+    ]
     rule = spec.measure.latency
     for lat in latency:
         if lat.stop_reason == "min_count_and_duration":
@@ -168,10 +174,26 @@ def test_latency_is_measured_at_batch_1_and_128_with_raw_samples(e2e: E2ERun, va
         else:  # a cap stopped it first (a slow or busy machine): whatever it measured is kept
             assert lat.total_s >= rule.max_seconds or lat.n >= rule.max_count
         assert 0 < lat.min_ms <= lat.p50_ms <= lat.p90_ms <= lat.p99_ms <= lat.max_ms
-        assert lat.threads == e2e.metrics.provenance.threads
         samples = np.load(e2e.fw_dir / lat.samples_file)
         assert samples.shape == (lat.n,)
         assert np.median(samples) == pytest.approx(lat.p50_ms)
+
+
+@pytest.mark.slow
+def test_the_smoke_run_leaves_training_and_inference_traces(e2e: E2ERun) -> None:
+    passes = [(name, p) for name, v in e2e.metrics.variants.items() for p in v.profiles]
+    assert [(name, p.kind) for name, p in passes] == [
+        ("baseline", "train"),
+        ("baseline", "inference"),
+        ("ptq", "inference"),
+        ("qat", "train"),
+        ("qat", "inference"),
+    ]
+    for _, p in passes:
+        assert p.status == "ok", p.reason
+        assert (e2e.fw_dir / p.trace).is_file() and p.viewer == "perfetto"
+    report = (e2e.run_dir / "report.md").read_text()
+    assert "Where the time goes" in report
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from harness.report import (
     results_frame,
     write_report,
 )
+from harness_contract.breakdown import CATEGORIES
 from harness_contract.errors import HarnessError
 from harness_contract.metrics import (
     AccuracyStats,
@@ -23,8 +24,11 @@ from harness_contract.metrics import (
     LatencyStats,
     MemoryStats,
     MetricsFile,
+    OpTime,
+    ProfileStats,
     Provenance,
     SizeStats,
+    TopOp,
     TrainingStats,
     VariantMetrics,
     write_metrics,
@@ -57,6 +61,82 @@ def _latency(batch_size: int, p50: float, device: str = "cpu", threads: int = 4)
     )
 
 
+# Per-sample latency at 1 thread is 2.5x the run's own (4 threads): a 1-thread row that
+# leaked into the main columns would show up as these numbers.
+ONE_THREAD_FACTOR = 2.5
+
+
+def _latencies(p50s: dict[int, float], device: str = "cpu") -> list[LatencyStats]:
+    """Rows at the run's 4 threads first, then the 1-thread sweep, as the pipeline writes them."""
+    own = [_latency(b, p50, device) for b, p50 in p50s.items()]
+    single = [_latency(b, p50 * ONE_THREAD_FACTOR, device, 1) for b, p50 in p50s.items()]
+    return own + single
+
+
+# Known shares (fractions of the device's profiled op self time) per variant and pass, after
+# the paper's observations: fp32 inference ~70 % convolution; int8 27 % conv, 34 % q/dq.
+SHARES = {
+    ("baseline", "train"): {"convolution": 0.55, "elementwise": 0.25, "data": 0.05, "other": 0.15},
+    ("baseline", "inference"): {"convolution": 0.70, "elementwise": 0.20, "memory": 0.10},
+    ("ptq", "inference"): {
+        "convolution": 0.27,
+        "quantize": 0.34,
+        "elementwise": 0.25,
+        "memory": 0.14,
+    },
+    ("qat", "train"): {"convolution": 0.40, "quantize": 0.30, "elementwise": 0.30},
+    ("qat", "inference"): {"convolution": 0.30, "quantize": 0.31, "elementwise": 0.39},
+}
+PROFILE_TOTAL_US = {"train": 1_500_000.0, "inference": 96_000.0}  # 1,500 ms and 96 ms
+
+
+def _profile(
+    variant: str, kind: str, device: str = "cpu", framework: str = "pytorch"
+) -> ProfileStats:
+    shares, total = SHARES[(variant, kind)], PROFILE_TOTAL_US[kind]
+    torch_like = framework == "pytorch"
+    trace = f"traces/{variant}-{kind}" + (".pt.trace.json" if torch_like else "")
+    top = max(shares, key=shares.get)
+    return ProfileStats(
+        kind=kind,
+        status="ok",
+        tool="torch.profiler" if torch_like else "tf.profiler (xplane)",
+        device=device,
+        threads=4,
+        batch_size=128 if kind == "train" else 32,
+        steps=3,
+        trace=trace,
+        viewer="perfetto" if torch_like else "tensorboard",
+        trace_bytes=2_000_000,
+        total_us={"cpu": total},
+        breakdown=[
+            OpTime(category=c, device="cpu", time_us=total * f, share=f) for c, f in shares.items()
+        ],
+        top_ops=[
+            TopOp(
+                name=f"op::{top}_kernel",
+                category=top,
+                device="cpu",
+                time_us=total * shares[top],
+                calls=30,
+                share=shares[top],
+            )
+        ],
+    )
+
+
+def _unavailable(kind: str, reason: str) -> ProfileStats:
+    return ProfileStats(
+        kind=kind,
+        status="unavailable",
+        reason=reason,
+        device="cpu",
+        threads=4,
+        batch_size=32,
+        steps=3,
+    )
+
+
 def _training(wall_s: float, epochs: int, device: str = "cpu") -> TrainingStats:
     return TrainingStats(
         device=device,
@@ -81,8 +161,9 @@ def _baseline(latency_device: str = "cpu") -> VariantMetrics:
         accuracy=_accuracy(0.8123, None),
         training=_training(BASELINE_WALL_S, BASELINE_EPOCHS),
         size=SizeStats(bytes=BASELINE_BYTES, format="state_dict", parameters=11_173_962),
-        latency=[_latency(1, 33.0, latency_device), _latency(5, 100.0, latency_device)],
+        latency=_latencies({1: 33.0, 5: 100.0}, latency_device),
         memory=MemoryStats(peak_rss_bytes=900 * MIB, peak_gpu_bytes=None),
+        profiles=[_profile("baseline", "train"), _profile("baseline", "inference")],
     )
 
 
@@ -101,8 +182,9 @@ def _ptq() -> VariantMetrics:
             quantized_ops=["quantized_decomposed.quantize_per_tensor"],
         ),
         size=SizeStats(bytes=PTQ_BYTES, format="state_dict", parameters=11_173_962),
-        latency=[_latency(1, 13.0), _latency(5, 40.0)],
+        latency=_latencies({1: 13.0, 5: 40.0}),
         memory=MemoryStats(peak_rss_bytes=1024 * MIB),
+        profiles=[_profile("ptq", "inference")],
     )
 
 
@@ -115,8 +197,9 @@ def _qat() -> VariantMetrics:
         training=_training(QAT_WALL_S, QAT_EPOCHS),
         conversion=ConversionStats(flow="pt2e-x86-qat", device="cpu", conversion_s=3.0),
         size=SizeStats(bytes=QAT_BYTES, format="state_dict", parameters=11_173_962),
-        latency=[_latency(1, 12.0), _latency(5, 38.0)],
+        latency=_latencies({1: 12.0, 5: 38.0}),
         memory=MemoryStats(peak_rss_bytes=1100 * MIB),
+        profiles=[_profile("qat", "train"), _profile("qat", "inference")],
     )
 
 
@@ -493,3 +576,249 @@ def test_frameworks_that_started_from_different_weights_are_flagged() -> None:
     text = render_markdown([torch_run, tf_run], results_frame([torch_run, tf_run]))
     assert "different initial weights" in text
     assert "Initial weights: `shared:aaaa`" in text
+
+
+# ---------------------------------------------------------------- threads and batch sizes
+
+
+def _section(report: str, heading: str) -> str:
+    """The text of one '## heading' section, up to the next one."""
+    return report.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_main_latency_columns_hold_the_runs_own_threads_and_1_thread_gets_its_own() -> None:
+    frame = results_frame([make_metrics()])
+    ptq = row(frame, "pytorch", "ptq")
+
+    # The 1-thread rows come after the run's (4 threads): they must not overwrite them.
+    assert ptq["latency_b1_p50_ms"] == pytest.approx(13.0)
+    assert ptq["latency_b5_per_sample_p50_ms"] == pytest.approx(8.0)
+    assert ptq["latency_threads"] == "4"
+    assert ptq["latency_b1_t1_per_sample_p50_ms"] == pytest.approx(13.0 * ONE_THREAD_FACTOR)
+    assert ptq["latency_b5_t1_per_sample_p50_ms"] == pytest.approx(40.0 * ONE_THREAD_FACTOR / 5)
+    assert "latency_b1_t4_per_sample_p50_ms" not in frame.columns
+
+
+def test_latency_table_shows_no_1_thread_rows() -> None:
+    metrics = make_metrics()
+    report = render_markdown([metrics], results_frame([metrics]))
+    latency = _section(report, "Latency")
+
+    rows = [line for line in latency.splitlines() if line.startswith("| pytorch")]
+    assert len(rows) == 6  # 3 variants x batch 1 and 5, at 4 threads only
+    assert all(line.endswith("| cpu | 4 |") for line in rows)
+    assert "32.50" not in latency  # PTQ's 1-thread p50 at batch 1
+
+
+def test_sweep_table_lists_per_sample_p50_per_batch_for_own_and_1_thread() -> None:
+    metrics = make_metrics()
+    sweep = _section(
+        render_markdown([metrics], results_frame([metrics])), "Latency by batch size and threads"
+    )
+
+    assert (
+        "| Framework | Variant | Precision | Device | Threads (count) | "
+        "Batch 1: p50 per sample (ms) | Batch 5: p50 per sample (ms) | "
+        "int8 speed-up vs fp32, batch 1, same device (x) | "
+        "int8 speed-up vs fp32, batch 5, same device (x) |"
+    ) in sweep
+    # fp32 33 ms vs int8 13 ms per sample at batch 1; 20 vs 8 at batch 5.
+    assert "| pytorch | baseline | fp32 | cpu | 4 (run's own) | 33.00 | 20.00 | — | — |" in sweep
+    assert "| pytorch | ptq | int8 | cpu | 4 (run's own) | 13.00 | 8.00 | 2.54 | 2.50 |" in sweep
+    # At 1 thread int8 is compared with fp32 at 1 thread: 82.5 / 32.5 and 50 / 20.
+    assert "| pytorch | baseline | fp32 | cpu | 1 | 82.50 | 50.00 | — | — |" in sweep
+    assert "| pytorch | ptq | int8 | cpu | 1 | 32.50 | 20.00 | 2.54 | 2.50 |" in sweep
+
+
+def test_a_variant_that_could_not_run_at_1_thread_has_no_row_and_says_why() -> None:
+    reason = "no latency at 1 thread(s): the LiteRT interpreter fixes num_threads at creation"
+    ptq = _ptq()
+    ptq = ptq.model_copy(
+        update={"latency": [lat for lat in ptq.latency if lat.threads == 4], "notes": [reason]}
+    )
+    metrics = make_metrics(variants=[_baseline(), ptq, _qat()])
+    frame = results_frame([metrics])
+    sweep = _section(render_markdown([metrics], frame), "Latency by batch size and threads")
+
+    assert math.isnan(row(frame, "pytorch", "ptq")["latency_b1_t1_per_sample_p50_ms"])
+    assert row(frame, "pytorch", "ptq")["latency_sweep_notes"] == reason
+    assert "| pytorch | ptq | int8 | cpu | 4 (run's own) |" in sweep
+    assert "| pytorch | ptq | int8 | cpu | 1 |" not in sweep
+    assert f"**pytorch ptq:** {reason}" in sweep
+
+
+def test_int8_is_not_compared_with_fp32_measured_on_another_device() -> None:
+    gpu = "cuda:0 (NVIDIA H100)"
+    metrics = make_metrics(variants=[_baseline(latency_device=gpu), _ptq(), _qat()])
+    sweep = _section(
+        render_markdown([metrics], results_frame([metrics])), "Latency by batch size and threads"
+    )
+
+    line = next(x for x in sweep.splitlines() if x.startswith("| pytorch | ptq | int8 | cpu | 4"))
+    assert line.endswith(f"| not compared: fp32 on {gpu} | not compared: fp32 on {gpu} |")
+
+
+def test_a_single_thread_run_has_one_row_per_variant_and_no_sweep_columns() -> None:
+    def own_only(v: VariantMetrics) -> VariantMetrics:
+        rows = [lat.model_copy(update={"threads": 1}) for lat in v.latency if lat.threads == 4]
+        return v.model_copy(update={"latency": rows})
+
+    metrics = make_metrics(variants=[own_only(v) for v in (_baseline(), _ptq(), _qat())])
+    frame = results_frame([metrics])
+    sweep = _section(render_markdown([metrics], frame), "Latency by batch size and threads")
+
+    assert not [c for c in frame.columns if "_t1_" in c]
+    assert "| pytorch | ptq | int8 | cpu | 1 | 13.00 | 8.00 | 2.54 | 2.50 |" in sweep
+    assert "(run's own)" not in sweep
+
+
+# ---------------------------------------------------------------- where the time goes
+
+
+def _tensorflow_with_unavailable_int8() -> MetricsFile:
+    reason = "TFLite int8 has no per-op profiler in Python"
+    ptq = _ptq().model_copy(update={"profiles": [_unavailable("inference", reason)]})
+    return make_metrics("tensorflow", variants=[_baseline(), ptq, _qat()])
+
+
+def test_breakdown_table_gives_each_categorys_share_in_categories_order() -> None:
+    metrics = [make_metrics("pytorch"), _tensorflow_with_unavailable_int8()]
+    section = _section(render_markdown(metrics, results_frame(metrics)), "Where the time goes")
+
+    labels = " | ".join(f"{label} (%)" for label in CATEGORIES.values())
+    assert f"| Threads (count) | {labels} | Op self time (ms) |" in section
+    # fp32 inference 70 % convolution; int8 27 % convolution, 34 % quantize/dequantize.
+    assert (
+        "| inference | baseline | pytorch | fp32 | cpu | 4 | 70.0 | 0.0 | 0.0 | 20.0 | 0.0 | 0.0 "
+        "| 0.0 | 10.0 | 0.0 | 96.00 | 3 x 32 | ok |"
+    ) in section
+    assert (
+        "| inference | ptq | pytorch | int8 | cpu | 4 | 27.0 | 0.0 | 34.0 | 25.0 | 0.0 | 0.0 "
+        "| 0.0 | 14.0 | 0.0 | 96.00 | 3 x 32 | ok |"
+    ) in section
+    assert (
+        "| train | baseline | pytorch | fp32 | cpu | 4 | 55.0 | 0.0 | 0.0 | 25.0 | 0.0 | 0.0 "
+        "| 5.0 | 0.0 | 15.0 | 1,500.00 | 3 x 128 | ok |"
+    ) in section
+    dashes = " | ".join(["—"] * len(CATEGORIES))
+    assert (
+        f"| inference | ptq | tensorflow | int8 | cpu | 4 | {dashes} | — | 3 x 32 "
+        "| unavailable: see Traces |"
+    ) in section
+    # Both frameworks' PTQ inference rows sit next to each other.
+    lines = section.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("| inference | ptq | pytorch"))
+    assert lines[at + 1].startswith("| inference | ptq | tensorflow")
+    assert "not comparable to the latency tables" in section
+    assert "op::quantize_kernel 34.0" in section  # top ops
+
+
+def test_gpu_passes_get_a_row_per_device_and_the_csv_reads_the_gpu() -> None:
+    gpu_profile = _profile("baseline", "inference", device="cuda:0 (NVIDIA H100)")
+    gpu_profile = gpu_profile.model_copy(
+        update={
+            "total_us": {"cpu": 50_000.0, "gpu": 40_000.0},
+            "breakdown": [
+                OpTime(category="convolution", device="gpu", time_us=36_000.0, share=0.9),
+                OpTime(category="elementwise", device="gpu", time_us=4_000.0, share=0.1),
+                OpTime(category="other", device="cpu", time_us=50_000.0, share=1.0),
+            ],
+        }
+    )
+    metrics = make_metrics(variants=[_baseline().model_copy(update={"profiles": [gpu_profile]})])
+    frame = results_frame([metrics])
+    section = _section(render_markdown([metrics], frame), "Where the time goes")
+
+    assert "| inference | baseline | pytorch | fp32 | gpu (cuda:0 (NVIDIA H100)) | 4 | 90.0 |" in (
+        section
+    )
+    assert "| inference | baseline | pytorch | fp32 | cpu (cuda:0 (NVIDIA H100)) | 4 | 0.0 |" in (
+        section
+    )
+    base = row(frame, "pytorch", "baseline")
+    assert base["profile_inference_device"] == "gpu"
+    assert base["profile_inference_convolution_pct"] == pytest.approx(90.0)
+    assert base["profile_inference_total_ms"] == pytest.approx(40.0)
+
+
+def test_results_csv_has_inference_and_train_shares_per_variant(tmp_path: Path) -> None:
+    write_run(tmp_path, make_metrics("pytorch"), _tensorflow_with_unavailable_int8())
+    back = pd.read_csv(write_report(tmp_path).csv)
+
+    assert len(back) == 6
+    torch_ptq = back[(back["framework"] == "pytorch") & (back["variant"] == "ptq")].iloc[0]
+    assert torch_ptq["profile_inference_status"] == "ok"
+    assert torch_ptq["profile_inference_convolution_pct"] == pytest.approx(27.0)
+    assert torch_ptq["profile_inference_quantize_pct"] == pytest.approx(34.0)
+    assert torch_ptq["profile_inference_total_ms"] == pytest.approx(96.0)
+    assert pd.isna(torch_ptq["profile_train_status"])  # PTQ does not train
+    qat = back[(back["framework"] == "pytorch") & (back["variant"] == "qat")].iloc[0]
+    assert qat["profile_train_quantize_pct"] == pytest.approx(30.0)
+    tf_ptq = back[(back["framework"] == "tensorflow") & (back["variant"] == "ptq")].iloc[0]
+    assert tf_ptq["profile_inference_status"] == "unavailable"
+    assert math.isnan(tf_ptq["profile_inference_convolution_pct"])
+    assert tf_ptq["latency_b1_t1_per_sample_p50_ms"] == pytest.approx(32.5)
+
+
+def test_traces_section_shows_commands_on_disk_and_reasons_for_the_rest(tmp_path: Path) -> None:
+    write_run(tmp_path, make_metrics("pytorch"), _tensorflow_with_unavailable_int8())
+    (tmp_path / "pytorch" / "traces").mkdir()
+    (tmp_path / "pytorch" / "traces" / "ptq-inference.pt.trace.json").write_bytes(b"{}" * 2**19)
+
+    section = _section(write_report(tmp_path).md.read_text(), "Traces")
+
+    assert (
+        "| pytorch | ptq | inference | ok | cpu | torch.profiler | "
+        "pytorch/traces/ptq-inference.pt.trace.json | 1.00 | open https://ui.perfetto.dev and "
+        "load pytorch/traces/ptq-inference.pt.trace.json (or chrome://tracing) |"
+    ) in section
+    assert "| pytorch | baseline | train | missing |" in section
+    assert (
+        "| tensorflow | ptq | inference | unavailable | cpu | — | — | — | "
+        "TFLite int8 has no per-op profiler in Python |"
+    ) in section
+    assert "harness traces RUN_DIR" in section
+
+
+def test_a_run_without_profiles_says_so() -> None:
+    bare = [v.model_copy(update={"profiles": []}) for v in (_baseline(), _ptq(), _qat())]
+    metrics = make_metrics(variants=bare)
+    report = render_markdown([metrics], results_frame([metrics]))
+
+    assert "No profiler passes were recorded." in _section(report, "Where the time goes")
+    assert "no profiler pass recorded" in _section(report, "Traces")
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def test_provenance_names_image_uid_network_driver_spec_and_profilers() -> None:
+    metrics = make_metrics().model_copy(deep=True)
+    metrics.provenance = metrics.provenance.model_copy(
+        update={
+            "runtime": "docker image quant-harness/pytorch:0.1.0 (sha256:feed)",
+            "uid": 1000,
+            "network_interfaces": ["lo"],
+            "gpu": "NVIDIA H100",
+            "gpu_driver": "560.35",
+        }
+    )
+    section = _section(render_markdown([metrics], results_frame([metrics])), "Provenance")
+
+    assert "- Runtime: docker image quant-harness/pytorch:0.1.0 (sha256:feed); uid 1000" in section
+    assert "network interfaces: lo" in section
+    assert "GPU NVIDIA H100, driver 560.35" in section
+    assert "- Spec: `quick`, digest `abcdef0123456789`, seed 42" in section
+    assert "- Profilers: torch.profiler (5 passes)" in section
+    assert "digest `d1g35t`" in section
+
+
+def test_an_attempt_set_aside_by_resume_is_not_a_result(tmp_path: Path) -> None:
+    write_run(tmp_path, make_metrics("pytorch"))
+    aside = make_metrics("pytorch", status="interrupted")
+    write_metrics(tmp_path / "pytorch.incomplete-1" / "metrics.json", aside)
+
+    metrics, problems = collect(tmp_path)
+
+    assert [m.status for m in metrics] == ["complete"]
+    assert problems == []

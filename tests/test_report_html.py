@@ -13,8 +13,10 @@ import pytest
 
 from harness.report import results_frame
 from harness.report.figures import (
+    CATEGORY_COLORS,
     SVG_NS,
     accuracy_svg,
+    breakdown_svg,
     figures,
     latency_svg,
     size_svg,
@@ -22,8 +24,10 @@ from harness.report.figures import (
     write_figures,
 )
 from harness.report.html import render_html
+from harness.report.profiles import pass_breakdowns
+from harness.traces import PERFETTO_URL
 from harness_contract.metrics import MetricsFile, VariantMetrics
-from tests.test_report import _baseline, _ptq, _qat, make_metrics
+from tests.test_report import _baseline, _ptq, _qat, _unavailable, make_metrics
 
 CHROMIUM = Path("/usr/bin/chromium")
 SVG_BLOCK = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
@@ -33,7 +37,13 @@ FIGURE_TITLES = (
     "Training time per epoch (Table II)",
     "Per-sample p50 latency, batch 1",
     "Per-sample p50 latency, batch 5",
+    "Where the time goes: share of profiled op self time",
 )
+# accuracy, size, training, calibration, latency, latency sweep, memory, breakdown, top ops,
+# traces
+TABLES = 10
+BREAKDOWN_PLOT_W = 860 - 300 - 24  # figures.BD_WIDTH - BD_LABEL_W - BD_RIGHT
+TFLITE_REASON = "TFLite int8 has no per-op profiler in Python"
 
 
 def _failed_ptq() -> VariantMetrics:
@@ -46,9 +56,13 @@ def _failed_ptq() -> VariantMetrics:
 
 
 def _two_frameworks() -> list[MetricsFile]:
+    qat = _qat()
+    qat = qat.model_copy(
+        update={"profiles": [qat.profiles[0], _unavailable("inference", TFLITE_REASON)]}
+    )
     return [
         make_metrics("pytorch"),
-        make_metrics("tensorflow", variants=[_baseline(), _failed_ptq(), _qat()]),
+        make_metrics("tensorflow", variants=[_baseline(), _failed_ptq(), qat]),
     ]
 
 
@@ -101,9 +115,17 @@ def test_page_is_well_formed_and_has_every_section() -> None:
 
     assert parsed.tags["html"] == 1
     assert parsed.tags["svg"] == len(FIGURE_TITLES)
-    assert parsed.tags["table"] == 6  # accuracy, size, training, calibration, latency, memory
+    assert parsed.tags["table"] == TABLES
     text = " ".join(parsed.text)
-    for heading in ("Status", "Accuracy (Fig. 3)", "Model size (Table I)", "Provenance"):
+    for heading in (
+        "Status",
+        "Accuracy (Fig. 3)",
+        "Model size (Table I)",
+        "Latency by batch size and threads",
+        "Where the time goes",
+        "Traces",
+        "Provenance",
+    ):
         assert heading in text
 
 
@@ -120,7 +142,9 @@ def test_page_references_nothing_outside_itself() -> None:
     page = _page(_two_frameworks())
 
     urls = re.findall(r"https?://[^\s\"'<>)]*", page)
-    assert set(urls) <= {SVG_NS}
+    # Perfetto's address is text telling the reader where to open a trace, never a link.
+    assert set(urls) <= {SVG_NS, PERFETTO_URL}
+    assert not re.search(r"(href|src)=[\"']?https?:", page)
     assert "<script" not in page.lower()
     assert "@import" not in page and "url(" not in page
 
@@ -173,6 +197,47 @@ def test_single_framework_and_variant_subset_render() -> None:
 
 
 # ---------------------------------------------------------------- the figures
+
+
+def test_breakdown_section_draws_the_figure_the_tables_and_the_unavailable_reason() -> None:
+    page = _page(_two_frameworks())
+    section = page.split("<h2>Where the time goes</h2>")[1].split("</section>")[0]
+    traces = page.split("<h2>Traces</h2>")[1].split("</section>")[0]
+
+    assert "Where the time goes: share of profiled op self time" in section
+    assert "<td class='num'>34.0</td>" in section  # PyTorch PTQ inference quantize share
+    assert "<tr class='skipped'><td>inference</td><td>qat</td><td>tensorflow</td>" in section
+    assert TFLITE_REASON in traces
+
+
+def test_breakdown_bars_are_stacked_shares_in_category_colours() -> None:
+    rows = pass_breakdowns(_two_frameworks())
+    svg = breakdown_svg(rows)
+    root = ET.fromstring(svg)
+
+    labels = [t.text for t in root.iter(f"{{{SVG_NS}}}text")]
+    assert labels.index("pytorch ptq inference (cpu)") < labels.index("pytorch qat inference (cpu)")
+    assert "tensorflow qat inference (cpu)" in labels and "unavailable" in labels
+    quantize = [
+        r for r in root.iter(f"{{{SVG_NS}}}rect") if r.get("fill") == CATEGORY_COLORS["quantize"]
+    ]
+    widths = sorted(float(r.get("width")) for r in quantize if r.get("width") != "12")
+    # PyTorch PTQ inference 34 %, QAT inference 31 %, QAT train 30 % (twice: both frameworks).
+    assert widths == pytest.approx(
+        [BREAKDOWN_PLOT_W * f for f in (0.30, 0.30, 0.31, 0.34)], abs=0.1
+    )
+    assert breakdown_svg(rows) == svg  # deterministic
+
+
+def test_figures_include_the_breakdown_only_when_passes_exist(tmp_path: Path) -> None:
+    metrics = _two_frameworks()
+    frame = results_frame(metrics)
+
+    assert list(figures(frame, pass_breakdowns(metrics)))[-1] == "breakdown"
+    assert "breakdown" not in figures(frame)
+    paths = write_figures(frame, tmp_path, pass_breakdowns(metrics))
+    assert paths[-1] == tmp_path / "figures" / "breakdown.svg"
+    ET.parse(paths[-1])
 
 
 def test_figures_are_deterministic_xml_with_titles() -> None:
@@ -273,7 +338,8 @@ def test_page_renders_in_headless_chromium(tmp_path: Path) -> None:
     _chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1280,4000")
 
     assert dom.count("<svg") == len(FIGURE_TITLES)
-    assert dom.count("<table") == 6
+    assert dom.count("<table") == TABLES
     assert "Per-sample p50 latency, batch 1" in dom
+    assert "Where the time goes: share of profiled op self time" in dom
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 50_000  # a blank 1280x4000 page compresses to a few KiB

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from harness_contract.atomic import write_text_atomic
 
-from .collect import collect
+from ..traces import trace_entries
+from .collect import collect, collect_files
 from .figures import write_figures
 from .frame import results_frame
 from .html import render_html
 from .markdown import markdown_table, render_markdown
+from .profiles import pass_breakdowns
 
 __all__ = [
     "ReportPaths",
@@ -39,10 +41,14 @@ class ReportPaths:
 def write_report(run_dir: Path) -> ReportPaths:
     """Write results.csv, report.md, report.html and figures/*.svg, each atomically."""
     run_dir = Path(run_dir)
-    metrics, problems = collect(run_dir)
+    found, problems = collect_files(run_dir)
+    metrics = [m for _, m in found]
     frame = results_frame(metrics)
+    # Traces are checked on disk here, so the report says which recorded ones are gone.
+    traces = [e for path, m in found for e in trace_entries(m, path.parent, path.parent.name)]
     csv, md, html = run_dir / "results.csv", run_dir / "report.md", run_dir / "report.html"
     write_text_atomic(csv, frame.to_csv(index=False))
-    write_text_atomic(md, render_markdown(metrics, frame, problems))
-    write_text_atomic(html, render_html(metrics, frame, problems))
-    return ReportPaths(csv=csv, md=md, html=html, figures=write_figures(frame, run_dir))
+    write_text_atomic(md, render_markdown(metrics, frame, problems, traces))
+    write_text_atomic(html, render_html(metrics, frame, problems, traces))
+    figures = write_figures(frame, run_dir, pass_breakdowns(metrics))
+    return ReportPaths(csv=csv, md=md, html=html, figures=figures)

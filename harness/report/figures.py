@@ -8,6 +8,7 @@ so two reports of the same run are byte-identical and diff cleanly.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -17,7 +18,10 @@ from typing import Any
 import pandas as pd
 
 from harness_contract.atomic import write_text_atomic
+from harness_contract.breakdown import CATEGORIES
 from harness_contract.metrics import VARIANTS
+
+from .profiles import PassBreakdown
 
 SVG_NS = "http://www.w3.org/2000/svg"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
@@ -269,11 +273,13 @@ def accuracy_svg(frame: pd.DataFrame) -> str:
     )
 
 
+_MAIN_LATENCY = re.compile(r"^latency_b(\d+)_per_sample_p50_ms$")
+
+
 def latency_batch_sizes(frame: pd.DataFrame) -> list[int]:
-    """Batch 1 and the largest measured batch (just one when they coincide)."""
-    sizes = sorted(
-        int(c.split("_")[1][1:]) for c in frame.columns if c.endswith("_per_sample_p50_ms")
-    )
+    """Batch 1 and the largest measured batch (just one when they coincide), at the run's
+    own thread count: the 1-thread sweep columns are not figures."""
+    sizes = sorted(int(m[1]) for c in frame.columns if (m := _MAIN_LATENCY.match(c)))
     return sorted({sizes[0], sizes[-1]}) if sizes else []
 
 
@@ -347,8 +353,110 @@ def training_svg(frame: pd.DataFrame) -> str:
     )
 
 
-def figures(frame: pd.DataFrame) -> dict[str, str]:
-    """Every figure by file stem, in report order."""
+# ---------------------------------------------------------------- where the time goes
+
+# One colour per category, CATEGORIES order: Okabe-Ito first, greys for the catch-alls.
+CATEGORY_COLORS = {
+    "convolution": "#0072B2",
+    "matmul": "#56B4E9",
+    "quantize": "#D55E00",
+    "elementwise": "#E69F00",
+    "normalization": "#CC79A7",
+    "pooling": "#009E73",
+    "data": "#F0E442",
+    "memory": "#8C8C8C",
+    "other": "#C8C8C8",
+}
+_DARK_TEXT = {"matmul", "elementwise", "data", "other"}  # light fills take black labels
+BD_WIDTH, BD_LABEL_W, BD_RIGHT, BD_TOP, BD_BAR, BD_GAP = 860, 300, 24, 70, 20, 8
+BD_MIN_LABEL_SHARE = 0.06  # segments narrower than this carry no % label
+
+
+def _breakdown_legend(y: float) -> tuple[list[str], float]:
+    """Category swatches wrapped over as many lines as they need; returns the bottom y."""
+    parts, x = [], float(BD_LABEL_W)
+    for category, label in CATEGORIES.items():
+        w = 22 + 7 * len(label)
+        if x + w > BD_WIDTH - BD_RIGHT:
+            x, y = float(BD_LABEL_W), y + 20
+        color = CATEGORY_COLORS.get(category, "#999")
+        parts.append(f'<rect x="{_r(x)}" y="{_r(y - 10)}" width="12" height="12" fill="{color}"/>')
+        parts.append(_text(x + 17, y, label, font_size="12"))
+        x += w
+    return parts, y
+
+
+def breakdown_svg(rows: Sequence[PassBreakdown]) -> str:
+    """Where the time goes: one stacked horizontal bar per pass and device, segments in
+    CATEGORIES order, each the category's share of that device's profiled op self time."""
+    plot_w = BD_WIDTH - BD_LABEL_W - BD_RIGHT
+    body_h = len(rows) * (BD_BAR + BD_GAP)
+    axis_y = BD_TOP + body_h + 4
+    legend, legend_bottom = _breakdown_legend(axis_y + 44)
+    height = round(legend_bottom + 16)
+    title = "Where the time goes: share of profiled op self time"
+    parts = [
+        f'<rect width="{BD_WIDTH}" height="{height}" fill="#fff"/>',
+        f"<title>{escape(title)}</title>",
+        _text(BD_WIDTH / 2, 24, title, text_anchor="middle", font_size="15", font_weight="600"),
+        _text(
+            BD_WIDTH / 2,
+            43,
+            "per pass and device, self time over the profiled steps with the profiler on; "
+            "not comparable to latency",
+            text_anchor="middle",
+            font_size="11",
+            fill="#555",
+        ),
+    ]
+    for pct in (0, 25, 50, 75, 100):
+        x = BD_LABEL_W + plot_w * pct / 100
+        grid = "#333" if pct == 0 else "#e3e3e3"
+        parts.append(
+            f'<line x1="{_r(x)}" y1="{BD_TOP - 4}" x2="{_r(x)}" y2="{_r(axis_y)}" stroke="{grid}"/>'
+        )
+        parts.append(_text(x, axis_y + 16, f"{pct}%", text_anchor="middle", font_size="11"))
+    for i, row in enumerate(rows):
+        y = BD_TOP + i * (BD_BAR + BD_GAP)
+        mid = y + BD_BAR / 2 + 4
+        parts.append(_text(BD_LABEL_W - 8, mid, row.label, text_anchor="end", font_size="12"))
+        if row.status != "ok":
+            parts.append(_text(BD_LABEL_W + 6, mid, row.status, font_size="11", fill="#888"))
+            continue
+        x = float(BD_LABEL_W)
+        for category in CATEGORIES:
+            share = row.shares.get(category, 0.0)
+            if share <= 0:
+                continue
+            w = plot_w * share
+            color = CATEGORY_COLORS.get(category, "#999")
+            parts.append(
+                f'<rect x="{_r(x)}" y="{_r(y)}" width="{_r(w)}" height="{BD_BAR}" fill="{color}"/>'
+            )
+            if share >= BD_MIN_LABEL_SHARE:
+                ink = "#000" if category in _DARK_TEXT else "#fff"
+                parts.append(
+                    _text(
+                        x + w / 2,
+                        mid,
+                        f"{share * 100:.0f}",
+                        text_anchor="middle",
+                        font_size="11",
+                        fill=ink,
+                    )
+                )
+            x += w
+    parts += legend
+    return (
+        f'<svg xmlns="{SVG_NS}" width="{BD_WIDTH}" height="{height}" '
+        f'viewBox="0 0 {BD_WIDTH} {height}" role="img" font-family="{escape(FONT)}">\n'
+        + "\n".join(parts)
+        + "\n</svg>\n"
+    )
+
+
+def figures(frame: pd.DataFrame, breakdown: Sequence[PassBreakdown] = ()) -> dict[str, str]:
+    """Every figure by file stem, in report order (the breakdown only when passes exist)."""
     result = {
         "accuracy": accuracy_svg(frame),
         "size": size_svg(frame),
@@ -356,14 +464,18 @@ def figures(frame: pd.DataFrame) -> dict[str, str]:
     }
     for batch_size in latency_batch_sizes(frame):
         result[f"latency_b{batch_size}"] = latency_svg(frame, batch_size)
+    if breakdown:
+        result["breakdown"] = breakdown_svg(breakdown)
     return result
 
 
-def write_figures(frame: pd.DataFrame, directory: Path) -> list[Path]:
+def write_figures(
+    frame: pd.DataFrame, directory: Path, breakdown: Sequence[PassBreakdown] = ()
+) -> list[Path]:
     """Write ``<directory>/figures/<name>.svg`` atomically; returns the paths written."""
     out = Path(directory) / "figures"
     paths = []
-    for name, svg in figures(frame).items():
+    for name, svg in figures(frame, breakdown).items():
         path = out / f"{name}.svg"
         write_text_atomic(path, svg)
         paths.append(path)

@@ -13,6 +13,8 @@ import pandas as pd
 
 from harness_contract.metrics import VARIANTS, MetricsFile, VariantMetrics
 
+from .profiles import PASSES, category_share, main_device
+
 MIB = 2**20
 MISSING = "—"
 RUN_HINT = "run `harness compare` or `harness run FRAMEWORK` first"
@@ -45,10 +47,19 @@ LEADING_COLUMNS = [
     "conversion_s",
     "conversion_device",
 ]
-TRAILING_COLUMNS = [
+# After the latency blocks: where latency was taken, then the profiler passes' headline shares.
+LATENCY_META_COLUMNS = [
     "latency_device",
     "latency_threads",
     "latency_max_load_1m",
+    "latency_sweep_notes",
+]
+PROFILE_COLUMNS = [
+    f"profile_{kind}_{field}"
+    for kind in PASSES
+    for field in ("status", "device", "convolution_pct", "quantize_pct", "total_ms")
+]
+TRAILING_COLUMNS = [
     "peak_rss_mib",
     "peak_gpu_mib",
     "framework_versions",
@@ -74,7 +85,7 @@ COUNT_COLUMNS = {
     "cpu_count",
     "seed",
 }
-# latency_threads is text: a variant measured with mixed thread counts lists them all.
+# latency_threads is text: a variant measured with mixed devices or threads lists them all.
 TEXT_COLUMNS = {
     "framework",
     "variant",
@@ -88,6 +99,8 @@ TEXT_COLUMNS = {
     "conversion_device",
     "latency_device",
     "latency_threads",
+    "latency_sweep_notes",
+    *(f"profile_{kind}_{field}" for kind in PASSES for field in ("status", "device")),
     "framework_versions",
     "cpu_model",
     "cpu_count",
@@ -136,13 +149,38 @@ def versions_text(metrics: MetricsFile) -> str:
     return ", ".join(f"{name} {ver}" for name, ver in metrics.provenance.framework_versions.items())
 
 
+def own_threads(v: VariantMetrics) -> int | None:
+    """The run's own thread count for this variant's latency: its rows come first."""
+    return v.latency[0].threads if v.latency else None
+
+
 def _batch_sizes(metrics: list[MetricsFile]) -> list[int]:
     sizes = {lat.batch_size for m in metrics for v in m.variants.values() for lat in v.latency}
     return sorted(sizes)
 
 
+def _sweep_threads(metrics: list[MetricsFile]) -> list[int]:
+    """Thread counts latency was measured at besides each variant's own (the 1-thread sweep)."""
+    counts = {
+        lat.threads
+        for m in metrics
+        for v in m.variants.values()
+        for lat in v.latency
+        if lat.threads != own_threads(v)
+    }
+    return sorted(counts)
+
+
 def _latency_columns(batch_sizes: Sequence[int]) -> list[str]:
     return [f"latency_b{b}_{field}" for b in batch_sizes for field in LATENCY_FIELDS]
+
+
+def sweep_column(batch_size: int, threads: int) -> str:
+    return f"latency_b{batch_size}_t{threads}_per_sample_p50_ms"
+
+
+def _sweep_columns(batch_sizes: Sequence[int], threads: Sequence[int]) -> list[str]:
+    return [sweep_column(b, t) for t in threads for b in batch_sizes]
 
 
 def _accuracy_cells(v: VariantMetrics) -> dict[str, Any]:
@@ -201,19 +239,50 @@ def _conversion_cells(v: VariantMetrics) -> dict[str, Any]:
     }
 
 
-def _latency_cells(v: VariantMetrics) -> dict[str, Any]:
+def _latency_cells(
+    v: VariantMetrics, batch_sizes: Sequence[int], sweep_threads: Sequence[int]
+) -> dict[str, Any]:
+    """The main columns hold the run's own thread count only; other thread counts get
+    their own per-sample columns, so a 1-thread row never stands in for the run's."""
     cells: dict[str, Any] = {}
-    for lat in v.latency:
+    own = own_threads(v)
+    rows = [lat for lat in v.latency if lat.threads == own]
+    for lat in rows:
         prefix = f"latency_b{lat.batch_size}"
         cells[f"{prefix}_p50_ms"] = lat.p50_ms
         cells[f"{prefix}_p90_ms"] = lat.p90_ms
         cells[f"{prefix}_p99_ms"] = lat.p99_ms
         cells[f"{prefix}_per_sample_p50_ms"] = lat.p50_per_sample_ms
         cells[f"{prefix}_n"] = lat.n
+    for threads in sweep_threads:
+        for b in batch_sizes:
+            lat = v.latency_at(b, threads)
+            if lat is not None:
+                cells[sweep_column(b, threads)] = lat.p50_per_sample_ms
     cells["latency_device"] = join_values(lat.device for lat in v.latency)
-    cells["latency_threads"] = join_values(str(lat.threads) for lat in v.latency)
+    cells["latency_threads"] = join_values(str(lat.threads) for lat in rows)
     loads = [lat.load_1m for lat in v.latency if lat.load_1m is not None]
     cells["latency_max_load_1m"] = max(loads) if loads else None
+    notes = [n for n in v.notes if n.startswith("no latency at")]
+    cells["latency_sweep_notes"] = "; ".join(notes) if notes else None
+    return cells
+
+
+def _profile_cells(v: VariantMetrics) -> dict[str, Any]:
+    cells: dict[str, Any] = {}
+    for kind in PASSES:
+        p = v.profile(kind)
+        if p is None:
+            continue
+        prefix = f"profile_{kind}"
+        cells[f"{prefix}_status"] = p.status
+        if p.status == "ok" and p.breakdown:
+            device = main_device(p)
+            cells[f"{prefix}_device"] = device
+            cells[f"{prefix}_convolution_pct"] = _pct(category_share(p, "convolution"))
+            cells[f"{prefix}_quantize_pct"] = _pct(category_share(p, "quantize"))
+            us = p.total_us.get(device)
+            cells[f"{prefix}_total_ms"] = None if us is None else us / 1000
     return cells
 
 
@@ -252,7 +321,9 @@ def _missing_variant_cells(m: MetricsFile, name: str) -> dict[str, Any]:
     }
 
 
-def _variant_row(m: MetricsFile, name: str) -> dict[str, Any]:
+def _variant_row(
+    m: MetricsFile, name: str, batch_sizes: Sequence[int], sweep_threads: Sequence[int]
+) -> dict[str, Any]:
     row = _run_cells(m)
     v = m.variant(name)
     if v is None:
@@ -264,7 +335,8 @@ def _variant_row(m: MetricsFile, name: str) -> dict[str, Any]:
         _size_cells(v, baseline),
         _training_cells(v, baseline),
         _conversion_cells(v),
-        _latency_cells(v),
+        _latency_cells(v, batch_sizes, sweep_threads),
+        _profile_cells(v),
         _memory_cells(v),
     ):
         row |= cells
@@ -292,6 +364,14 @@ def _set_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
 
 def results_frame(metrics: list[MetricsFile]) -> pd.DataFrame:
     """One row per framework x variant (baseline, ptq, qat), failed and skipped included."""
-    columns = LEADING_COLUMNS + _latency_columns(_batch_sizes(metrics)) + TRAILING_COLUMNS
-    rows = [_variant_row(m, name) for m in metrics for name in VARIANTS]
+    sizes, sweep = _batch_sizes(metrics), _sweep_threads(metrics)
+    columns = (
+        LEADING_COLUMNS
+        + _latency_columns(sizes)
+        + _sweep_columns(sizes, sweep)
+        + LATENCY_META_COLUMNS
+        + PROFILE_COLUMNS
+        + TRAILING_COLUMNS
+    )
+    rows = [_variant_row(m, name, sizes, sweep) for m in metrics for name in VARIANTS]
     return _set_dtypes(pd.DataFrame(rows, columns=columns))

@@ -14,8 +14,8 @@ import pandas as pd
 
 from harness_contract.metrics import MetricsFile
 
+from ..traces import TraceEntry, trace_entries
 from . import figures as fig
-from .frame import MISSING, versions_text
 from .markdown import (
     TRAINING_EXPLAINED,
     Table,
@@ -26,12 +26,19 @@ from .markdown import (
     _one_line,
     _rows,
     accuracy_table,
+    breakdown_table,
     calibration_table,
+    latency_sweep_notes,
+    latency_sweep_table,
     latency_table,
     memory_table,
+    provenance_items,
     size_table,
+    top_ops_table,
+    traces_table,
     training_table,
 )
+from .profiles import PassBreakdown, pass_breakdowns
 
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif;
@@ -51,16 +58,18 @@ code { font-family: ui-monospace, 'SFMono-Regular', Menlo, Consolas, monospace;
 .ok { background: #e8f5ee; border-left: 4px solid #009e73; padding: .5rem .8rem; }
 ul.status { padding-left: 1.2rem; }
 .pair { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
-.pair > .tbl { flex: 1 1 560px; overflow-x: auto; }
+div.tbl { overflow-x: auto; max-width: 100%; }
+.pair > .tbl { flex: 1 1 560px; }
 .pair.wide > .tbl { flex-basis: 100%; }
 figure { margin: 0; flex: 0 1 500px; }
+figure.wide { flex: 0 1 860px; }
 figure svg { width: 100%; height: auto; border: 1px solid #e3e3e3; border-radius: 4px; }
 table { border-collapse: collapse; font-size: .85rem; background: #fff; }
 th, td { border: 1px solid #ddd; padding: .3rem .55rem; }
 th { background: #f3f4f6; text-align: left; vertical-align: bottom; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.failed td, tr.missing td { background: #fdecea; }
-tr.skipped td { background: #fff8e6; }
+tr.skipped td, tr.unavailable td { background: #fff8e6; }
 dl.prov { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem;
   font-size: .9rem; margin: 0; }
 dl.prov dt { font-weight: 600; color: #444; }
@@ -68,7 +77,18 @@ dl.prov dd { margin: 0; overflow-wrap: anywhere; }
 """
 
 # Headers whose cells hold numbers: right-aligned so digits line up.
-_NUMERIC_HINTS = ("(%)", "(MiB)", "(s)", "(s/epoch)", "(ms)", "(count)", "(n)", "(images", "/s)")
+_NUMERIC_HINTS = (
+    "(%)",
+    "(MiB)",
+    "(s)",
+    "(s/epoch)",
+    "(ms)",
+    "(count)",
+    "(n)",
+    "(images",
+    "/s)",
+    "(x)",
+)
 
 
 # ---------------------------------------------------------------- building blocks
@@ -228,40 +248,43 @@ def _latency(frame: pd.DataFrame) -> str:
     return _section("Latency (Fig. 4)", how, notes, figs, f"<div class='tbl'>{table}</div>")
 
 
+def _latency_sweep(frame: pd.DataFrame) -> str:
+    t = latency_sweep_table(frame)
+    table = _table(t) if t.rows else "<p>No latency was measured.</p>"
+    notes = _notes(latency_sweep_notes(frame))
+    body = f"<div class='tbl'>{table}</div>"
+    return _section("Latency by batch size and threads", _how(t), body, notes)
+
+
 def _memory(frame: pd.DataFrame) -> str:
     t = memory_table(frame)
     return _section("Memory", _how(t), _table(t))
 
 
-def _provenance_items(m: MetricsFile) -> list[tuple[str, str]]:
-    p, d = m.provenance, m.dataset
-    gpu = ", ".join(
-        f"{label} {value}"
-        for label, value in (("GPU", p.gpu), ("CUDA", p.cuda), ("cuDNN", p.cudnn))
-        if value
-    )
-    return [
-        ("Framework versions", f"{versions_text(m) or MISSING}; harness {p.harness_version}"),
-        ("Initial weights", m.initial_weights),
-        ("Device / threads", f"{p.device}, {p.threads} threads" + (f"; {gpu}" if gpu else "")),
-        ("Runtime / image", p.runtime),
-        ("CPU", f"{p.cpu_model} ({p.cpu_count} cores); flags: {', '.join(p.cpu_flags) or MISSING}"),
-        ("Python / platform", f"{_one_line(p.python)}; {p.platform}; host {p.hostname}"),
-        ("Spec", f"{m.spec_name}, digest {m.spec_digest}, seed {m.seed}"),
-        (
-            "Dataset",
-            f"{d.path} ({d.kind}, {d.train_images:,} train / {d.test_images:,} test), "
-            f"digest {d.digest}",
-        ),
-        ("Run", f"{m.run_id}: started {m.started_at}, updated {m.updated_at}, {m.status}"),
+def _breakdown(rows: list[PassBreakdown]) -> str:
+    t, tops = breakdown_table(rows), top_ops_table(rows)
+    if not t.rows:
+        return _section("Where the time goes", _how(t), "<p>No profiler passes were recorded.</p>")
+    parts = [
+        f"<div class='pair'><figure class='wide'>{fig.breakdown_svg(rows)}</figure></div>",
+        f"<div class='tbl'>{_table(t)}</div>",
     ]
+    if tops.rows:
+        parts += [f"<h3>Top ops</h3><p class='how'>{escape(_how(tops))}</p>", _table(tops)]
+    return _section("Where the time goes", _how(t), *parts)
+
+
+def _traces(entries: list[TraceEntry]) -> str:
+    t = traces_table(entries)
+    table = _table(t) if t.rows else "<p>No profiler passes were recorded.</p>"
+    return _section("Traces", _how(t), f"<div class='tbl'>{table}</div>")
 
 
 def _provenance(metrics: list[MetricsFile]) -> str:
     parts = []
     for m in metrics:
         items = "".join(
-            f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in _provenance_items(m)
+            f"<dt>{escape(k)}</dt><dd>{_md_inline(v)}</dd>" for k, v in provenance_items(m)
         )
         parts.append(f"<h3>{escape(m.framework)}</h3><dl class='prov'>{items}</dl>")
     how = "Where and with what each framework ran; threads are the intra-op thread count."
@@ -269,9 +292,13 @@ def _provenance(metrics: list[MetricsFile]) -> str:
 
 
 def render_html(
-    metrics: list[MetricsFile], frame: pd.DataFrame, problems: Sequence[str] = ()
+    metrics: list[MetricsFile],
+    frame: pd.DataFrame,
+    problems: Sequence[str] = (),
+    traces: Sequence[TraceEntry] | None = None,
 ) -> str:
     """The whole report as one self-contained HTML page (no scripts, no external resources)."""
+    entries = list(traces) if traces is not None else [e for m in metrics for e in trace_entries(m)]
     body = [
         _title(metrics),
         _warnings(metrics, frame),
@@ -281,7 +308,10 @@ def render_html(
         _training(frame),
         _calibration(frame),
         _latency(frame),
+        _latency_sweep(frame),
         _memory(frame),
+        _breakdown(pass_breakdowns(metrics)),
+        _traces(entries),
         _provenance(metrics),
     ]
     title = "Quantization comparison — " + ", ".join(dict.fromkeys(m.run_id for m in metrics))

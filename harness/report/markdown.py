@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from harness_contract.breakdown import CATEGORIES
 from harness_contract.metrics import VARIANTS, MetricsFile
 
-from .frame import MISSING, join_values, versions_text
+from ..traces import TraceEntry, trace_entries
+from .frame import MISSING, join_values, sweep_column, versions_text
+from .profiles import PassBreakdown, pass_breakdowns
 
 # ---------------------------------------------------------------- formatting
 
@@ -86,9 +91,18 @@ def _get(row: pd.Series | None, column: str) -> Any:
     return None if row is None or column not in row.index else row[column]
 
 
+_MAIN_LATENCY = re.compile(r"^latency_b(\d+)_per_sample_p50_ms$")
+_SWEEP_LATENCY = re.compile(r"^latency_b\d+_t(\d+)_per_sample_p50_ms$")
+
+
 def _frame_batch_sizes(frame: pd.DataFrame) -> list[int]:
-    sizes = {int(c.split("_")[1][1:]) for c in frame.columns if c.endswith("_per_sample_p50_ms")}
-    return sorted(sizes)
+    """Batch sizes measured at the run's own thread count."""
+    return sorted({int(m[1]) for c in frame.columns if (m := _MAIN_LATENCY.match(c))})
+
+
+def _frame_sweep_threads(frame: pd.DataFrame) -> list[int]:
+    """Thread counts measured besides each variant's own (normally just 1)."""
+    return sorted({int(m[1]) for c in frame.columns if (m := _SWEEP_LATENCY.match(c))})
 
 
 # ---------------------------------------------------------------- tables
@@ -429,7 +443,8 @@ def latency_table(frame: pd.DataFrame) -> Table:
     rows = _latency_rows(frame)
     how = (
         "per-call forward-pass latency in milliseconds (ms) at the given batch size, over n "
-        "timed calls, on the stated device and thread count; per-sample p50 = p50 / batch size."
+        "timed calls, on the stated device and at the run's own thread count; per-sample p50 = "
+        "p50 / batch size. Rows at other thread counts are in the batch size x threads table."
     )
     return Table(headers, rows, [None] * len(rows), how)
 
@@ -443,6 +458,225 @@ def _latency(frame: pd.DataFrame) -> str:
     table = markdown_table(t.headers, t.rows) if t.rows else "No latency was measured."
     notes = [*_device_notes(frame), *_load_notes(frame)]
     return _section("Latency", t.how, table, same_device, *notes)
+
+
+def _per_sample(row: pd.Series | None, batch_size: int, threads: str) -> Any:
+    """A variant's per-sample p50 at one batch size and thread count: the main columns
+    hold its own thread count, the sweep columns the others."""
+    if row is None:
+        return None
+    if str(_get(row, "latency_threads")) == threads:
+        return _get(row, f"latency_b{batch_size}_per_sample_p50_ms")
+    return _get(row, sweep_column(batch_size, int(threads))) if threads.isdigit() else None
+
+
+def _speedup(frame: pd.DataFrame, r: pd.Series, batch_size: int, threads: str) -> str:
+    """fp32 / int8 per-sample p50 at one batch size and thread count, on one device only."""
+    if r["precision"] != "int8":
+        return MISSING
+    base = _row(frame, r["framework"], "baseline")
+    fp32, int8 = _per_sample(base, batch_size, threads), _per_sample(r, batch_size, threads)
+    if _absent(fp32) or _absent(int8) or not int8:
+        return MISSING
+    fp32_device, device = _get(base, "latency_device"), _get(r, "latency_device")
+    if _absent(fp32_device) or fp32_device != device:
+        return f"not compared: fp32 on {_text(fp32_device)}"
+    return f"{fp32 / int8:,.2f}"
+
+
+def latency_sweep_table(frame: pd.DataFrame) -> Table:
+    """Per-sample p50 at every batch size, at the run's threads and again at 1 thread."""
+    sizes, sweep = _frame_batch_sizes(frame), _frame_sweep_threads(frame)
+    ends = sorted({sizes[0], sizes[-1]}) if sizes else []
+    headers = [
+        "Framework",
+        "Variant",
+        "Precision",
+        "Device",
+        "Threads (count)",
+        *(f"Batch {b}: p50 per sample (ms)" for b in sizes),
+        *(f"int8 speed-up vs fp32, batch {b}, same device (x)" for b in ends),
+    ]
+    rows, sources = [], []
+    for r in _rows(frame):
+        if _absent(r["latency_threads"]):
+            continue
+        own = str(r["latency_threads"])
+        for threads in [own, *(str(t) for t in sweep if str(t) != own)]:
+            cells = [_per_sample(r, b, threads) for b in sizes]
+            if all(_absent(c) for c in cells):
+                continue
+            label = f"{threads} (run's own)" if threads == own and sweep else threads
+            rows.append(
+                [
+                    r["framework"],
+                    r["variant"],
+                    r["precision"],
+                    _text(r["latency_device"]),
+                    label,
+                    *(_ms(c) for c in cells),
+                    *(_speedup(frame, r, b, threads) for b in ends),
+                ]
+            )
+            sources.append(r)
+    how = (
+        "per-sample p50 latency in ms (p50 per forward call / batch size) at each batch size, "
+        "first at the run's own thread count, then at 1 thread where the run used more. The "
+        "speed-up is fp32 / int8 per-sample p50 at the same batch size and thread count, and "
+        "only when both ran on the same device; otherwise the cell says so."
+    )
+    return Table(headers, rows, sources, how)
+
+
+def latency_sweep_notes(frame: pd.DataFrame) -> list[str]:
+    """Variants that could not be re-measured at another thread count, with the reason."""
+    return [
+        f"**{r['framework']} {r['variant']}:** {_one_line(r['latency_sweep_notes'])}"
+        for r in _rows(frame)
+        if "latency_sweep_notes" in r.index and not _absent(r["latency_sweep_notes"])
+    ]
+
+
+def _latency_sweep(frame: pd.DataFrame) -> str:
+    t = latency_sweep_table(frame)
+    table = markdown_table(t.headers, t.rows) if t.rows else "No latency was measured."
+    return _section("Latency by batch size and threads", t.how, table, *latency_sweep_notes(frame))
+
+
+# ---------------------------------------------------------------- profiles
+
+
+def _share_cell(value: float | None) -> str:
+    return _num(None if value is None else value * 100, 1)
+
+
+def breakdown_table(rows: Sequence[PassBreakdown]) -> Table:
+    headers = [
+        "Pass",
+        "Variant",
+        "Framework",
+        "Precision",
+        "Device",
+        "Threads (count)",
+        *(f"{label} (%)" for label in CATEGORIES.values()),
+        "Op self time (ms)",
+        "Profiled (steps x batch)",
+        "Status",
+    ]
+    body, sources = [], []
+    for r in rows:
+        ok = r.status == "ok"
+        shares = [_share_cell(r.shares.get(c, 0.0)) if ok else MISSING for c in CATEGORIES]
+        body.append(
+            [
+                r.kind,
+                r.variant,
+                r.framework,
+                r.precision,
+                r.device_label,
+                _count(r.threads),
+                *shares,
+                _ms(r.total_ms),
+                f"{r.steps} x {r.batch_size}",
+                r.status if ok else f"{r.status}: see Traces",
+            ]
+        )
+        sources.append(pd.Series({"status": "ok" if ok else "skipped"}))
+    how = (
+        "share of profiled op self time by category, in %, per pass and device (cpu: host "
+        "ops; gpu: kernels), summed over the profiled steps (after the profiler's wait and "
+        "warm-up steps). Train passes run training steps at the training batch; inference "
+        "passes run forward passes at measure.profile.inference_batch_size. Op self time is "
+        "the total over all profiled steps with the profiler on: it is not comparable to the "
+        "latency tables. Both frameworks' ops are sorted into categories by the same rules "
+        "(harness_contract.breakdown); shares on one device add up to 100 %."
+    )
+    return Table(headers, body, sources, how)
+
+
+def top_ops_table(rows: Sequence[PassBreakdown], top: int = 5) -> Table:
+    headers = ["Pass", "Variant", "Framework", "Device", f"Top {top} ops by self time (share %)"]
+    body = [
+        [
+            r.kind,
+            r.variant,
+            r.framework,
+            r.device_label,
+            "; ".join(f"{_short(op.name)} {op.share * 100:.1f}" for op in r.top_ops[:top]),
+        ]
+        for r in rows
+        if r.status == "ok" and r.top_ops
+    ]
+    how = (
+        "the ops with the most self time in each pass, with their share of that device's "
+        "profiled op time, in %."
+    )
+    return Table(headers, body, [None] * len(body), how)
+
+
+def _short(name: str, width: int = 60) -> str:
+    name = _one_line(name)
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def _size_mib(nbytes: int | None) -> str:
+    return MISSING if nbytes is None else f"{nbytes / 2**20:,.2f}"
+
+
+def traces_table(entries: Sequence[TraceEntry]) -> Table:
+    headers = [
+        "Framework",
+        "Variant",
+        "Pass",
+        "Status",
+        "Device",
+        "Tool",
+        "Trace",
+        "Size (MiB)",
+        "Open with (or why there is none)",
+    ]
+    rows, sources = [], []
+    for e in entries:
+        opener = e.open_command(absolute=False)
+        rows.append(
+            [
+                e.framework,
+                e.variant,
+                e.kind or MISSING,
+                e.status,
+                _text(e.device),
+                _text(e.tool),
+                _text(e.trace),
+                _size_mib(e.size_bytes) if e.status == "ok" else MISSING,
+                opener or _one_line(e.reason or "no reason recorded"),
+            ]
+        )
+        sources.append(pd.Series({"status": "ok" if opener else "skipped"}))
+    how = (
+        "every profiler pass, its trace (path relative to the run directory) and the command "
+        "that opens it; the command harness traces RUN_DIR prints the same list with "
+        "absolute paths (add --json for machine reading). Chrome/Perfetto JSON traces open in "
+        "https://ui.perfetto.dev or chrome://tracing; TensorBoard log directories open in "
+        "TensorBoard's Profile tab (needs tensorboard-plugin-profile). Where a pass has no "
+        "trace, the last column says why."
+    )
+    return Table(headers, rows, sources, how)
+
+
+def _breakdown(rows: Sequence[PassBreakdown]) -> str:
+    t, tops = breakdown_table(rows), top_ops_table(rows)
+    if not t.rows:
+        return _section("Where the time goes", t.how, "No profiler passes were recorded.")
+    parts = [markdown_table(t.headers, t.rows)]
+    if tops.rows:
+        parts += [f"*Top ops:* {tops.how}", markdown_table(tops.headers, tops.rows)]
+    return _section("Where the time goes", t.how, *parts)
+
+
+def _traces(entries: Sequence[TraceEntry]) -> str:
+    t = traces_table(entries)
+    table = markdown_table(t.headers, t.rows) if t.rows else "No profiler passes were recorded."
+    return _section("Traces", t.how, table)
 
 
 def memory_table(frame: pd.DataFrame) -> Table:
@@ -479,7 +713,19 @@ def _memory(frame: pd.DataFrame) -> str:
     return _section("Memory", t.how, markdown_table(t.headers, t.rows))
 
 
-def _provenance_lines(m: MetricsFile) -> list[str]:
+def _profilers_text(m: MetricsFile) -> str:
+    passes = [p for v in m.variants.values() for p in v.profiles]
+    if not passes:
+        return "no profiler passes recorded"
+    tools = Counter(p.tool for p in passes if p.status == "ok" and p.tool)
+    parts = [f"{tool} ({n} pass{'es' if n > 1 else ''})" for tool, n in tools.items()]
+    others = Counter(p.status for p in passes if p.status != "ok")
+    parts += [f"{n} {status}" for status, n in sorted(others.items())]
+    return ", ".join(parts)
+
+
+def provenance_items(m: MetricsFile) -> list[tuple[str, str]]:
+    """Label and value (with markdown `code` marks) per fact; both reports list these."""
     p, d = m.provenance, m.dataset
     gpu = ", ".join(
         f"{label} {value}"
@@ -491,30 +737,48 @@ def _provenance_lines(m: MetricsFile) -> list[str]:
         )
         if value
     )
-    lines = [
-        f"- Framework versions: {versions_text(m) or MISSING}; harness {p.harness_version}",
-        f"- Initial weights: `{m.initial_weights}`",
-        f"- Python: {_one_line(p.python)}; platform: {p.platform}; host: {p.hostname}",
-        f"- CPU: {p.cpu_model} ({p.cpu_count} cores); flags: {', '.join(p.cpu_flags) or MISSING}",
-        f"- Threads: {p.threads}; device: {p.device}" + (f"; {gpu}" if gpu else ""),
-        f"- Runtime: {p.runtime}",
-        f"- Dataset: `{d.path}` ({d.kind}, {d.train_images:,} train / {d.test_images:,} test "
-        f"images), digest `{d.digest}`",
-        f"- Started: {m.started_at}; updated: {m.updated_at}; status: {m.status}",
+    who = [f"uid {p.uid}"] if p.uid is not None else []
+    if p.network_interfaces:
+        who.append(f"network interfaces: {', '.join(p.network_interfaces)}")
+    return [
+        ("Framework versions", f"{versions_text(m) or MISSING}; harness {p.harness_version}"),
+        ("Initial weights", f"`{m.initial_weights}`"),
+        ("Spec", f"`{m.spec_name}`, digest `{m.spec_digest}`, seed {m.seed}"),
+        ("Runtime", "; ".join([p.runtime, *who])),
+        ("Python", f"{_one_line(p.python)}; platform: {p.platform}; host: {p.hostname}"),
+        ("CPU", f"{p.cpu_model} ({p.cpu_count} cores); flags: {', '.join(p.cpu_flags) or MISSING}"),
+        ("Threads", f"{p.threads}; device: {p.device}" + (f"; {gpu}" if gpu else "")),
+        (
+            "Dataset",
+            f"`{d.path}` ({d.kind}, {d.train_images:,} train / {d.test_images:,} test images), "
+            f"digest `{d.digest}`",
+        ),
+        ("Profilers", _profilers_text(m)),
+        ("Run", f"`{m.run_id}`; started: {m.started_at}; updated: {m.updated_at}; {m.status}"),
     ]
-    return lines
 
 
 def _provenance(metrics: list[MetricsFile]) -> str:
-    parts = [f"### {m.framework}\n\n" + "\n".join(_provenance_lines(m)) for m in metrics]
+    parts = [
+        f"### {m.framework}\n\n" + "\n".join(f"- {k}: {v}" for k, v in provenance_items(m))
+        for m in metrics
+    ]
     how = "where and with what each framework ran; threads are the intra-op thread count."
     return _section("Provenance", how, *parts)
 
 
 def render_markdown(
-    metrics: list[MetricsFile], frame: pd.DataFrame, problems: Sequence[str] = ()
+    metrics: list[MetricsFile],
+    frame: pd.DataFrame,
+    problems: Sequence[str] = (),
+    traces: Sequence[TraceEntry] | None = None,
 ) -> str:
-    """The human report: status first, then the paper's tables, then provenance."""
+    """The human report: status first, then the paper's tables, then provenance.
+
+    ``traces`` are the run's trace entries checked on disk (write_report passes them);
+    without them the Traces section says what metrics.json recorded.
+    """
+    entries = traces if traces is not None else [e for m in metrics for e in trace_entries(m)]
     sections = [
         _title(metrics),
         _status(metrics, frame, problems),
@@ -523,7 +787,10 @@ def render_markdown(
         _training(frame),
         _calibration(frame),
         _latency(frame),
+        _latency_sweep(frame),
         _memory(frame),
+        _breakdown(pass_breakdowns(metrics)),
+        _traces(entries),
         _provenance(metrics),
     ]
     return "\n\n".join(sections) + "\n"
