@@ -26,6 +26,7 @@ CATEGORIES = {
     "pooling": "pooling",
     "data": "data loading",
     "memory": "copies/layout",
+    "overhead": "between ops",
     "other": "other",
 }
 
@@ -35,13 +36,18 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (category, re.compile(pattern, re.IGNORECASE))
     for category, pattern in (
         ("idle", r"^idle$"),
+        # torch.profiler's step span: its self time is Python and dispatch between ops.
+        ("overhead", r"^ProfilerStep#"),
         ("data", r"harness::input|iterator|dataloader|data_loader|prefetch"),
         ("convolution", r"conv(?!ert)"),
-        ("matmul", r"matmul|addmm|aten::b?mm\b|linear|gemm|dense|einsum|fully_connected"),
+        (
+            "matmul",
+            r"matmul|addmm|aten::b?mm\b|linear|gemm|(?<!_local_scalar_)dense|einsum|fully_connected",
+        ),
         (
             "quantize",
             r"dequantize|quantize_per|quantizev2|fake_?quant|requantize|qparams"
-            r"|quantized_decomposed::quantize|^quantize$|aten::quantize",
+            r"|quantized_decomposed::quantize|^quantize$|aten::quantize|fq_?helper",
         ),
         ("normalization", r"batch_?norm|layer_?norm|group_?norm|instance_?norm"),
         ("pooling", r"pool"),
@@ -50,14 +56,14 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"copy|memcpy|memset|aten::to\b|contiguous|clone|\bcat\b|concat|stack|identity"
             r"|transpose|permute|reshape|view|squeeze|flatten|empty|zeros|fill|slice|pad"
             r"|gather|expand|as_strided|resize|broadcast|tile|pack|stitch|assignvariable"
-            r"|readvariable",
+            r"|readvariable|aten::select\b|aten::t\b|ones|zero_|detach",
         ),
         (
             "elementwise",
             r"relu|add|mul|sub|div|sigmoid|tanh|exp|log|softmax|clamp|where|neg|sqrt|pow|sum"
             r"|mean|max|min|reduce|elementwise|foreach|sgd|applygradient|applymomentum|bias"
             r"|resourceapply|entropy|nll|threshold|hardtanh|gelu|sign|abs|square|cast|norm|argmax|sort|eq"
-            r"|select|lerp|addcmul|fill|rsqrt|reciprocal|l2loss|prod",
+            r"|lerp|addcmul|fill|rsqrt|reciprocal|l2loss|prod|round",
         ),
     )
 )

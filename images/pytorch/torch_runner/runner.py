@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,12 @@ from torch import nn
 
 from harness_contract.architecture import resnet18
 from harness_contract.errors import HarnessError
-from harness_contract.framework import DeviceInfo, Framework, Quantized, Trainer
+from harness_contract.framework import DeviceInfo, Framework, ProfileCapture, Quantized, Trainer
 from harness_contract.metrics import SizeStats
-from harness_contract.spec import ExperimentSpec, OptimSpec
+from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
 
 from .model import build_model
+from .profile import run_profile
 from .quantize import FLOWS, Int8Model
 from .tensors import Normalizer
 from .train import SGDTrainer
@@ -124,6 +125,30 @@ class TorchFramework(Framework):
             sync()
 
         return call, str(device)
+
+    @contextlib.contextmanager
+    def threads_for(self, model: Any, threads: int) -> Iterator[None]:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    # ------------------------------------------------------------ profiling
+    def region(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return torch.profiler.record_function(name)
+
+    def profile(
+        self,
+        model: Any,
+        work: Callable[[int], object],
+        schedule: ProfileSpec,
+        trace_dir: Path,
+        name: str,
+    ) -> ProfileCapture:
+        device = torch.device(self.device_of(model))  # int8 models run on the CPU
+        return run_profile(work, device, schedule, trace_dir / f"{name}.pt.trace.json")
 
     def reset_peak_gpu(self) -> None:
         if self.device.type == "cuda":
