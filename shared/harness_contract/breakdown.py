@@ -26,7 +26,7 @@ CATEGORIES = {
     "pooling": "pooling",
     "data": "data loading",
     "memory": "copies/layout",
-    "overhead": "between ops",
+    "overhead": "Python/launch overhead",
     "other": "other",
 }
 
@@ -36,8 +36,9 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (category, re.compile(pattern, re.IGNORECASE))
     for category, pattern in (
         ("idle", r"^idle$"),
-        # torch.profiler's step span: its self time is Python and dispatch between ops.
-        ("overhead", r"^ProfilerStep#"),
+        # torch.profiler's step span (its self time is Python and dispatch between ops) and
+        # the CUDA runtime calls that launch kernels and wait for them.
+        ("overhead", r"^ProfilerStep[#*]|^cuda[A-Z]"),
         ("data", r"harness::input|iterator|dataloader|data_loader|prefetch"),
         ("convolution", r"conv(?!ert)"),
         (

@@ -65,7 +65,11 @@ def quantized_ops(model: nn.Module) -> list[str]:
 def _require_int8(model: nn.Module, flow: str) -> list[str]:
     ops = quantized_ops(model)
     if not ops:
-        raise RuntimeError(f"{flow} conversion produced a graph with no int8 kernels")
+        raise RuntimeError(
+            f"{flow} conversion produced a graph with no int8 kernels (torch {torch.__version__}; "
+            f"the harness is tested with torch 2.13.0 and torchao 0.18.0: install those, or "
+            f"set pytorch.quant_flow=fx)"
+        )
     return ops
 
 

@@ -105,7 +105,11 @@ class TorchFramework(Framework):
         """The paper's measure: the serialized state_dict (int8 tensors for int8 models)."""
         module = model.serializable if isinstance(model, Int8Model) else model
         path = directory / f"{stem}.pt"
-        state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        # Packed int8 modules keep non-tensor entries (e.g. `_packed_params.dtype`).
+        state = {
+            k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
+            for k, v in module.state_dict().items()
+        }
         torch.save(state, path)
         return SizeStats(
             bytes=path.stat().st_size,
