@@ -690,15 +690,15 @@ def test_breakdown_table_gives_each_categorys_share_in_categories_order() -> Non
     # fp32 inference 70 % convolution; int8 27 % convolution, 34 % quantize/dequantize.
     assert (
         "| inference | baseline | pytorch | fp32 | cpu | 4 | 70.0 | 0.0 | 0.0 | 20.0 | 0.0 | 0.0 "
-        "| 0.0 | 10.0 | 0.0 | 96.00 | 3 x 32 | ok |"
+        "| 0.0 | 10.0 | 0.0 | 0.0 | 96.00 | 3 x 32 | ok |"
     ) in section
     assert (
         "| inference | ptq | pytorch | int8 | cpu | 4 | 27.0 | 0.0 | 34.0 | 25.0 | 0.0 | 0.0 "
-        "| 0.0 | 14.0 | 0.0 | 96.00 | 3 x 32 | ok |"
+        "| 0.0 | 14.0 | 0.0 | 0.0 | 96.00 | 3 x 32 | ok |"
     ) in section
     assert (
         "| train | baseline | pytorch | fp32 | cpu | 4 | 55.0 | 0.0 | 0.0 | 25.0 | 0.0 | 0.0 "
-        "| 5.0 | 0.0 | 15.0 | 1,500.00 | 3 x 128 | ok |"
+        "| 5.0 | 0.0 | 0.0 | 15.0 | 1,500.00 | 3 x 128 | ok |"
     ) in section
     dashes = " | ".join(["—"] * len(CATEGORIES))
     assert (

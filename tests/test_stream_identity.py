@@ -49,6 +49,8 @@ TINY = [
     "measure.latency.min_seconds=0",
     "measure.latency.warmup_count=0",
     "measure.latency.warmup_seconds=0",
+    # Profiling trains a throwaway copy on the same batches; these tests follow the study alone.
+    "measure.profile.enabled=false",
 ]
 
 
