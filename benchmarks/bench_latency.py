@@ -92,7 +92,8 @@ def _tf_loops(fw: Any, fp32: Any, int8: Any, images: np.ndarray) -> dict[str, Ca
     }
 
 
-def bench(name: str, args: argparse.Namespace) -> None:
+def bench(name: str, args: argparse.Namespace) -> dict[str, float]:
+    """Prints the table; returns harness/bare p50 per variant (``fp32``, ``int8``)."""
     fw, spec, threads = _framework(name, args)
     fp32 = fw.build(initial_weights(spec.model, spec.seed))
     rng = np.random.default_rng(0)
@@ -129,6 +130,7 @@ def bench(name: str, args: argparse.Namespace) -> None:
             f"int8 speed-up over TFLite fp32 (same runtime, bare p50): "
             f"{bare['tflite_fp32'] / bare['int8']:.2f}x"
         )
+    return {v: harness[v].p50_ms / bare[v] for v in ("fp32", "int8")}
 
 
 def main() -> None:

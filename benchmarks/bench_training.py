@@ -219,7 +219,8 @@ def _convert_ms(name: str, fw: Any, batches: list[Batch]) -> float:
     return (time.perf_counter() - t0) / len(batches) * 1e3
 
 
-def bench(name: str, args: argparse.Namespace) -> None:
+def bench(name: str, args: argparse.Namespace) -> dict[str, float]:
+    """Prints the table; returns the paired throughput ratio and the input-wait share (%)."""
     fw, spec, device, threads = _framework(name, args)
     data = _data(args.images)
     batches = _batches(spec, data)
@@ -268,6 +269,7 @@ def bench(name: str, args: argparse.Namespace) -> None:
         f"gap {h_step - b_step:+.1f} ms; uint8->float convert "
         f"{_convert_ms(name, fw, batches):.2f} ms (harness step only)"
     )
+    return {"throughput_ratio": paired, "input_wait_pct": wait_pct}
 
 
 def main() -> None:
