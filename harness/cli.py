@@ -21,7 +21,9 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Get, make and check CIFAR-10 directories.")
 app.add_typer(data_app, name="data")
-images_app = typer.Typer(no_args_is_help=True, help="Build, pull, push and list the runner images.")
+images_app = typer.Typer(
+    no_args_is_help=True, help="Build, pull, push, list and lock the runner images."
+)
 app.add_typer(images_app, name="images")
 ImageFrameworks = Annotated[
     list[str] | None, typer.Argument(help="pytorch and/or tensorflow (default: both)")
@@ -359,6 +361,35 @@ def images_list() -> None:
         )
 
 
+@images_app.command("lock")
+def images_lock(
+    framework: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--framework", "-f", metavar="NAME", help="pytorch or tensorflow (default: both)"
+        ),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="compare with the registry only; exit 1 on a mismatch")
+    ] = False,
+) -> None:
+    """Resolve the CUDA base tags to digests and record them in images/lock.toml."""
+    from .image_lock import compare_digests, resolve_digests, write_digests
+
+    resolved = resolve_digests(_image_frameworks(framework))  # every lookup before any write
+    if check:
+        problems = compare_digests(resolved)
+        for line in problems:
+            typer.echo(line)
+        if problems:
+            raise typer.Exit(1)
+        for name, digest in resolved.items():
+            typer.echo(f"{name}: images/lock.toml matches the registry ({digest})")
+        return
+    for change in write_digests(resolved):
+        typer.echo(change.describe())
+
+
 @app.command()
 def doctor() -> None:
     """Check this machine: Python, runners, Docker engine, GPU runtime, images, dataset."""
@@ -366,8 +397,8 @@ def doctor() -> None:
 
     failed = False
     for check in checks():
-        mark = {True: "ok  ", False: "FAIL", None: "n/a "}[check.ok]
-        fix = f"  -> {check.fix}" if check.ok is False and check.fix else ""
+        mark = {True: "ok  ", False: "FAIL", None: "warn" if check.fix else "n/a "}[check.ok]
+        fix = f"  -> {check.fix}" if check.ok is not True and check.fix else ""
         typer.echo(f"{mark} {check.name}: {check.detail}{fix}")
         failed |= check.ok is False
     if failed:

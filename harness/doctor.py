@@ -28,7 +28,11 @@ DOCKER_TIMEOUT_S = 2
 
 @dataclass(frozen=True)
 class Check:
-    """One line of the doctor's report. ``ok`` is None where the check does not apply."""
+    """One line of the doctor's report.
+
+    ``ok`` is None where the check does not apply, or (with a ``fix``) where it only
+    warns: something worth fixing that does not stop this machine from running studies.
+    """
 
     name: str
     ok: bool | None
@@ -42,6 +46,7 @@ def checks() -> list[Check]:
     result += [_runner(framework) for framework in images.FRAMEWORKS]
     client, engine = _engine()
     result += [_docker_sdk(), engine, _nvidia_runtime(client), _nvidia_smi()]
+    result += [_base_digest(framework) for framework in images.FRAMEWORKS]
     result += [_harness_images(client), _dataset()]
     return result
 
@@ -139,6 +144,23 @@ def _nvidia_smi() -> Check:
         return Check(name, False, f"nvidia-smi failed: {last}", "check the NVIDIA driver")
     gpus = [line.strip() for line in result.stdout.splitlines() if line.strip()]
     return Check(name, True, "; ".join(gpus).replace(", ", " driver "))
+
+
+def _base_digest(framework: str) -> Check:
+    """Whether images/lock.toml pins the framework's CUDA base by digest, not just by tag."""
+    name = f"{framework} base image"
+    try:
+        entry = images.load_lock().frameworks[framework]
+    except HarnessError as exc:
+        return Check(name, False, exc.one_line(), "restore images/lock.toml")
+    if not entry.base_digest:
+        return Check(
+            name,
+            None,
+            f"images/lock.toml has no digest for {entry.base_image} (builds use the tag)",
+            "harness images lock (where the registry is reachable)",
+        )
+    return Check(name, True, f"{entry.base_image}@{entry.base_digest[:19]}")
 
 
 def _harness_images(client: Any | None) -> Check:

@@ -116,8 +116,8 @@ def image_ref(framework: str) -> str:
     return f"{LOCAL_REPOSITORY}/{framework}:{__version__}"
 
 
-def docker_client(timeout: int = 10) -> Any:
-    """A connected Docker SDK client, or a one-line error naming the fix."""
+def docker_client(timeout: int = 10, fix: str = DOCKER_FIX) -> Any:
+    """A connected Docker SDK client, or a one-line error naming ``fix``."""
     try:
         import docker
         from docker.errors import DockerException
@@ -128,7 +128,7 @@ def docker_client(timeout: int = 10) -> Any:
         client.ping()
     except DockerException as exc:
         where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        raise HarnessError(f"no Docker engine answers at {where}", DOCKER_FIX) from exc
+        raise HarnessError(f"no Docker engine answers at {where}", fix) from exc
     return client
 
 

@@ -16,8 +16,8 @@ from harness_contract.errors import HarnessError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _dockerfile_arg(framework: str, name: str) -> str:
-    text = (ROOT / "images" / framework / "Dockerfile").read_text()
+def _dockerfile_arg(framework: str, name: str, root: Path = ROOT) -> str:
+    text = (root / "images" / framework / "Dockerfile").read_text()
     match = re.search(rf"^ARG {name}=(.*)$", text, re.MULTILINE)
     assert match, f"images/{framework}/Dockerfile has no ARG {name} default"
     return match.group(1).strip().strip('"')
@@ -29,12 +29,18 @@ def _requirements(framework: str) -> dict[str, str]:
     return {name.strip(): version.strip() for name, version in pins}
 
 
+def assert_dockerfile_agrees_with_lock(framework: str, root: Path = ROOT) -> None:
+    """The Dockerfile's BASE_IMAGE and label defaults are the lock's (tests/test_image_lock.py
+    applies the same rules to rewritten copies)."""
+    entry = images.load_lock(root / "images" / "lock.toml").frameworks[framework]
+    assert _dockerfile_arg(framework, "BASE_IMAGE", root) == entry.base_ref
+    assert _dockerfile_arg(framework, "FRAMEWORK_VERSIONS", root) == entry.versions_label
+    assert entry.base_digest == "" or re.fullmatch(r"sha256:[0-9a-f]{64}", entry.base_digest)
+
+
 @pytest.mark.parametrize("framework", images.FRAMEWORKS)
 def test_dockerfile_base_default_is_the_locked_base(framework: str) -> None:
-    assert (
-        _dockerfile_arg(framework, "BASE_IMAGE")
-        == images.load_lock().frameworks[framework].base_ref
-    )
+    assert_dockerfile_agrees_with_lock(framework)
 
 
 @pytest.mark.parametrize("framework", images.FRAMEWORKS)
