@@ -201,8 +201,8 @@ class Study:
         return variant
 
     # ------------------------------------------------------------ pieces
-    def _train(self, model, optim: OptimSpec, purpose: str):
-        stream = TrainStream(
+    def _stream(self, optim: OptimSpec, purpose: str) -> TrainStream:
+        return TrainStream(
             self.data.train_images,
             self.data.train_labels,
             batch_size=optim.batch_size,
@@ -210,6 +210,9 @@ class Study:
             augment=self.spec.data.augment,
             purpose=purpose,
         )
+
+    def _train(self, model, optim: OptimSpec, purpose: str):
+        stream = self._stream(optim, purpose)
         steps = len(stream)
         if steps == 0:
             raise ValueError(
@@ -392,14 +395,7 @@ class Study:
         else:
             model = self.fw.prepare_qat(fp32)
         trainer = self.fw.trainer(model, optim)
-        stream = TrainStream(
-            self.data.train_images,
-            self.data.train_labels,
-            batch_size=optim.batch_size,
-            seed=self.spec.seed,
-            augment=self.spec.data.augment,
-            purpose=phase,  # the same first batches the phase trained on
-        )
+        stream = self._stream(optim, phase)  # the same first batches the phase trained on
         if len(stream) == 0:
             raise ValueError(f"batch_size {optim.batch_size} exceeds the training images")
         steps, first_active = len(stream), spec.wait + spec.warmup
