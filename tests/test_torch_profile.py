@@ -260,6 +260,7 @@ def test_a_second_profiler_is_refused_with_the_reason(tmp_path: Path) -> None:
     assert not (tmp_path / "nested.pt.trace.json").exists()
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_pass_reads_kernel_time_or_says_why_it_cannot(data: Cifar10, tmp_path: Path) -> None:
     fw, spec = _framework("smoke", "device=cuda")
