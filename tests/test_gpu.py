@@ -67,7 +67,9 @@ def test_training_and_fp32_latency_run_on_the_gpu(study) -> None:
     assert base.training.device == "cuda:0"
     assert base.accuracy.device == "cuda:0"
     assert {lat.device for lat in base.latency} == {"cuda:0"}
-    assert base.memory.peak_gpu_bytes > 0
+    mem = base.memory
+    assert 0 < mem.training_peak_gpu_bytes <= mem.peak_gpu_bytes
+    assert 0 < mem.inference_peak_gpu_bytes <= mem.peak_gpu_bytes
 
 
 def test_int8_variants_run_on_cpu_and_say_so(study) -> None:

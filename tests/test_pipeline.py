@@ -269,3 +269,60 @@ def test_a_single_threaded_run_has_no_sweep(data, tmp_path: Path) -> None:
     metrics = run_study(fw, data, tmp_path)
     assert {lat.threads for lat in metrics.variants["qat"].latency} == {1}
     assert fw.threads_seen == []
+
+
+def test_memory_is_split_into_training_and_inference_peaks(data, tmp_path: Path) -> None:
+    metrics = run_study(NumpyFramework(), data, tmp_path)
+    base, ptq, qat = (metrics.variants[k].memory for k in ("baseline", "ptq", "qat"))
+    for mem in (base, qat):
+        assert 0 < mem.training_peak_rss_bytes <= mem.peak_rss_bytes
+    for mem in (base, ptq, qat):
+        assert 0 < mem.inference_peak_rss_bytes <= mem.peak_rss_bytes
+        # No GPU here: every GPU figure stays empty rather than zero.
+        assert mem.peak_gpu_bytes is mem.training_peak_gpu_bytes is None
+        assert mem.inference_peak_gpu_bytes is None
+    assert ptq.training_peak_rss_bytes is None  # PTQ does not train
+
+
+class FakeGPUCounter(NumpyFramework):
+    """A GPU allocator counter driven by the work itself: training "allocates" 300 units,
+    inference 100, so each part's peak is known."""
+
+    def setup(self, spec, threads):
+        self.peak = self.current = 0
+        return super().setup(spec, threads)
+
+    def _use(self, amount: int) -> None:
+        self.peak = max(self.peak, self.current + amount)
+
+    def trainer(self, model, optim):
+        inner = super().trainer(model, optim)
+        outer = self
+
+        class Counting(type(inner)):
+            def step(self, images, labels, lr):
+                outer._use(300)
+                return super().step(images, labels, lr)
+
+        inner.__class__ = Counting
+        return inner
+
+    def predict(self, model, images):
+        self._use(100)
+        return super().predict(model, images)
+
+    def reset_peak_gpu(self) -> None:
+        self.peak = self.current
+
+    def peak_gpu_bytes(self) -> int | None:
+        return self.peak
+
+
+def test_gpu_peaks_are_kept_per_part_and_the_phase_keeps_the_largest(data, tmp_path: Path) -> None:
+    metrics = run_study(FakeGPUCounter(), data, tmp_path, ["measure.profile.enabled=false"])
+    base = metrics.variants["baseline"].memory
+    assert base.training_peak_gpu_bytes == 300
+    assert base.inference_peak_gpu_bytes == 100
+    assert base.peak_gpu_bytes == 300  # resets between parts do not lose the phase's peak
+    ptq = metrics.variants["ptq"].memory
+    assert ptq.peak_gpu_bytes == ptq.inference_peak_gpu_bytes == 100

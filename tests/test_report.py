@@ -284,6 +284,27 @@ def test_sizes_and_memory_are_converted_to_mib() -> None:
     assert math.isnan(baseline["peak_gpu_mib"])
 
 
+def test_memory_table_shows_training_and_inference_peaks_apart() -> None:
+    memory = MemoryStats(
+        peak_rss_bytes=2048 * MIB,
+        peak_gpu_bytes=700 * MIB,
+        training_peak_rss_bytes=2000 * MIB,
+        training_peak_gpu_bytes=700 * MIB,
+        inference_peak_rss_bytes=1500 * MIB,
+        inference_peak_gpu_bytes=120 * MIB,
+    )
+    gpu_baseline = _baseline().model_copy(update={"memory": memory})
+    metrics = [make_metrics("pytorch", variants=[gpu_baseline, _ptq(), _qat()])]
+    frame = results_frame(metrics)
+    assert row(frame, "pytorch", "baseline")["inference_peak_gpu_mib"] == pytest.approx(120)
+    section = _section(render_markdown(metrics, frame), "Memory")
+    assert "| Training RSS (MiB) | Inference RSS (MiB) | Peak GPU (MiB) |" in section
+    assert (
+        "| pytorch | baseline | 2,048.00 | 2,000.00 | 1,500.00 | 700.00 | 700.00 | 120.00 |"
+        in section
+    )
+
+
 def test_qat_time_increase_is_reported_per_epoch_and_in_total_on_the_qat_row_only() -> None:
     frame = results_frame([make_metrics()])
     qat = row(frame, "pytorch", "qat")

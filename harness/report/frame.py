@@ -59,9 +59,9 @@ PROFILE_COLUMNS = [
     for kind in PASSES
     for field in ("status", "device", "convolution_pct", "quantize_pct", "total_ms")
 ]
+MEMORY_PARTS = ("", "training_", "inference_")
 TRAILING_COLUMNS = [
-    "peak_rss_mib",
-    "peak_gpu_mib",
+    *(f"{part}peak_{kind}_mib" for kind in ("rss", "gpu") for part in MEMORY_PARTS),
     "framework_versions",
     "cpu_model",
     "cpu_count",
@@ -290,8 +290,9 @@ def _memory_cells(v: VariantMetrics) -> dict[str, Any]:
     if v.memory is None:
         return {}
     return {
-        "peak_rss_mib": _mib(v.memory.peak_rss_bytes),
-        "peak_gpu_mib": _mib(v.memory.peak_gpu_bytes),
+        f"{part}peak_{kind}_mib": _mib(getattr(v.memory, f"{part}peak_{kind}_bytes"))
+        for kind in ("rss", "gpu")
+        for part in MEMORY_PARTS
     }
 
 

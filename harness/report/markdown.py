@@ -684,7 +684,11 @@ def memory_table(frame: pd.DataFrame) -> Table:
         "Framework",
         "Variant",
         "Peak RSS (MiB)",
+        "Training RSS (MiB)",
+        "Inference RSS (MiB)",
         "Peak GPU (MiB)",
+        "Training GPU (MiB)",
+        "Inference GPU (MiB)",
         "Device",
         "Threads (count)",
     ]
@@ -693,17 +697,22 @@ def memory_table(frame: pd.DataFrame) -> Table:
         [
             r["framework"],
             r["variant"],
-            _mib_cell(r["peak_rss_mib"]),
-            _mib_cell(r["peak_gpu_mib"]),
+            *(
+                _mib_cell(r[f"{part}peak_{kind}_mib"])
+                for kind in ("rss", "gpu")
+                for part in ("", "training_", "inference_")
+            ),
             _text(r["device"]),
             _count(r["threads"]),
         ]
         for r in sources
     ]
     how = (
-        "peak resident memory of the runner process and peak GPU memory, in MiB (bytes / 2^20), "
-        "as recorded for each variant; GPU shows '—' when no GPU was used. Device and threads "
-        "are those the runner used."
+        "peak resident memory of the runner process and peak GPU memory (the framework "
+        "allocator's), in MiB (bytes / 2^20): over the whole variant's phase, then over its "
+        "training alone and its inference alone (evaluation and latency runs). '—' where a "
+        "variant has no such part (PTQ does not train) or no GPU was used. Device and "
+        "threads are those the runner used."
     )
     return Table(headers, rows, sources, how)
 

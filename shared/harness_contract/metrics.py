@@ -101,8 +101,15 @@ class AccuracyStats(_Strict):
 
 
 class MemoryStats(_Strict):
+    """Peaks over the whole phase, and over its training and its inference alone
+    (evaluation and latency runs). GPU figures are PyTorch's / TensorFlow's allocator peaks."""
+
     peak_rss_bytes: int = Field(ge=0)
     peak_gpu_bytes: int | None = Field(default=None, ge=0)
+    training_peak_rss_bytes: int | None = Field(default=None, ge=0)
+    training_peak_gpu_bytes: int | None = Field(default=None, ge=0)
+    inference_peak_rss_bytes: int | None = Field(default=None, ge=0)
+    inference_peak_gpu_bytes: int | None = Field(default=None, ge=0)
 
 
 class OpTime(_Strict):

@@ -61,6 +61,7 @@ class Study:
         self.artifacts = self.out_dir / "artifacts"
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.out_dir / "metrics.json"
+        self._peaks: dict[str, int | None] = {}  # the running phase's memory peaks
 
     # ------------------------------------------------------------ driver
     def run(self, threads: int) -> MetricsFile:
@@ -98,11 +99,16 @@ class Study:
         precision = "fp32" if name == "baseline" else "int8"
         events.emit("phase", phase=name, state="start")
         try:
+            self._peaks = {}
             with PeakRSS() as rss:
                 self.fw.reset_peak_gpu()
                 model, variant = body()
+            parts_rss = [v for k, v in self._peaks.items() if k.endswith("rss_bytes") and v]
             variant.memory = MemoryStats(
-                peak_rss_bytes=rss.peak_bytes, peak_gpu_bytes=self.fw.peak_gpu_bytes()
+                # Samplers run apart: a part's sampler can catch a peak the phase's missed.
+                peak_rss_bytes=max([rss.peak_bytes, *parts_rss]),
+                peak_gpu_bytes=_max(self._peaks.get("gpu"), self.fw.peak_gpu_bytes()),
+                **{k: v for k, v in self._peaks.items() if k != "gpu"},
             )
             variant.notes += self.fw.variant_notes(name, self.device)
         except (KeyboardInterrupt, SystemExit):
@@ -125,6 +131,22 @@ class Study:
             accuracy=variant.accuracy.top1 if variant.accuracy else None,
         )
         return model
+
+    @contextlib.contextmanager
+    def _memory(self, part: str):
+        """Peak RSS and GPU memory over one part of a phase ("training" or "inference");
+        a part seen twice keeps its larger peaks. The GPU counter is reset for the part,
+        so the phase's own peak is carried in ``_peaks["gpu"]``."""
+        peaks = self._peaks
+        peaks["gpu"] = _max(peaks.get("gpu"), self.fw.peak_gpu_bytes())
+        self.fw.reset_peak_gpu()
+        with PeakRSS() as rss:
+            yield
+        gpu = self.fw.peak_gpu_bytes()
+        peaks["gpu"] = _max(peaks["gpu"], gpu)
+        for kind, value in (("rss", rss.peak_bytes), ("gpu", gpu)):
+            key = f"{part}_peak_{kind}_bytes"
+            peaks[key] = _max(peaks.get(key), value)
 
     def _skip(self, name: str, reason: str) -> None:
         precision = "fp32" if name == "baseline" else "int8"
@@ -219,6 +241,10 @@ class Study:
                 f"{purpose}: batch_size {optim.batch_size} exceeds the "
                 f"{len(self.data.train_images)} training images"
             )
+        with self._memory("training"):
+            return self._train_loop(model, optim, purpose, stream, steps)
+
+    def _train_loop(self, model, optim: OptimSpec, purpose: str, stream, steps: int):
         trainer = self.fw.trainer(model, optim)
         epoch_s, losses, accs = [], [], []
         t_start = time.perf_counter()
@@ -263,7 +289,8 @@ class Study:
         batches = eval_batches(
             self.data.test_images, self.data.test_labels, self.spec.measure.eval_batch_size
         )
-        return np.concatenate([self.fw.predict(model, b.images) for b in batches])
+        with self._memory("inference"):
+            return np.concatenate([self.fw.predict(model, b.images) for b in batches])
 
     def _accuracy(self, logits: np.ndarray, model, compare: bool) -> AccuracyStats:
         predictions = logits.argmax(1)
@@ -285,7 +312,7 @@ class Study:
             thread_counts.append(1)
         for threads in thread_counts:
             try:
-                with self._threads(model, threads):
+                with self._threads(model, threads), self._memory("inference"):
                     for bs in rule.batch_sizes:
                         variant.latency.append(self._latency(model, stem, bs, threads))
             except ThreadsUnsupported as exc:
@@ -462,6 +489,10 @@ class Study:
 
     def _save(self) -> None:
         write_metrics(self.metrics_path, self.metrics)
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _cycle(stream: TrainStream):
