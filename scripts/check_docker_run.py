@@ -1,5 +1,6 @@
 """Check a `harness compare --backend docker` run: both frameworks complete, in containers,
-as a non-root user, with no network, and the merged report written.
+as a non-root user, with no network, profiler traces written inside the container, and
+the merged report written.
 
     python scripts/check_docker_run.py RUN_DIR
 """
@@ -34,6 +35,15 @@ def problems(run_dir: Path) -> list[str]:
             found.append(f"{fw}: ran as uid {p.uid}, not as a non-root user")
         if p.network_interfaces != ["lo"]:
             found.append(f"{fw}: saw network interfaces {p.network_interfaces}, not only 'lo'")
+        for name, v in m.variants.items():
+            for prof in v.profiles:
+                where = f"{fw} {name} {prof.kind} profile"
+                if prof.status == "failed":
+                    found.append(f"{where}: failed ({prof.reason})")
+                elif prof.status == "ok" and not (run_dir / fw / (prof.trace or "")).exists():
+                    found.append(f"{where}: trace {prof.trace} missing")
+        if not any(prof.status == "ok" for v in m.variants.values() for prof in v.profiles):
+            found.append(f"{fw}: no profiler pass succeeded in the container")
     frame = pd.read_csv(run_dir / "results.csv")
     if len(frame) != 3 * len(FRAMEWORKS):
         found.append(f"results.csv has {len(frame)} rows, expected {3 * len(FRAMEWORKS)}")
@@ -50,7 +60,7 @@ def main() -> int:
     if not found:
         print(
             f"docker run check: {run_dir}: both frameworks complete in containers, non-root, "
-            "no network, report written"
+            "no network, traces written, report written"
         )
     return 1 if found else 0
 
