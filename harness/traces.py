@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness_contract.disk import size_on_disk
 from harness_contract.errors import HarnessError
 from harness_contract.metrics import VARIANTS, MetricsFile, ProfileStats
 
@@ -65,12 +66,6 @@ def viewer_command(viewer: str | None, where: str) -> str:
     return f"open {PERFETTO_URL} and load {where} (or chrome://tracing)"
 
 
-def _size_on_disk(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
-
-
 def _pass_entry(
     framework: str, variant: str, p: ProfileStats, fw_dir_name: str, fw_dir: Path | None
 ) -> TraceEntry:
@@ -86,7 +81,7 @@ def _pass_entry(
         status = "missing"
         reason = "recorded in metrics.json but not on disk (moved or deleted)"
     if path is not None and path.exists():
-        size = _size_on_disk(path)
+        size = size_on_disk(path)
     return TraceEntry(
         framework=framework,
         variant=variant,

@@ -24,6 +24,7 @@ import numpy as np
 from . import __version__, events, system
 from .breakdown import OpSample, summarize
 from .cifar import Cifar10
+from .disk import size_on_disk
 from .framework import DeviceInfo, Framework, ProfilerUnavailable, Quantized, ThreadsUnsupported
 from .latency import measure_latency
 from .memory import PeakRSS
@@ -115,7 +116,7 @@ class Study:
             raise
         except Exception as exc:  # one phase's failure must not lose the others
             log.error("phase %s failed:\n%s", name, traceback.format_exc())
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            reason = _reason(exc)
             self.metrics.variants[name] = VariantMetrics(
                 variant=name, status="failed", precision=precision, reason=reason
             )
@@ -352,46 +353,38 @@ class Study:
         if not spec.enabled or model is None or variant is None or variant.status != "ok":
             return
         passes = []
-        if spec.train and phase == "baseline" and self.spec.train.epochs > 0:
-            passes.append(("train", lambda: self._train_work(phase, None, self.spec.train)))
-        if spec.train and phase == "qat" and self.spec.qat.epochs > 0:
-            passes.append(("train", lambda: self._train_work(phase, fp32, self.spec.qat)))
+        optim = {"baseline": self.spec.train, "qat": self.spec.qat}.get(phase)
+        if spec.train and optim is not None and optim.epochs > 0:
+            passes.append(("train", optim.batch_size, lambda: self._train_work(phase, fp32, optim)))
         if spec.inference:
-            passes.append(("inference", lambda: self._inference_work(model)))
-        for kind, prepare in passes:
+            passes.append(
+                ("inference", spec.inference_batch_size, lambda: self._inference_work(model))
+            )
+        for kind, batch_size, prepare in passes:
             events.emit("profile", phase=phase, trace=kind, state="start")
-            stats = self._profile_pass(phase, kind, prepare)
-            variant.profiles = [p for p in variant.profiles if p.kind != kind] + [stats]
+            stats = self._profile_pass(phase, kind, batch_size, prepare)
+            variant.profiles.append(stats)
             self._save()
             events.emit("profile", phase=phase, trace=kind, state=stats.status)
 
-    def _profile_pass(self, phase: str, kind: str, prepare) -> ProfileStats:
+    def _profile_pass(self, phase: str, kind: str, batch_size: int, prepare) -> ProfileStats:
         spec = self.spec.measure.profile
         trace_dir = self.out_dir / "traces"
         trace_dir.mkdir(exist_ok=True)
-        base = dict(kind=kind, threads=self.threads, steps=spec.active)
+        base = dict(kind=kind, threads=self.threads, steps=spec.active, batch_size=batch_size)
         try:
-            target, work, batch_size, input_us = prepare()
-            base["batch_size"] = batch_size
+            target, work, input_us = prepare()
             capture = self.fw.profile(target, work, spec, trace_dir, f"{phase}-{kind}")
         except (KeyboardInterrupt, SystemExit):
             raise
-        except ProfilerUnavailable as exc:
-            return ProfileStats(
-                status="unavailable",
-                reason=exc.one_line(),
-                device=self.device.train_device,
-                batch_size=base.pop("batch_size", 1),
-                **base,
-            )
         except Exception as exc:  # a profiler problem must never cost the study
-            log.error("profiling %s %s failed:\n%s", phase, kind, traceback.format_exc())
+            if isinstance(exc, ProfilerUnavailable):
+                status, reason = "unavailable", exc.one_line()
+            else:
+                log.error("profiling %s %s failed:\n%s", phase, kind, traceback.format_exc())
+                status, reason = "failed", _reason(exc)
             return ProfileStats(
-                status="failed",
-                reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
-                device=self.device.train_device,
-                batch_size=base.pop("batch_size", 1),
-                **base,
+                status=status, reason=reason, device=self.device.train_device, **base
             )
         ops = list(capture.ops)
         if input_us:  # the shared stream's time to hand over batches, timed by the pipeline
@@ -406,7 +399,7 @@ class Study:
             device=capture.device,
             trace=str(trace.relative_to(self.out_dir)) if trace else None,
             viewer=capture.viewer,
-            trace_bytes=_size_on_disk(trace) if trace else None,
+            trace_bytes=size_on_disk(trace) if trace else None,
             total_us=totals,
             breakdown=breakdown,
             top_ops=top_ops,
@@ -439,13 +432,13 @@ class Study:
             if i == spec.steps - 1:
                 trainer.end_epoch()  # waits for the device, so the last step is recorded whole
 
-        return model, work, optim.batch_size, input_us
+        return model, work, input_us
 
     def _inference_work(self, model):
         bs = self.spec.measure.profile.inference_batch_size
         images = np.resize(self.data.test_images, (bs, 32, 32, 3))
         call, _ = self.fw.latency_call(model, images)
-        return model, (lambda i: call()), bs, []
+        return model, (lambda i: call()), []
 
     # ------------------------------------------------------------ bookkeeping
     def _new_metrics(self, device: DeviceInfo, threads: int) -> MetricsFile:
@@ -503,7 +496,6 @@ def _cycle(stream: TrainStream):
         epoch += 1
 
 
-def _size_on_disk(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def _reason(exc: BaseException) -> str:
+    """An exception as one short line for metrics.json (the traceback goes to the log)."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
