@@ -215,6 +215,10 @@ class Provenance(_Strict):
     gpu_driver: str | None = None
 
 
+# A study that ran to its end but in which some phase failed: the CLI exits 1 for it.
+COMPLETE_WITH_FAILURES = "complete with failures"
+
+
 class MetricsFile(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     framework: str
@@ -235,6 +239,18 @@ class MetricsFile(_Strict):
 
     def variant(self, name: str) -> VariantMetrics | None:
         return self.variants.get(name)
+
+    def failed_phases(self) -> list[str]:
+        """Phases that ran and failed (out of memory, NaN loss, a conversion error...)."""
+        return [name for name, v in self.variants.items() if v.status == "failed"]
+
+    @property
+    def outcome(self) -> str:
+        """The one status every host view shows: a finished study with a failed phase is
+        "complete with failures", never "complete"."""
+        if self.status == "complete" and self.failed_phases():
+            return COMPLETE_WITH_FAILURES
+        return self.status
 
 
 def now_iso() -> str:
