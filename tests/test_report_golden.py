@@ -302,7 +302,8 @@ def build_run(run_dir: Path) -> Path:
     torch_traces = run_dir / "pytorch" / "traces"
     torch_traces.mkdir()
     # qat-inference is recorded but left off disk: the report must say "missing".
-    for i, name in enumerate(("baseline-train", "baseline-inference", "ptq-inference", "qat-train")):
+    names = ("baseline-train", "baseline-inference", "ptq-inference", "qat-train")
+    for i, name in enumerate(names):
         (torch_traces / f"{name}.pt.trace.json").write_bytes(b"{}" * (40_000 * (i + 1)))
     for name in ("baseline-train", "baseline-inference"):
         plugin = run_dir / "tensorflow" / "traces" / name / "plugins" / "profile" / "2026_11_29"
