@@ -3,15 +3,21 @@
 ``ru_maxrss`` only ever grows over a process's life, so it cannot give one
 phase's peak; sampling /proc/self/statm can. Where /proc is missing (macOS),
 ru_maxrss is the fallback and the peak is then the process's so far.
+``PhaseMemory`` splits one phase's peaks into its training and inference parts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import sys
 import threading
+from collections.abc import Iterator
 from types import TracebackType
+from typing import Protocol
+
+from .metrics import MemoryStats
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -57,3 +63,62 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self.peak_bytes = max(self.peak_bytes, current_rss_bytes())
+
+
+class GpuPeakCounter(Protocol):
+    """What a framework offers for GPU memory (Framework.reset_peak_gpu/peak_gpu_bytes)."""
+
+    def reset_peak_gpu(self) -> None: ...
+
+    def peak_gpu_bytes(self) -> int | None: ...
+
+
+def larger(a: int | None, b: int | None) -> int | None:
+    """The larger of two optional peaks (None: not measured)."""
+    return b if a is None else a if b is None else max(a, b)
+
+
+class PhaseMemory:
+    """Peak RSS and GPU memory of one phase and of its parts ("training", "inference").
+
+    ``with memory.phase(): ...`` resets the peaks and measures the whole phase; inside it,
+    ``with memory.part("training"): ...`` measures a part (a part seen twice keeps its
+    larger peaks). The GPU counter is reset for every part, so the phase's own GPU peak
+    is carried over each reset. ``stats()`` gives the phase's MemoryStats.
+    """
+
+    def __init__(self, gpu: GpuPeakCounter) -> None:
+        self.gpu = gpu
+        self._phase_rss: int | None = None
+        self._gpu_peak: int | None = None
+        self._parts: dict[str, int | None] = {}
+
+    @contextlib.contextmanager
+    def phase(self) -> Iterator[PhaseMemory]:
+        self._phase_rss, self._gpu_peak, self._parts = None, None, {}
+        with PeakRSS() as rss:
+            self.gpu.reset_peak_gpu()
+            yield self
+        self._phase_rss = rss.peak_bytes
+        self._gpu_peak = larger(self._gpu_peak, self.gpu.peak_gpu_bytes())
+
+    @contextlib.contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        self._gpu_peak = larger(self._gpu_peak, self.gpu.peak_gpu_bytes())
+        self.gpu.reset_peak_gpu()
+        with PeakRSS() as rss:
+            yield
+        gpu = self.gpu.peak_gpu_bytes()
+        self._gpu_peak = larger(self._gpu_peak, gpu)
+        for kind, value in (("rss", rss.peak_bytes), ("gpu", gpu)):
+            key = f"{name}_peak_{kind}_bytes"
+            self._parts[key] = larger(self._parts.get(key), value)
+
+    def stats(self) -> MemoryStats:
+        parts_rss = [v for k, v in self._parts.items() if k.endswith("rss_bytes") and v]
+        return MemoryStats(
+            # Samplers run apart: a part's sampler can catch a peak the phase's missed.
+            peak_rss_bytes=max([self._phase_rss or 0, *parts_rss]),
+            peak_gpu_bytes=self._gpu_peak,
+            **self._parts,
+        )

@@ -1,0 +1,127 @@
+"""What is measured of every model, identically for every framework: accuracy on the
+test split, size on disk, and latency at each batch size and thread count (with the raw
+per-call samples kept beside metrics.json)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import events
+from .cifar import Cifar10
+from .framework import Framework, ThreadsUnsupported
+from .latency import LatencyRun, measure_latency
+from .layout import FrameworkDir
+from .metrics import AccuracyStats, LatencyStats, VariantMetrics
+from .spec import LatencySpec, MeasureSpec
+from .stream import eval_batches
+
+Part = Callable[[], contextlib.AbstractContextManager[None]]
+
+
+def latency_images(data: Cifar10, batch_size: int) -> np.ndarray:
+    """The images a latency or profiling batch is made of: test images, repeated as needed."""
+    return np.resize(data.test_images, (batch_size, 32, 32, 3))
+
+
+def time_forward(
+    fw: Framework, model: Any, images: np.ndarray, rule: LatencySpec, threads: int
+) -> LatencyRun:
+    """The shared latency method on this model's forward pass over prepared ``images``."""
+    call, device = fw.latency_call(model, images)
+    return measure_latency(call, rule, batch_size=len(images), device=device, threads=threads)
+
+
+def accuracy(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    device: str,
+    fp32_predictions: np.ndarray | None = None,
+) -> AccuracyStats:
+    """Top-1 of ``logits`` against ``labels``; with fp32's predictions, how often they agree."""
+    predictions = logits.argmax(1)
+    agreement = None
+    if fp32_predictions is not None:
+        agreement = float((predictions == fp32_predictions).mean())
+    return AccuracyStats(
+        top1=float((predictions == labels).mean()),
+        n=len(predictions),
+        device=device,
+        agreement_with_fp32=agreement,
+    )
+
+
+@dataclass
+class Measurement:
+    """Accuracy, size and latency of the study's models, written under ``out``.
+
+    ``threads`` is the run's own thread count: latency is taken there first and, with
+    ``measure.latency.thread_sweep``, again at 1 thread. ``part`` wraps every inference
+    (the phase's memory accounting for "inference").
+    """
+
+    fw: Framework
+    data: Cifar10
+    spec: MeasureSpec
+    out: FrameworkDir
+    threads: int
+    part: Part = field(default=contextlib.nullcontext)
+
+    def predict(self, model: Any) -> np.ndarray:
+        """Logits over the whole test split, in file order."""
+        batches = eval_batches(
+            self.data.test_images, self.data.test_labels, self.spec.eval_batch_size
+        )
+        with self.part():
+            return np.concatenate([self.fw.predict(model, b.images) for b in batches])
+
+    def accuracy(self, model: Any, fp32_predictions: np.ndarray | None = None) -> AccuracyStats:
+        return accuracy(
+            self.predict(model), self.data.test_labels, self.fw.device_of(model), fp32_predictions
+        )
+
+    def measure(self, model: Any, variant: VariantMetrics, stem: str) -> None:
+        """Size on disk (the model saved as ``artifacts/<stem>.*``), then latency at every
+        batch size: at the run's threads, then at 1 thread where the sweep asks for it. A
+        thread count the framework cannot switch to leaves a note instead of rows."""
+        self.out.artifacts.mkdir(parents=True, exist_ok=True)
+        variant.size = self.fw.save(model, self.out.artifacts, stem)
+        rule = self.spec.latency
+        thread_counts = [self.threads]
+        if rule.thread_sweep and self.threads > 1:
+            thread_counts.append(1)
+        for threads in thread_counts:
+            try:
+                with self._threads(model, threads), self.part():
+                    for bs in rule.batch_sizes:
+                        variant.latency.append(self.latency(model, stem, bs, threads))
+            except ThreadsUnsupported as exc:
+                variant.notes.append(f"no latency at {threads} thread(s): {exc.one_line()}")
+
+    def latency(self, model: Any, stem: str, batch_size: int, threads: int) -> LatencyStats:
+        """One latency row; its raw samples are saved as artifacts/latency-<stem>-b<bs>.npy
+        (``-t<threads>`` added away from the run's own thread count)."""
+        run = time_forward(
+            self.fw, model, latency_images(self.data, batch_size), self.spec.latency, threads
+        )
+        suffix = "" if threads == self.threads else f"-t{threads}"
+        samples = self.out.artifacts / f"latency-{stem}-b{batch_size}{suffix}.npy"
+        np.save(samples, run.samples_ms)
+        events.emit(
+            "latency",
+            phase=stem,
+            batch_size=batch_size,
+            threads=threads,
+            p50_ms=run.stats.p50_ms,
+            device=run.stats.device,
+        )
+        return run.stats.model_copy(update={"samples_file": self.out.relative(samples)})
+
+    def _threads(self, model: Any, threads: int) -> contextlib.AbstractContextManager[None]:
+        if threads == self.threads:
+            return contextlib.nullcontext()
+        return self.fw.threads_for(model, threads)

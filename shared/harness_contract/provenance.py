@@ -1,0 +1,83 @@
+"""What a result was made with: the metrics.json header (versions, machine, runtime,
+dataset) and the label of the weights the baseline started from."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import __version__, system
+from .cifar import Cifar10
+from .framework import DeviceInfo, Framework
+from .metrics import DatasetInfo, MetricsFile, Provenance, now_iso
+from .spec import ExperimentSpec, ModelSpec
+from .weights import initial_weights, weights_digest
+
+
+def provenance(fw: Framework, device: DeviceInfo, threads: int, runtime: str) -> Provenance:
+    return Provenance(
+        harness_version=__version__,
+        framework_versions=fw.versions(),
+        python=system.python_version(),
+        platform=system.platform_string(),
+        hostname=system.hostname(),
+        uid=os.getuid() if hasattr(os, "getuid") else None,
+        network_interfaces=system.network_interfaces(),
+        runtime=runtime,
+        cpu_model=system.cpu_model(),
+        cpu_flags=system.cpu_flags(),
+        cpu_count=system.usable_cpus(),
+        threads=threads,
+        device=device.train_device + (f" ({device.gpu})" if device.gpu else ""),
+        gpu=device.gpu,
+        cuda=device.cuda,
+        cudnn=device.cudnn,
+        gpu_driver=system.gpu_driver() if device.gpu else None,
+    )
+
+
+def dataset_info(data: Cifar10) -> DatasetInfo:
+    return DatasetInfo(
+        path=str(data.root),
+        kind=data.kind,
+        train_images=len(data.train_labels),
+        test_images=len(data.test_labels),
+        digest=data.digest,
+    )
+
+
+def new_metrics(
+    fw: Framework,
+    spec: ExperimentSpec,
+    data: Cifar10,
+    run_id: str,
+    runtime: str,
+    device: DeviceInfo,
+    threads: int,
+) -> MetricsFile:
+    """A "running" metrics.json with its provenance and no phases yet."""
+    return MetricsFile(
+        framework=fw.name,
+        status="running",
+        run_id=run_id,
+        spec_name=spec.name,
+        spec_digest=spec.digest(),
+        seed=spec.seed,
+        started_at=now_iso(),
+        updated_at=now_iso(),
+        provenance=provenance(fw, device, threads, runtime),
+        dataset=dataset_info(data),
+    )
+
+
+def start_weights(model: ModelSpec, seed: int) -> dict[str, np.ndarray] | None:
+    """The shared initial weights made from the seed; None: the framework's own init."""
+    if model.init == "framework":
+        return None
+    return initial_weights(model, seed)
+
+
+def weights_label(weights: dict[str, np.ndarray] | None) -> str:
+    """How metrics.json names a starting point: equal labels, identical weights."""
+    return "framework-default" if weights is None else f"shared:{weights_digest(weights)}"
