@@ -4,11 +4,11 @@
                                        [--threads N] [--flow pt2e|fx]
 
 For each variant it prints the harness's latency (the runner's own model and
-prepared inputs, timed by the shared latency helper) beside a bare loop timed in
-the same process: harness/bare near 1.0 shows the method adds nothing, and the
-int8/fp32 ratio is the speed-up a user would see. TensorFlow also gets a bare
-TFLite fp32 row: Keras fp32 and LiteRT int8 are different runtimes, so TFLite
-fp32 -> int8 is the like-for-like speed-up. Untrained weights are fine: latency
+prepared inputs, timed as the study times them: ``measurement.time_forward``) beside
+a bare loop timed in the same process: harness/bare near 1.0 shows the method adds
+nothing, and the int8/fp32 ratio is the speed-up a user would see. TensorFlow also
+gets a bare TFLite fp32 row: Keras fp32 and LiteRT int8 are different runtimes, so
+TFLite fp32 -> int8 is the like-for-like speed-up. Untrained weights are fine: latency
 does not depend on their values.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from harness_contract.latency import measure_latency
+from harness_contract.measurement import time_forward
 from harness_contract.spec import build_spec, effective_threads
 from harness_contract.weights import initial_weights
 
@@ -103,11 +103,7 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, float]:
     loops = (_torch_loops if name == "pytorch" else _tf_loops)(fw, fp32, int8, images)
     harness = {}
     for variant, model in (("fp32", fp32), ("int8", int8)):
-        call, device = fw.latency_call(model, images)
-        run = measure_latency(
-            call, spec.measure.latency, batch_size=args.batch, device=device, threads=threads
-        )
-        harness[variant] = run.stats
+        harness[variant] = time_forward(fw, model, images, spec.measure.latency, threads).stats
     bare = {variant: bare_p50_ms(loop) for variant, loop in loops.items()}
 
     versions = ", ".join(f"{k} {v}" for k, v in fw.versions().items())

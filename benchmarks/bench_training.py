@@ -3,9 +3,10 @@
     python benchmarks/bench_training.py [--framework pytorch|tensorflow|all] [--width 0.25]
                                         [--images 2048] [--batch 128] [--epochs 2]
 
-The harness row is ``Study._train`` itself (TrainStream -> trainer.step -> end_epoch, with
-its events), on random uint8 images and the shared initial weights; its first epoch is the
-warm-up (and, for TensorFlow, the tf.function trace) and is left out. The bare row is the
+The harness row is the study's own training loop, ``harness_contract.training.train``
+(TrainStream -> trainer.step -> end_epoch, with its events), on random uint8 images and
+the shared initial weights; its first epoch is the warm-up (and, for TensorFlow, the
+tf.function trace) and is left out. The bare row is the
 loop a user would write: pre-normalized float tensors, forward, loss, backward, the same
 clipped SGD with momentum and weight decay, the same model, batch and number of steps, one
 warm-up epoch; it runs one epoch after each harness epoch, so the two are compared pair by
@@ -19,19 +20,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 
-from harness_contract import pipeline
 from harness_contract.cifar import Cifar10
 from harness_contract.spec import ExperimentSpec, build_spec, effective_threads
 from harness_contract.stream import Batch, TrainStream
+from harness_contract.training import EpochDone, train, train_stream
 from harness_contract.weights import initial_weights
 
 
@@ -65,23 +64,26 @@ def _data(n: int) -> Cifar10:
     return Cifar10(images, labels, images[:1], labels[:1], (), Path("."), "synthetic", "random")
 
 
-def _timed_stream(waits: list[float]) -> type[TrainStream]:
-    """TrainStream whose epochs record the seconds spent inside ``next()`` (one entry each)."""
+class TimedEpochs:
+    """The phase's TrainStream, recording the seconds each epoch spent inside ``next()``."""
 
-    class TimedStream(TrainStream):
-        def epoch(self, epoch: int) -> Iterator[Batch]:
-            it, waited = super().epoch(epoch), 0.0
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    batch = next(it)
-                except StopIteration:
-                    waits.append(waited + time.perf_counter() - t0)
-                    return
-                waited += time.perf_counter() - t0
-                yield batch
+    def __init__(self, stream: TrainStream, waits: list[float]) -> None:
+        self.stream, self.waits = stream, waits
 
-    return TimedStream
+    def __len__(self) -> int:
+        return len(self.stream)
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        it, waited = iter(self.stream.epoch(epoch)), 0.0
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                self.waits.append(waited + time.perf_counter() - t0)
+                return
+            waited += time.perf_counter() - t0
+            yield batch
 
 
 def paired_epochs(
@@ -92,49 +94,46 @@ def paired_epochs(
     data: Cifar10,
     bare_epoch: Callable[[], None],
 ) -> tuple[list[float], list[float], list[float]]:
-    """``Study._train`` as the pipeline runs it, with one bare epoch after each harness epoch.
+    """The harness's training loop (``training.train``, as the baseline phase runs it), with
+    one bare epoch after each harness epoch.
 
     Returns harness epoch seconds, seconds the harness waited on input, bare epoch seconds,
-    warm-up epoch dropped. The bare epoch runs from the pipeline's "epoch" event, which comes
-    after the harness has stored that epoch's time and before it starts the next clock, so
-    it is outside every harness figure used here; pairing the two loops epoch by epoch means
-    load bursts on a shared machine hit both sides alike instead of biasing the ratio.
+    warm-up epoch dropped. The bare epoch runs from the loop's ``after_epoch`` hook, which
+    comes after the harness has stored that epoch's time and emitted its event, and before
+    it starts the next clock, so it is outside every harness figure used here; pairing the
+    two loops epoch by epoch means load bursts on a shared machine hit both sides alike
+    instead of biasing the ratio.
     """
     waits: list[float] = []
     bare: list[float] = []
-    emit = pipeline.events.emit
 
-    def emit_then_bare(kind: str, *a: Any, **fields: Any) -> None:
-        emit(kind, *a, **fields)  # the harness's own event, written as in a study
-        if kind == "epoch":
-            t0 = time.perf_counter()
-            bare_epoch()
-            bare.append(time.perf_counter() - t0)
+    def then_bare(done: EpochDone) -> None:
+        t0 = time.perf_counter()
+        bare_epoch()
+        bare.append(time.perf_counter() - t0)
 
     bare_epoch()  # warm-up (and, for TensorFlow, the trace) before the first pair
-    with tempfile.TemporaryDirectory() as tmp:
-        study = pipeline.Study(fw, spec, data, Path(tmp), "bench", "local")
-        study.device, study.threads = device, threads  # what Study.run sets before phases
-        model = fw.build(initial_weights(spec.model, spec.seed))
-        with (
-            open(os.devnull, "w") as sink,
-            contextlib.redirect_stdout(sink),  # events still written and flushed, off the table
-            mock.patch.object(pipeline, "TrainStream", _timed_stream(waits)),
-            mock.patch.object(pipeline.events, "emit", emit_then_bare),
-        ):
-            _, stats = study._train(model, spec.train, "baseline")
+    stream = train_stream(data, spec.train, spec.seed, spec.data.augment, "baseline")
+    model = fw.build(initial_weights(spec.model, spec.seed))
+    with (
+        open(os.devnull, "w") as sink,
+        contextlib.redirect_stdout(sink),  # events still written and flushed, off the table
+    ):
+        _, stats = train(
+            fw,
+            model,
+            spec.train,
+            TimedEpochs(stream, waits),
+            purpose="baseline",
+            device=device.train_device,
+            threads=threads,
+            after_epoch=then_bare,
+        )
     return stats.epoch_s[1:], waits[1:], bare[1:]
 
 
 def _batches(spec: ExperimentSpec, data: Cifar10) -> list[Batch]:
-    stream = TrainStream(
-        data.train_images,
-        data.train_labels,
-        batch_size=spec.train.batch_size,
-        seed=spec.seed,
-        augment=spec.data.augment,
-    )
-    return list(stream.epoch(0))
+    return list(train_stream(data, spec.train, spec.seed, spec.data.augment, "baseline").epoch(0))
 
 
 def _torch_bare(fw: Any, spec: ExperimentSpec, batches: list[Batch]) -> Callable[[], None]:
