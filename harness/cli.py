@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +10,10 @@ import typer
 
 from harness_contract.errors import HarnessError
 
-from . import __version__
+from . import __version__, interrupts
+from .cli_images import images_app
+from .options import DEFAULT_PRESET, DEFAULT_RESULTS, StudyOptions
+from .oserrors import os_error
 
 app = typer.Typer(
     add_completion=False,
@@ -21,15 +23,9 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Get, make and check CIFAR-10 directories.")
 app.add_typer(data_app, name="data")
-images_app = typer.Typer(
-    no_args_is_help=True, help="Build, pull, push, list and lock the runner images."
-)
 app.add_typer(images_app, name="images")
-ImageFrameworks = Annotated[
-    list[str] | None, typer.Argument(help="pytorch and/or tensorflow (default: both)")
-]
 
-Preset = Annotated[str, typer.Option("--preset", "-p", help="paper, quick or smoke")]
+Preset = Annotated[str | None, typer.Option("--preset", "-p", help="paper, quick or smoke")]
 SpecFile = Annotated[Path | None, typer.Option("--spec", help="TOML/JSON spec (may set 'base')")]
 Sets = Annotated[
     list[str] | None, typer.Option("--set", "-s", help="override, e.g. train.epochs=3")
@@ -45,188 +41,102 @@ RunId = Annotated[str | None, typer.Option("--run-id", help="name of the new run
 Device = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda")]
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (default all)")]
 Backend = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--backend", help="local, docker, or auto (docker when engine+images, else local)"
+        "--backend",
+        help="local (default), docker, or auto (docker when engine+images, else local)",
     ),
 ]
 Gpus = Annotated[
     str | None, typer.Option("--gpus", help="all, none, a count, or ids 0,1 (as docker run --gpus)")
 ]
 Timeout = Annotated[float | None, typer.Option("--timeout", min=1, help="seconds per framework")]
-Resume = Annotated[Path | None, typer.Option("--resume", help="finish an unfinished run dir")]
-
-
-def _overrides(sets: list[str] | None, device: str | None, threads: int | None) -> list[str]:
-    out = list(sets or [])
-    if device is not None:
-        out.append(f"device={device}")
-    if threads is not None:
-        out.append(f"measure.threads={threads}")
-    return out
-
-
-def _study(
-    command: str,
-    frameworks: str,
-    preset: str,
-    spec_file: Path | None,
-    sets: list[str] | None,
-    data: Path | None,
-    results: Path,
-    run_id: str | None,
-    device: str | None,
-    threads: int | None,
-    backend_name: str,
-    timeout: float | None,
-    resume: Path | None,
-    gpus_text: str | None,
-) -> None:
-    from .backends import get_backend
-    from .dataset_source import choose_data
-    from .frameworks import parse_frameworks
-    from .gpus import NO_GPUS, parse_gpus
-    from .orchestrate import run_frameworks
-    from .progress import RunDisplay
-    from .runs import create_run, open_run
-    from .summary import print_summary
-
-    chosen = parse_frameworks(frameworks)
-    gpus = parse_gpus(gpus_text) if gpus_text else NO_GPUS
-    if gpus_text and device is None and resume is None:
-        device = gpus.spec_device()  # asking for GPUs means training on them
-    backend = get_backend(backend_name, gpus, say=lambda line: typer.echo(line, err=True))
-    if resume is not None:
-        if spec_file or sets or device or threads:
-            raise HarnessError(
-                "--resume reuses the run's own spec.json",
-                "drop --spec/--set/--device/--threads when resuming",
-            )
-        run = open_run(resume)
-        spec = run.spec
-    else:
-        from harness_contract.spec import build_spec
-
-        spec = build_spec(preset, spec_file, _overrides(sets, device, threads))
-        run = None
-    choice = choose_data(data, spec)
-    if run is None:
-        run = create_run(results, spec, run_id)
-    with RunDisplay() as display:
-        display.say(
-            f"run [bold]{run.path}[/] · preset {spec.name} · spec {spec.digest()} · "
-            f"backend {backend.name} · data {choice.path} ({choice.origin})"
-        )
-        launched = run_frameworks(run, chosen, backend, choice.path, display, timeout)
-    # A runner that stopped before writing metrics (bad data, say) leaves nothing to
-    # render; then its own one-line message is the error, not "no results".
-    if any(run.path.glob("*/metrics.json")):
-        _render(run.path)
-        print_summary(run.path)
-    failed = [r for r in launched if r.outcome != "complete"]
-    if any(r.outcome == "interrupted" for r in launched):
-        _fail(
-            f"interrupted; completed results are kept in {run.path}; "
-            f"finish with: harness {command} --resume {run.path}",
-            130,
-        )
-    if failed:
-        only_bad_input = all(r.outcome == "user_error" for r in failed)
-        _fail("; ".join(f"{r.framework}: {r.message}" for r in failed), 2 if only_bad_input else 1)
-
-
-def _render(run_dir: Path) -> None:
-    from .report import write_report
-
-    paths = write_report(run_dir)
-    typer.echo(f"report: {paths.md} (and {paths.html.name}, {len(paths.figures)} figures)")
-    typer.echo(f"results: {paths.csv}")
-
-
-def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+Resume = Annotated[
+    Path | None,
+    typer.Option("--resume", help="finish a run dir: its spec, data, backend and frameworks"),
+]
+ForceData = Annotated[
+    bool,
+    typer.Option("--force-data", help="with --resume: accept a dataset whose digest changed"),
+]
 
 
 @app.command()
 def compare(
     frameworks: Annotated[
-        str, typer.Option("--frameworks", "-f", help="comma-separated")
-    ] = "pytorch,tensorflow",
-    preset: Preset = "smoke",
+        str | None,
+        typer.Option("--frameworks", "-f", help="comma-separated (default pytorch,tensorflow)"),
+    ] = None,
+    preset: Preset = None,
     spec: SpecFile = None,
     set_: Sets = None,
     data: DataDir = None,
-    results: Results = Path("results"),
+    results: Results = DEFAULT_RESULTS,
     run_id: RunId = None,
     device: Device = None,
     threads: Threads = None,
-    backend: Backend = "local",
+    backend: Backend = None,
     timeout: Timeout = None,
     resume: Resume = None,
     gpus: Gpus = None,
+    force_data: ForceData = False,
 ) -> None:
     """Run every framework on one spec, then write the merged report."""
-    _study(
-        f"compare --frameworks {frameworks}",
-        frameworks,
-        preset,
-        spec,
-        set_,
-        data,
-        results,
-        run_id,
-        device,
-        threads,
-        backend,
-        timeout,
-        resume,
-        gpus,
-    )
+    options = StudyOptions(
+        command="compare", frameworks=frameworks, preset=preset, spec_file=spec, sets=set_ or [],
+        data=data, results=results, run_id=run_id, device=device, threads=threads,
+        backend=backend, timeout=timeout, resume=resume, gpus=gpus, force_data=force_data,
+    )  # fmt: skip
+    from .study_run import run_study
+
+    raise typer.Exit(run_study(options))
 
 
 @app.command()
 def run(
     framework: Annotated[str, typer.Argument(help="pytorch or tensorflow")],
-    preset: Preset = "smoke",
+    preset: Preset = None,
     spec: SpecFile = None,
     set_: Sets = None,
     data: DataDir = None,
-    results: Results = Path("results"),
+    results: Results = DEFAULT_RESULTS,
     run_id: RunId = None,
     device: Device = None,
     threads: Threads = None,
-    backend: Backend = "local",
+    backend: Backend = None,
     timeout: Timeout = None,
     resume: Resume = None,
     gpus: Gpus = None,
+    force_data: ForceData = False,
 ) -> None:
     """Run one framework alone (same layout and report as compare)."""
-    _study(
-        f"run {framework}",
-        framework,
-        preset,
-        spec,
-        set_,
-        data,
-        results,
-        run_id,
-        device,
-        threads,
-        backend,
-        timeout,
-        resume,
-        gpus,
-    )
+    options = StudyOptions(
+        command="run", frameworks=framework, preset=preset, spec_file=spec, sets=set_ or [],
+        data=data, results=results, run_id=run_id, device=device, threads=threads,
+        backend=backend, timeout=timeout, resume=resume, gpus=gpus, force_data=force_data,
+    )  # fmt: skip
+    from .study_run import run_study
+
+    raise typer.Exit(run_study(options))
 
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a results/<run-id> directory")]) -> None:
     """Re-render report.md and results.csv from a run's metrics.json files."""
-    from .summary import print_summary
+    from . import lock
+    from .rundir import RunDir
+    from .study_run import render
 
-    _render(run_dir)
-    print_summary(run_dir)
+    if not run_dir.is_dir():
+        what = "is a file, not a run directory" if run_dir.exists() else "does not exist"
+        raise HarnessError(f"{run_dir} {what}", "pass a results/<run-id> directory")
+    run = RunDir(run_dir)
+    with lock.held(run.path, run.lock_path, lock.command_line(), _note):
+        problems = render(run)
+    for line in problems:
+        typer.echo(f"error: {line}", err=True)
+    if problems:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -246,7 +156,7 @@ def show_spec(preset: Preset = "smoke", spec: SpecFile = None, set_: Sets = None
     """Print the resolved spec (preset + file + overrides) as JSON."""
     from harness_contract.spec import build_spec
 
-    typer.echo(build_spec(preset, spec, _overrides(set_, None, None)).to_json(), nl=False)
+    typer.echo(build_spec(preset or DEFAULT_PRESET, spec, set_ or []).to_json(), nl=False)
 
 
 @app.command()
@@ -297,99 +207,6 @@ def data_verify(path: Annotated[Path, typer.Argument(help="CIFAR-10 directory")]
     )
 
 
-def _image_frameworks(names: list[str] | None) -> list[str]:
-    from .frameworks import FRAMEWORKS, parse_frameworks
-
-    return [fw.name for fw in parse_frameworks(",".join(names or FRAMEWORKS))]
-
-
-def _say(line: str) -> None:
-    typer.echo(line.rstrip("\n"), err=True)
-
-
-@images_app.command("build")
-def images_build(
-    frameworks: ImageFrameworks = None,
-    base: Annotated[
-        str | None,
-        typer.Option(
-            help="base image instead of the pinned CUDA one, e.g. quant-harness/cpu-base:bookworm"
-        ),
-    ] = None,
-    wheels: Annotated[Path | None, typer.Option(help="folder of wheels to install from")] = None,
-) -> None:
-    """Build the runner images (FROM the pinned CUDA bases, or --base)."""
-    from .images import build
-
-    for ref in build(_image_frameworks(frameworks), base=base, wheels=wheels, progress=_say):
-        typer.echo(f"built {ref}")
-
-
-@images_app.command("pull")
-def images_pull(frameworks: ImageFrameworks = None) -> None:
-    """Pull the published images by the digests in images/lock.toml."""
-    from .images import pull
-
-    for ref in pull(_image_frameworks(frameworks), progress=_say):
-        typer.echo(f"pulled {ref}")
-
-
-@images_app.command("push")
-def images_push(
-    frameworks: ImageFrameworks = None,
-    registry: Annotated[str | None, typer.Option(help="e.g. ghcr.io")] = None,
-) -> None:
-    """Push the local images to a registry (as the publishing workflow does)."""
-    from .images import push
-
-    for ref in push(_image_frameworks(frameworks), registry=registry, progress=_say):
-        typer.echo(f"pushed {ref}")
-
-
-@images_app.command("list")
-def images_list() -> None:
-    """The harness images in the local engine, with the versions they hold."""
-    from .images import list_images
-
-    rows = list_images()
-    if not rows:
-        typer.echo("no harness images here; build them with: harness images build")
-    for r in rows:
-        typer.echo(
-            f"{r.framework:11} {r.ref:32} {r.id:14} {r.size_mib:8.0f} MiB  "
-            f"{r.created}  {r.framework_versions}"
-        )
-
-
-@images_app.command("lock")
-def images_lock(
-    framework: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--framework", "-f", metavar="NAME", help="pytorch or tensorflow (default: both)"
-        ),
-    ] = None,
-    check: Annotated[
-        bool, typer.Option("--check", help="compare with the registry only; exit 1 on a mismatch")
-    ] = False,
-) -> None:
-    """Resolve the CUDA base tags to digests and record them in images/lock.toml."""
-    from .image_lock import compare_digests, resolve_digests, write_digests
-
-    resolved = resolve_digests(_image_frameworks(framework))  # every lookup before any write
-    if check:
-        problems = compare_digests(resolved)
-        for line in problems:
-            typer.echo(line)
-        if problems:
-            raise typer.Exit(1)
-        for name, digest in resolved.items():
-            typer.echo(f"{name}: images/lock.toml matches the registry ({digest})")
-        return
-    for change in write_digests(resolved):
-        typer.echo(change.describe())
-
-
 @app.command()
 def doctor() -> None:
     """Check this machine: Python, runners, Docker engine, GPU runtime, images, dataset."""
@@ -424,36 +241,40 @@ _UsageError = _base_class(typer.BadParameter, "UsageError")
 _ClickException = _base_class(typer.BadParameter, "ClickException")
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _note(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Every error a user can cause ends as one line and a non-zero exit, never a traceback."""
     # Ctrl-C and `kill` both stop a run cleanly: the runner gets time to save its
-    # finished phases. (A shell starts background jobs with SIGINT ignored; undo that.)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # finished phases; a second one while that happens only makes it quicker.
+    interrupts.install()
     try:
         # Without standalone mode, click hands back typer.Exit's code as the return value.
         result = app(args=argv, prog_name="harness", standalone_mode=False)
     except HarnessError as exc:
-        typer.echo(f"error: {exc.one_line()}", err=True)
-        return 2
+        return _error(exc.one_line(), 2)
     except typer.Exit as exc:
         return exc.exit_code
     except _UsageError as exc:
         ctx = getattr(exc, "ctx", None)
-        hint = f"see `{ctx.command_path} --help`" if ctx else "see `harness --help`"
-        typer.echo(f"error: {exc.format_message()}; {hint}", err=True)
-        return 2
+        where = ctx.command_path if ctx else "harness"
+        if not exc.format_message():  # a bare group: its help is printed already
+            return _error(f"`{where}` needs a command; pick one from the list above", 2)
+        return _error(f"{exc.format_message()}; see `{where} --help`", 2)
     except _ClickException as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
-        return exc.exit_code
+        return _error(exc.format_message(), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("error: interrupted", err=True)
-        return 130
+        return _error("interrupted", 130)
+    except OSError as exc:  # the net under every file the harness writes or reads
+        return _error(os_error(exc).one_line(), 2)
     return result if isinstance(result, int) else 0
+
+
+def _error(line: str, code: int) -> int:
+    typer.echo(f"error: {line}", err=True)
+    return code
 
 
 if __name__ == "__main__":

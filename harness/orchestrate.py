@@ -1,4 +1,4 @@
-"""Run the chosen frameworks one after another in one run directory, then report.
+"""Run the chosen frameworks one after another in one run directory.
 
 Frameworks run sequentially on purpose: two studies sharing a machine would
 slow each other down and make every timing meaningless.
@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .backends import Backend, LaunchRequest, LaunchResult
+from .backends.base import timed_out_reason
 from .frameworks import FrameworkEntry
 from .progress import RunDisplay
-from .runs import RunDir
+from .rundir import RunDir
 
 
 def run_frameworks(
@@ -28,19 +29,31 @@ def run_frameworks(
         if run.is_complete(fw.name):
             display.say(f"[bold]{fw.name}[/]: already complete in {run.path}, kept as is")
             continue
-        aside = run.set_aside_incomplete(fw.name)
+        # Unfinished, or finished with a failed phase: retried, the earlier attempt kept.
+        aside = run.set_aside(fw.name)
         if aside is not None:
-            display.say(f"{fw.name}: earlier unfinished attempt moved to {aside.name}")
+            display.say(f"{fw.name}: earlier attempt moved to {aside.name}")
         display.begin(fw.name)
-        request = LaunchRequest(
-            fw, run.spec_path, data_dir, run.framework_dir(fw.name), run.run_id, timeout_s
-        )
+        out = run.framework(fw.name)
+        request = LaunchRequest(fw, run.spec_path, data_dir, out.path, run.run_id, timeout_s)
         result = backend.launch(request, display.on_event)
         results.append(result)
-        if result.outcome != "complete":
-            status = "interrupted" if result.outcome == "interrupted" else "failed"
-            run.mark_unfinished(fw.name, status, result.message)
-            display.say(f"[red]{fw.name}: {result.message}[/] (log: {result.log_path})")
+        record_outcome(run, result, timeout_s)
         if result.outcome == "interrupted":
             break  # the user asked to stop: don't start the next framework
+        if result.outcome != "complete":
+            display.say(f"[red]{fw.name}: {result.message}[/] (log: {result.log_path})")
     return results
+
+
+def record_outcome(run: RunDir, result: LaunchResult, timeout_s: float | None) -> None:
+    """metrics.json is never left 'running' by a failure the host saw; a timeout is
+    recorded as one (the runner, stopped by SIGTERM, calls itself 'interrupted')."""
+    if result.outcome == "timed_out":
+        run.mark_unfinished(
+            result.framework, "failed", timed_out_reason(timeout_s), replace=("interrupted",)
+        )
+    elif result.outcome == "interrupted":
+        run.mark_unfinished(result.framework, "interrupted", result.message)
+    elif result.outcome != "complete":
+        run.mark_unfinished(result.framework, "failed", result.message)

@@ -2,21 +2,38 @@
 ``harness traces`` use comes from ``RunDir``.
 
 results/<run-id>/spec.json              the resolved spec every framework ran
+results/<run-id>/run.json               frameworks, dataset (path, digest), backend, GPUs
 results/<run-id>/.lock                  the live process that owns the run (pid, host, start)
 results/<run-id>/<framework>/           metrics.json, runner.log, artifacts/, traces/
-results/<run-id>/<framework>.incomplete-<n>/   an unfinished attempt set aside by --resume
+results/<run-id>/<framework>.incomplete-<n>/   an earlier attempt set aside by --resume
 results/<run-id>/report.md, report.html, results.csv, figures/
+
+A run id is never reused: a new run gets a new directory, and a resumed run only
+re-launches frameworks whose results are not complete or have a failed phase.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import socket
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
+from harness_contract.atomic import write_text_atomic
+from harness_contract.errors import HarnessError, MetricsError
 from harness_contract.layout import METRICS_FILE, FrameworkDir
+from harness_contract.metrics import MetricsFile, read_metrics, write_metrics
+from harness_contract.spec import ExperimentSpec, load_resolved_spec
+
+from .lock import is_alive, read_owner
+from .oserrors import os_error
 
 SPEC_FILE = "spec.json"
+RECORD_FILE = "run.json"
 LOCK_FILE = ".lock"
 SET_ASIDE_MARK = ".incomplete-"
 
@@ -25,6 +42,7 @@ SET_ASIDE_MARK = ".incomplete-"
 class RunDir:
     path: Path
 
+    # ---------------------------------------------------------------- paths
     @property
     def run_id(self) -> str:
         return self.path.name
@@ -32,6 +50,10 @@ class RunDir:
     @property
     def spec_path(self) -> Path:
         return self.path / SPEC_FILE
+
+    @property
+    def record_path(self) -> Path:
+        return self.path / RECORD_FILE
 
     @property
     def lock_path(self) -> Path:
@@ -84,6 +106,127 @@ class RunDir:
         return sorted(
             p for p in self.path.glob(f"{name}{SET_ASIDE_MARK}*") if pattern.match(p.name)
         )
+
+    # ---------------------------------------------------------------- making and opening
+    @cached_property
+    def spec(self) -> ExperimentSpec:
+        return load_resolved_spec(self.spec_path)
+
+    @classmethod
+    def create(cls, results_root: Path, spec: ExperimentSpec, run_id: str | None) -> RunDir:
+        """A new run directory holding spec.json; never an existing one."""
+        run = cls.reserve(results_root, spec, run_id)
+        run.write_spec(spec)
+        return run
+
+    @classmethod
+    def reserve(cls, results_root: Path, spec: ExperimentSpec, run_id: str | None) -> RunDir:
+        """Make the new, empty run directory (the caller locks it, then writes spec.json)."""
+        run_id = run_id or new_run_id(spec)
+        if "/" in run_id or run_id in (".", ".."):
+            raise HarnessError(f"invalid run id '{run_id}'", "use a plain name without slashes")
+        if results_root.exists() and not results_root.is_dir():
+            raise HarnessError(
+                f"--results {results_root} is a file, not a directory",
+                "pass a directory for the run directories (it is created if missing)",
+            )
+        path = results_root / run_id
+        try:
+            results_root.mkdir(parents=True, exist_ok=True)
+            if not os.access(results_root, os.W_OK):
+                raise PermissionError(13, "Permission denied", str(results_root))
+            path.mkdir()
+        except FileExistsError:
+            raise _exists_error(cls(path)) from None
+        except OSError as exc:
+            raise HarnessError(
+                f"cannot create results directory {path} ({exc.strerror})",
+                "pass a writable --results directory",
+            ) from None
+        return cls(path)
+
+    def write_spec(self, spec: ExperimentSpec) -> None:
+        try:
+            write_text_atomic(self.spec_path, spec.to_json())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()  # leave no empty run behind (fails, rightly, if not empty)
+            raise os_error(exc, self.spec_path) from None
+        self.__dict__["spec"] = spec  # the cached property, already known
+
+    @classmethod
+    def open(cls, path: Path) -> RunDir:
+        """An existing run directory (for --resume and ``harness report``)."""
+        path = Path(path)
+        if not path.exists():
+            raise HarnessError(
+                f"run directory {path} does not exist", "pass a results/<run-id> directory"
+            )
+        if not path.is_dir():
+            raise HarnessError(
+                f"{path} is a file, not a run directory", "pass the results/<run-id> directory"
+            )
+        run = cls(path)
+        if not run.spec_path.is_file():
+            raise HarnessError(
+                f"{path} is not a run directory (no {SPEC_FILE})",
+                "pass a results/<run-id> directory made by `harness compare` or `harness run`",
+            )
+        if not os.access(path, os.W_OK):
+            raise HarnessError(f"run directory {path} is not writable", "fix its permissions")
+        return run
+
+    # ---------------------------------------------------------------- a framework's state
+    def read_framework(self, name: str) -> MetricsFile | None:
+        try:
+            return read_metrics(self.framework(name).metrics)
+        except MetricsError:
+            return None
+
+    def is_complete(self, name: str) -> bool:
+        """Finished with every phase ok or skipped: nothing for --resume to redo."""
+        metrics = self.read_framework(name)
+        return metrics is not None and metrics.outcome == "complete"
+
+    def set_aside(self, name: str) -> Path | None:
+        """Move an earlier attempt out of the way (never delete it: its log explains it)."""
+        current = self.framework(name).path
+        if not current.exists():
+            return None
+        aside = self.set_aside_path(name)
+        current.rename(aside)
+        return aside
+
+    def mark_unfinished(self, name: str, status: str, reason: str, replace: tuple = ()) -> None:
+        """After a crash, kill or timeout the runner may have left status 'running' (or,
+        stopped on a timeout, 'interrupted'): record what really happened."""
+        path = self.framework(name).metrics
+        try:
+            metrics = read_metrics(path)
+        except MetricsError:
+            return
+        if metrics.status == "running" or metrics.status in replace:
+            metrics.status = status  # type: ignore[assignment]
+            metrics.error = reason
+            write_metrics(path, metrics)
+
+
+def _exists_error(run: RunDir) -> HarnessError:
+    owner = read_owner(run.lock_path)
+    if owner is not None and (owner.host != socket.gethostname() or is_alive(owner)):
+        return HarnessError(
+            f"run directory {run.path} already exists and is in use by {owner.describe()}",
+            "choose another --run-id",
+        )
+    return HarnessError(
+        f"run directory {run.path} already exists",
+        f"choose another --run-id, or continue that run with --resume {run.path}",
+    )
+
+
+def new_run_id(spec: ExperimentSpec) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{spec.name}"
 
 
 __all__ = ["METRICS_FILE", "RunDir", "SET_ASIDE_MARK", "SPEC_FILE"]

@@ -25,7 +25,7 @@ from harness.cli import main
 from harness.frameworks import FRAMEWORKS, FrameworkEntry
 from harness.orchestrate import run_frameworks
 from harness.progress import RunDisplay
-from harness.runs import create_run
+from harness.rundir import RunDir
 from harness_contract.cifar import write_synthetic
 from harness_contract.metrics import (
     DatasetInfo,
@@ -532,8 +532,8 @@ def test_a_crashing_runner_is_reported_and_leaves_completed_results_alone(
         "PYTHONPATH", os.pathsep.join([str(code_dir), os.environ.get("PYTHONPATH", "")])
     )
 
-    run = create_run(tmp_path / "results", build_spec("smoke"), "crash")
-    done = run.framework_dir("pytorch") / "metrics.json"
+    run = RunDir.create(tmp_path / "results", build_spec("smoke"), "crash")
+    done = run.framework("pytorch").metrics
     write_metrics(done, _complete_metrics("pytorch", "crash"))
     before = done.read_bytes()
     crashy = FrameworkEntry(name="crashy", runner_module=module, install_hint="n/a")
@@ -550,7 +550,7 @@ def test_a_crashing_runner_is_reported_and_leaves_completed_results_alone(
     assert done.read_bytes() == before
     assert not list(run.path.glob("pytorch.incomplete-*"))
     if how == "exception":  # the runner left 'running': the host says what happened
-        metrics = read_metrics(run.framework_dir("crashy") / "metrics.json")
+        metrics = read_metrics(run.framework("crashy").metrics)
         assert metrics.status == "failed"
         assert "RuntimeError: boom in phase ptq" in metrics.error
 
@@ -562,7 +562,8 @@ def test_host_modules_import_neither_framework() -> None:
     code = (
         "import sys\n"
         "import harness.cli, harness.report, harness.backends.local, harness.orchestrate\n"
-        "import harness.runs, harness.dataset_source, harness.summary, harness.progress\n"
+        "import harness.rundir, harness.study_run, harness.dataset_source\n"
+        "import harness.summary, harness.progress\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tensorflow'}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

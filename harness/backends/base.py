@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from harness_contract import events
+from harness_contract.layout import FrameworkDir
 
 from ..frameworks import FrameworkEntry
 
@@ -31,8 +32,12 @@ class LaunchRequest:
     timeout_s: float | None = None
 
     @property
+    def out(self) -> FrameworkDir:
+        return FrameworkDir(self.out_dir)
+
+    @property
     def log_path(self) -> Path:
-        return self.out_dir / "runner.log"
+        return self.out.log
 
 
 @dataclass(frozen=True)
@@ -89,9 +94,14 @@ def result(
     return LaunchResult(request.framework.name, outcome, code, message, request.log_path)
 
 
+def timed_out_reason(timeout_s: float | None) -> str:
+    """How a timeout is recorded in metrics.json and shown: never "interrupted"."""
+    return f"timed out after {timeout_s or 0:.0f} s"
+
+
 def timeout_message(request: LaunchRequest) -> str:
     return (
-        f"timed out after {request.timeout_s:.0f} s; completed phases are kept; "
+        f"{timed_out_reason(request.timeout_s)}; completed phases are kept; "
         "raise --timeout to allow more"
     )
 

@@ -19,11 +19,13 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
 import harness_contract
+from harness_contract.entrypoint import runner_command
 
+from .. import interrupts
 from ..gpus import NO_GPUS, GpuRequest
 from .base import (
     INTERRUPTED,
@@ -166,18 +168,14 @@ class DockerBackend(Backend):
         from docker.types import Mount
 
         fw = request.framework.name
-        command = [
-            "--spec",
-            f"{CONTAINER_RESULTS}/{request.spec_path.name}",
-            "--data",
-            CONTAINER_DATA,
-            "--out",
-            f"{CONTAINER_RESULTS}/{request.out_dir.name}",
-            "--run-id",
+        # The image's entrypoint runs the runner; its arguments are the contract's own.
+        command = runner_command(
+            PurePosixPath(CONTAINER_RESULTS) / request.spec_path.name,
+            PurePosixPath(CONTAINER_DATA),
+            PurePosixPath(CONTAINER_RESULTS) / request.out_dir.name,
             request.run_id,
-            "--runtime",
             f"docker image {ref} ({identity})",
-        ]
+        )
         data = str(request.data_dir.resolve())
         run_dir = str(request.out_dir.parent.resolve())
         return {
@@ -216,11 +214,11 @@ class DockerBackend(Backend):
         try:
             finished = _wait_exit(container, request.timeout_s)
         except KeyboardInterrupt:
-            container.stop(timeout=GRACE_S)  # the runner saves its finished phases on SIGTERM
+            _stop(container)  # the runner saves its finished phases on SIGTERM
             pump.join()
             return result(request, "interrupted", _exit_code(container), INTERRUPTED)
         if not finished:
-            container.stop(timeout=GRACE_S)
+            _stop(container)
             pump.join()
             return result(request, "timed_out", _exit_code(container), timeout_message(request))
         pump.join()
@@ -269,12 +267,33 @@ def _wait_exit(container: Container, timeout_s: float | None) -> bool:
     """True when the container exited, False when the timeout came first."""
     deadline = time.monotonic() + timeout_s if timeout_s else None
     while True:
-        container.reload()
-        if container.status in ("exited", "dead"):
+        if _exited(container):
             return True
         if deadline is not None and time.monotonic() > deadline:
             return False
         time.sleep(POLL_S)
+
+
+def _stop(container: Container) -> None:
+    """SIGTERM, then SIGKILL after the grace period, or at once on a second Ctrl-C
+    (``container.stop`` would block through it)."""
+    import docker
+
+    # Either kill may meet a container that has just exited on its own: that is the goal.
+    with contextlib.suppress(docker.errors.APIError):
+        container.kill(signal="SIGTERM")
+    deadline = time.monotonic() + GRACE_S
+    while not _exited(container):
+        if interrupts.hurry() or time.monotonic() > deadline:
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill()
+            return
+        time.sleep(POLL_S)
+
+
+def _exited(container: Container) -> bool:
+    container.reload()
+    return container.status in ("exited", "dead")
 
 
 def _unreadable_by(data_dir: Path, user: str) -> Path | None:

@@ -11,6 +11,9 @@ import threading
 import time
 from typing import IO
 
+from harness_contract.entrypoint import runner_command
+
+from .. import interrupts
 from .base import (
     INTERRUPTED,
     Backend,
@@ -46,21 +49,14 @@ class LocalBackend(Backend):
                 f"the {fw.name} runner is not installed here; {fw.install_hint}",
             )
         request.out_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            fw.runner_module,
-            "--spec",
-            str(request.spec_path),
-            "--data",
-            str(request.data_dir),
-            "--out",
-            str(request.out_dir),
-            "--run-id",
+        cmd = [sys.executable, "-m", fw.runner_module]
+        cmd += runner_command(
+            request.spec_path,
+            request.data_dir,
+            request.out_dir,
             request.run_id,
-            "--runtime",
             f"local ({sys.executable})",
-        ]
+        )
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(request.log_path, "a", encoding="utf-8") as log:
             log.write(f"$ {' '.join(cmd)}\n")
@@ -111,11 +107,14 @@ class LocalBackend(Backend):
         if proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        deadline = time.monotonic() + GRACE_S
+        # Poll rather than wait: a second Ctrl-C means "now", and gets the kill at once.
+        while proc.poll() is None:
+            if interrupts.hurry() or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                return
+            time.sleep(0.1)
 
 
 def _die_with_parent() -> None:

@@ -14,14 +14,13 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import events
-from .cifar import load_cifar10
 from .errors import HarnessError
-from .framework import Framework
-from .metrics import read_metrics
-from .pipeline import Study
-from .spec import effective_threads, load_resolved_spec
+
+if TYPE_CHECKING:
+    from .framework import Framework
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -38,6 +37,23 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def runner_command(spec: Path, data: Path, out: Path, run_id: str, runtime: str) -> list[str]:
+    """The arguments ``parse_args`` reads, in the order it documents: the one place a
+    backend gets a runner's command line from (paths as the runner will see them)."""
+    return [
+        "--spec",
+        str(spec),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--run-id",
+        run_id,
+        "--runtime",
+        runtime,
+    ]
+
+
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
     # `docker stop` and the host's cancel send SIGTERM: treat it like Ctrl-C so
     # completed phases are saved and the run is marked interrupted.
@@ -45,6 +61,8 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
 
 
 def _refuse_completed(out_dir: Path) -> None:
+    from .metrics import read_metrics
+
     metrics = out_dir / "metrics.json"
     if metrics.exists() and read_metrics(metrics).status == "complete":
         raise HarnessError(
@@ -65,6 +83,12 @@ def _ensure_writable(out_dir: Path) -> None:
 def main(
     make_framework: Callable[[], Framework], argv: list[str] | None = None, prog: str = "runner"
 ) -> int:
+    # The study's modules load here, not at import: the host builds runner command lines
+    # with this module and must not pay for the pipeline.
+    from .cifar import load_cifar10
+    from .pipeline import Study
+    from .spec import effective_threads, load_resolved_spec
+
     args = parse_args(argv, prog)
     logging.basicConfig(
         level=logging.INFO,

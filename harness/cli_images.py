@@ -1,0 +1,108 @@
+"""``harness images``: build, pull, push, list and lock the runner images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+images_app = typer.Typer(
+    no_args_is_help=True, help="Build, pull, push, list and lock the runner images."
+)
+ImageFrameworks = Annotated[
+    list[str] | None, typer.Argument(help="pytorch and/or tensorflow (default: both)")
+]
+
+
+def _image_frameworks(names: list[str] | None) -> list[str]:
+    from .frameworks import FRAMEWORKS, parse_frameworks
+
+    return [fw.name for fw in parse_frameworks(",".join(names or FRAMEWORKS))]
+
+
+def _say(line: str) -> None:
+    typer.echo(line.rstrip("\n"), err=True)
+
+
+@images_app.command("build")
+def images_build(
+    frameworks: ImageFrameworks = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            help="base image instead of the pinned CUDA one, e.g. quant-harness/cpu-base:bookworm"
+        ),
+    ] = None,
+    wheels: Annotated[Path | None, typer.Option(help="folder of wheels to install from")] = None,
+) -> None:
+    """Build the runner images (FROM the pinned CUDA bases, or --base)."""
+    from .images import build
+
+    for ref in build(_image_frameworks(frameworks), base=base, wheels=wheels, progress=_say):
+        typer.echo(f"built {ref}")
+
+
+@images_app.command("pull")
+def images_pull(frameworks: ImageFrameworks = None) -> None:
+    """Pull the published images by the digests in images/lock.toml."""
+    from .images import pull
+
+    for ref in pull(_image_frameworks(frameworks), progress=_say):
+        typer.echo(f"pulled {ref}")
+
+
+@images_app.command("push")
+def images_push(
+    frameworks: ImageFrameworks = None,
+    registry: Annotated[str | None, typer.Option(help="e.g. ghcr.io")] = None,
+) -> None:
+    """Push the local images to a registry (as the publishing workflow does)."""
+    from .images import push
+
+    for ref in push(_image_frameworks(frameworks), registry=registry, progress=_say):
+        typer.echo(f"pushed {ref}")
+
+
+@images_app.command("list")
+def images_list() -> None:
+    """The harness images in the local engine, with the versions they hold."""
+    from .images import list_images
+
+    rows = list_images()
+    if not rows:
+        typer.echo("no harness images here; build them with: harness images build")
+    for r in rows:
+        typer.echo(
+            f"{r.framework:11} {r.ref:32} {r.id:14} {r.size_mib:8.0f} MiB  "
+            f"{r.created}  {r.framework_versions}"
+        )
+
+
+@images_app.command("lock")
+def images_lock(
+    framework: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--framework", "-f", metavar="NAME", help="pytorch or tensorflow (default: both)"
+        ),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="compare with the registry only; exit 1 on a mismatch")
+    ] = False,
+) -> None:
+    """Resolve the CUDA base tags to digests and record them in images/lock.toml."""
+    from .image_lock import compare_digests, resolve_digests, write_digests
+
+    resolved = resolve_digests(_image_frameworks(framework))  # every lookup before any write
+    if check:
+        problems = compare_digests(resolved)
+        for line in problems:
+            typer.echo(line)
+        if problems:
+            raise typer.Exit(1)
+        for name, digest in resolved.items():
+            typer.echo(f"{name}: images/lock.toml matches the registry ({digest})")
+        return
+    for change in write_digests(resolved):
+        typer.echo(change.describe())

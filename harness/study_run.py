@@ -1,0 +1,209 @@
+"""A study from options to the last line: plan (new run or resume), own the run
+directory, run the frameworks, render the report, and say truthfully how it ended.
+
+The CLI only builds ``StudyOptions`` and calls ``run_study``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import typer
+
+from harness_contract.errors import HarnessError
+from harness_contract.spec import ExperimentSpec
+
+from . import lock
+from .dataset_source import DataChoice
+from .frameworks import FrameworkEntry, parse_frameworks
+from .options import ALL_FRAMEWORKS, DEFAULT_BACKEND, DEFAULT_PRESET, StudyOptions, resume_command
+from .oserrors import os_error
+from .rundir import RunDir
+from .study_record import StudyRecord
+
+
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a study needs, settled before a runner starts."""
+
+    frameworks: list[FrameworkEntry]
+    backend: str
+    gpus: str | None
+    timeout: float | None
+
+
+def run_study(opts: StudyOptions, say: Callable[[str], None] = _say) -> int:
+    """Run the study ``opts`` asks for; the exit code (0, 1 failures, 2 bad input, 130)."""
+    opts.check()
+    if opts.resume is not None:
+        run = RunDir.open(opts.resume)
+        with lock.held(run.path, run.lock_path, lock.command_line(), say):
+            record = StudyRecord.read(run.record_path)
+            plan = _resume_plan(opts, record)
+            backend = _backend(plan, run.spec, say)
+            choice = _resume_data(opts, run, record, say)
+            if record is None or choice.path != Path(record.data_path):
+                _record(run, opts, plan, choice)
+            return _run(run, opts, plan, backend, choice, say)
+    plan = _new_plan(opts)
+    spec, device = _new_spec(opts, plan)
+    backend = _backend(plan, spec, say)
+    from .dataset_source import choose_data
+
+    choice = choose_data(opts.data, spec)  # data errors come before a run directory exists
+    run = RunDir.reserve(opts.results, spec, opts.run_id)
+    try:
+        with lock.held(run.path, run.lock_path, lock.command_line(), say):
+            run.write_spec(spec)
+            _record(run, opts, plan, choice)
+            return _run(run, opts, plan, backend, choice, say)
+    finally:
+        if not run.spec_path.exists():  # it never started: leave no empty run directory
+            with contextlib.suppress(OSError):
+                run.path.rmdir()
+
+
+# ---------------------------------------------------------------- planning
+
+
+def _new_plan(opts: StudyOptions) -> Plan:
+    return Plan(
+        frameworks=parse_frameworks(opts.frameworks or ALL_FRAMEWORKS),
+        backend=opts.backend or DEFAULT_BACKEND,
+        gpus=opts.gpus,
+        timeout=opts.timeout,
+    )
+
+
+def _new_spec(opts: StudyOptions, plan: Plan) -> tuple[ExperimentSpec, str | None]:
+    from harness_contract.spec import build_spec
+
+    from .gpus import parse_gpus
+
+    device = opts.device
+    if plan.gpus and device is None:
+        device = parse_gpus(plan.gpus).spec_device()  # asking for GPUs means training on them
+    overrides = replace(opts, device=device).overrides()
+    return build_spec(opts.preset or DEFAULT_PRESET, opts.spec_file, overrides), device
+
+
+def _resume_plan(opts: StudyOptions, record: StudyRecord | None) -> Plan:
+    """The recorded choices, unless the user repeats them; a different one is refused."""
+    if record is None:  # a run from before run.json: the options as given
+        return _new_plan(opts)
+    for flag, given, recorded in (
+        ("--backend", opts.backend, record.backend),
+        ("--gpus", opts.gpus, record.gpus),
+    ):
+        if given is not None and given != recorded:
+            raise HarnessError(
+                f"--resume finishes the run as it started ({flag} {recorded}), not {flag} {given}",
+                f"drop {flag}, or start a new run without --resume",
+            )
+    return Plan(
+        frameworks=parse_frameworks(opts.frameworks or ",".join(record.frameworks)),
+        backend=record.backend,
+        gpus=record.gpus,
+        timeout=opts.timeout if opts.timeout is not None else record.timeout_s,
+    )
+
+
+def _backend(plan: Plan, spec: ExperimentSpec, say: Callable[[str], None]):
+    from .backends import get_backend
+    from .gpus import NO_GPUS, parse_gpus
+
+    gpus = parse_gpus(plan.gpus) if plan.gpus else NO_GPUS
+    return get_backend(plan.backend, gpus, say=say)
+
+
+def _resume_data(
+    opts: StudyOptions, run: RunDir, record: StudyRecord | None, say: Callable[[str], None]
+) -> DataChoice:
+    from .dataset_source import choose_data
+    from .resume_data import recorded_dataset, same_data
+
+    recorded = recorded_dataset(run, record)
+    if opts.data is None and recorded is not None and recorded.path is not None:
+        choice = recorded.choice(run.spec)
+    else:
+        choice = choose_data(opts.data, run.spec)
+    if recorded is not None:
+        same_data(run, recorded, choice, opts.force_data, say)
+    return choice
+
+
+def _record(run: RunDir, opts: StudyOptions, plan: Plan, choice: DataChoice) -> None:
+    from .data_identity import dataset_digest
+
+    record = StudyRecord(
+        command=opts.command,
+        frameworks=[fw.name for fw in plan.frameworks],
+        data_path=str(choice.path.resolve()),
+        data_digest=dataset_digest(choice.path),
+        data_origin=choice.origin,
+        backend=plan.backend,
+        gpus=plan.gpus,
+        timeout_s=plan.timeout,
+    )
+    try:
+        record.write(run.record_path)
+    except OSError as exc:
+        raise os_error(exc, run.record_path) from None
+
+
+# ---------------------------------------------------------------- running
+
+
+def _run(
+    run: RunDir,
+    opts: StudyOptions,
+    plan: Plan,
+    backend,
+    choice: DataChoice,
+    say: Callable[[str], None],
+) -> int:
+    from .orchestrate import run_frameworks
+    from .progress import RunDisplay
+    from .verdict import final_line, judge
+
+    spec = run.spec
+    with RunDisplay() as display:
+        display.say(
+            f"run [bold]{run.path}[/] · preset {spec.name} · spec {spec.digest()} · "
+            f"backend {backend.name} · data {choice.path} ({choice.origin})"
+        )
+        launched = run_frameworks(run, plan.frameworks, backend, choice.path, display, plan.timeout)
+    # A runner that stopped before writing metrics (bad data, say) leaves nothing to
+    # render; then its own one-line message is the error, not "no results".
+    if run.metrics_paths():
+        render(run)
+    names = [fw.name for fw in plan.frameworks]
+    verdict = judge(run, names, launched)
+    if verdict.ok:
+        typer.echo(f"study complete: {', '.join(names)} in {run.path}")
+        return 0
+    say(f"error: {final_line(verdict, resume_command(opts.command, names, run.path))}")
+    return verdict.exit_code
+
+
+def render(run: RunDir) -> list[str]:
+    """Write the report and print where it is; the report's problems (unreadable
+    metrics files) are returned for the caller to show."""
+    from .report import write_report
+    from .summary import print_summary
+
+    try:
+        paths = write_report(run.path)
+    except OSError as exc:
+        raise os_error(exc, run.path) from None
+    typer.echo(f"report: {paths.md} (and {paths.html.name}, {len(paths.figures)} figures)")
+    typer.echo(f"results: {paths.csv}")
+    print_summary(run.path)
+    return list(getattr(paths, "problems", []))
