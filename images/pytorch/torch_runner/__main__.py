@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness_contract.framework import Framework
+
+FRAMEWORK = "pytorch"
 
 
-def _framework():
+def _framework() -> Framework:
+    # Imported lazily, so --help and a version error need no PyTorch.
+    from harness_contract.versions import check_versions
+
+    check_versions(FRAMEWORK)
     from .runner import TorchFramework
 
     return TorchFramework()
@@ -14,15 +24,6 @@ def _framework():
 def main(argv: list[str] | None = None) -> int:
     from harness_contract.entrypoint import main as run
 
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print(
-            "error: PyTorch is not installed in this environment; "
-            "install it with: pip install -e '.[pytorch]' (torch 2.13.0, torchao 0.18.0)",
-            file=sys.stderr,
-        )
-        return 2
     return run(_framework, argv, prog="python -m torch_runner")
 
 

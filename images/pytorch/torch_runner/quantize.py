@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from harness_contract.metrics import ConversionStats
+from harness_contract.versions import pinned_line
 
 EXAMPLE_BATCH = 2  # export traces with batch 2; the batch dimension is then made dynamic
 
@@ -67,7 +68,7 @@ def _require_int8(model: nn.Module, flow: str) -> list[str]:
     if not ops:
         raise RuntimeError(
             f"{flow} conversion produced a graph with no int8 kernels (torch {torch.__version__}; "
-            f"the harness is tested with torch 2.13.0 and torchao 0.18.0: install those, or "
+            f"the harness is tested with {pinned_line('pytorch')}: install those, or "
             f"set pytorch.quant_flow=fx)"
         )
     return ops
