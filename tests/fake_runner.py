@@ -1,0 +1,143 @@
+"""A stand-in runner for host tests: the real entrypoint's arguments, metrics.json of
+the real schema, and a behaviour chosen by $FAKE_RUNNER (``<framework>=<mode>,...`` or
+one mode for all) so the CLI's handling of each ending is tested in seconds.
+
+Modes: complete, phase_failed, slow (complete after $FAKE_RUNNER_SLOW_S seconds),
+sleep (until SIGTERM, then 'interrupted' like a real runner), stubborn (ignores
+SIGTERM), killed (SIGKILL before writing metrics), crash (leaves 'running', exits 1).
+Every mode first prints its pid and the run's lock file, for the tests to check.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from harness_contract import events
+from harness_contract.entrypoint import parse_args
+from harness_contract.metrics import (
+    DatasetInfo,
+    MetricsFile,
+    Provenance,
+    VariantMetrics,
+    now_iso,
+    write_metrics,
+)
+
+VARIANTS = ("baseline", "ptq", "qat")
+
+
+def metrics_for(framework: str, run_id: str, status: str = "complete") -> MetricsFile:
+    provenance = Provenance(
+        harness_version="0",
+        framework_versions={},
+        python="3",
+        platform="linux",
+        hostname="host",
+        runtime="local (fake)",
+        cpu_model="cpu",
+        cpu_flags=[],
+        cpu_count=2,
+        threads=2,
+        device="cpu",
+    )
+    dataset = DatasetInfo(path="/data", kind="synthetic", train_images=1, test_images=1, digest="0")
+    variants = {
+        v: VariantMetrics(variant=v, status="ok", precision="fp32" if v == "baseline" else "int8")
+        for v in VARIANTS
+    }
+    return MetricsFile(
+        framework=framework,
+        status=status,  # type: ignore[arg-type]
+        run_id=run_id,
+        spec_name="smoke",
+        spec_digest="0",
+        seed=0,
+        started_at=now_iso(),
+        updated_at=now_iso(),
+        provenance=provenance,
+        dataset=dataset,
+        variants=variants,
+    )
+
+
+def mode_for(framework: str) -> str:
+    setting = os.environ.get("FAKE_RUNNER", "complete")
+    if "=" not in setting:
+        return setting
+    modes = dict(part.split("=", 1) for part in setting.split(","))
+    return modes.get(framework, "complete")
+
+
+MODULE = "tests.fake_runner"
+# Runs the CLI with every framework served by this module (for tests that need a real
+# process to send signals to).
+CLI_DRIVER = (
+    "import sys\n"
+    "from harness.frameworks import FRAMEWORKS, FrameworkEntry\n"
+    "for name in list(FRAMEWORKS):\n"
+    f"    FRAMEWORKS[name] = FrameworkEntry(name, {MODULE!r}, 'n/a')\n"
+    "from harness.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def use_fake_runners(monkeypatch) -> None:  # noqa: ANN001 (pytest's MonkeyPatch)
+    """Serve every framework with this module, in this process (main() called directly)."""
+    from harness.frameworks import FRAMEWORKS, FrameworkEntry
+
+    for name in list(FRAMEWORKS):
+        monkeypatch.setitem(FRAMEWORKS, name, FrameworkEntry(name, MODULE, "n/a"))
+    root = str(Path(__file__).resolve().parent.parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+
+
+def main() -> int:
+    args = parse_args(sys.argv[1:], "fake_runner")
+    out: Path = args.out
+    framework = out.name
+    mode = mode_for(framework)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "metrics.json"
+    lock = out.parent / ".lock"
+    print(f"fake runner {framework}: {mode}, pid {os.getpid()}", flush=True)
+    print(f"LOCK {lock.read_text().strip() if lock.exists() else 'none'}", flush=True)
+    if mode == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    metrics = metrics_for(framework, args.run_id, "running")
+    write_metrics(path, metrics)
+    events.emit("start", framework=framework, device="cpu", threads=1)
+    if mode == "crash":
+        print("fatal: simulated crash", flush=True)
+        return 1
+    if mode in ("sleep", "stubborn"):
+        if mode == "stubborn":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("READY", flush=True)
+        try:
+            time.sleep(600)
+        except KeyboardInterrupt:
+            metrics.status = "interrupted"
+            write_metrics(path, metrics)
+            return 130
+    if mode == "slow":
+        print("READY", flush=True)
+        time.sleep(float(os.environ.get("FAKE_RUNNER_SLOW_S", "3")))
+    if mode == "phase_failed":
+        metrics.variants["ptq"].status = "failed"
+        metrics.variants["ptq"].reason = "out of memory while calibrating"
+    metrics.status = "complete"
+    write_metrics(path, metrics)
+    return 0
+
+
+def _term(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _term)
+    sys.exit(main())
