@@ -275,7 +275,7 @@ def test_a_layer_tfmot_cannot_quantize_is_named() -> None:
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(10)(x))
     with pytest.raises(RuntimeError, match="odd_norm"):
-        prepare_qat(model)
+        prepare_qat(model, "/CPU:0")
 
 
 # ---------------------------------------------------------------- Table I sizes

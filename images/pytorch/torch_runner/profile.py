@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 from torch.autograd import DeviceType
-from torch.profiler import ProfilerActivity, profile, schedule
+from torch.profiler import ProfilerActivity, profile
+from torch.profiler import schedule as steps_schedule
 
 from harness_contract.breakdown import OpSample, categorize
 from harness_contract.framework import ProfileCapture, ProfilerUnavailable
@@ -36,17 +37,21 @@ NO_GPU_EVENTS = (
 
 def run_profile(
     work: Callable[[int], object],
-    device: torch.device,
-    spec: ProfileSpec,
-    trace_path: Path,
+    schedule: ProfileSpec,
+    trace_dir: Path,
+    name: str,
+    device: str,
 ) -> ProfileCapture:
-    """Profile ``work`` on ``device`` under ``spec``'s schedule; write the trace to
-    ``trace_path`` (Chrome/Perfetto JSON) and return the ops of the active steps."""
+    """Profile ``work`` on ``device`` ("cpu", "cuda:0") under ``schedule``; write the trace
+    to ``<trace_dir>/<name>.pt.trace.json`` (Chrome/Perfetto JSON) and return the ops of
+    the active steps."""
+    trace_path = trace_dir / f"{name}.pt.trace.json"
+    on = torch.device(device)
     if not torch.autograd.kineto_available():
         raise ProfilerUnavailable("this torch build has no Kineto profiler (torch.profiler)")
     if getattr(torch.autograd.profiler, "_is_profiler_enabled", False):
         raise ProfilerUnavailable("another torch.profiler session is already running")
-    on_cuda = device.type == "cuda"
+    on_cuda = on.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
     sync = torch.cuda.synchronize if on_cuda else (lambda: None)
     trace_path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,13 +63,15 @@ def run_profile(
 
     with profile(
         activities=activities,
-        schedule=schedule(wait=spec.wait, warmup=spec.warmup, active=spec.active, repeat=1),
+        schedule=steps_schedule(
+            wait=schedule.wait, warmup=schedule.warmup, active=schedule.active, repeat=1
+        ),
         on_trace_ready=export,
-        record_shapes=spec.record_shapes,
-        with_stack=spec.with_stack,
-        profile_memory=spec.profile_memory,
+        record_shapes=schedule.record_shapes,
+        with_stack=schedule.with_stack,
+        profile_memory=schedule.profile_memory,
     ) as prof:
-        for i in range(spec.steps):
+        for i in range(schedule.steps):
             work(i)
             sync()
             prof.step()
@@ -75,7 +82,7 @@ def run_profile(
     if on_cuda and kernel_us == 0:
         notes.append(NO_GPU_EVENTS)
     return ProfileCapture(
-        tool=TOOL, device=str(device), trace=trace_path, viewer="perfetto", ops=ops, notes=notes
+        tool=TOOL, device=str(on), trace=trace_path, viewer="perfetto", ops=ops, notes=notes
     )
 
 

@@ -69,7 +69,7 @@ class TorchFramework(Framework):
         return build_model(self.net, weights).to(self.device)
 
     def trainer(self, model: nn.Module, optim: OptimSpec) -> Trainer:
-        return SGDTrainer(model, optim, self.device, self.normalize)
+        return SGDTrainer(model, optim, self.normalize, self.device)
 
     def device_of(self, model: Any) -> str:
         if isinstance(model, Int8Model):
@@ -151,8 +151,8 @@ class TorchFramework(Framework):
         trace_dir: Path,
         name: str,
     ) -> ProfileCapture:
-        device = torch.device(self.device_of(model))  # int8 models run on the CPU
-        return run_profile(work, device, schedule, trace_dir / f"{name}.pt.trace.json")
+        # int8 models run on the CPU, whatever device the study trains on.
+        return run_profile(work, schedule, trace_dir, name, self.device_of(model))
 
     def reset_peak_gpu(self) -> None:
         if self.device.type == "cuda":

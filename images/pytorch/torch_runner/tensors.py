@@ -12,7 +12,10 @@ class Normalizer:
         self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
         self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def __call__(self, images: np.ndarray, device: torch.device) -> torch.Tensor:
+    def __call__(self, images: np.ndarray, device: torch.device | None = None) -> torch.Tensor:
+        """Normalized NCHW on ``device`` (None: the CPU), converted there after copying the
+        4x smaller uint8."""
+        device = torch.device("cpu") if device is None else device
         mean, std = self._constants(device)
         # Copy the uint8 bytes (4x smaller than float) and convert on the device.
         x = torch.from_numpy(images).to(device, non_blocking=True)

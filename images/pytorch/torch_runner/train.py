@@ -14,9 +14,9 @@ from .tensors import Normalizer
 
 class SGDTrainer(Trainer):
     def __init__(
-        self, model: nn.Module, optim: OptimSpec, device: torch.device, normalize: Normalizer
+        self, model: nn.Module, optim: OptimSpec, normalize: Normalizer, device: torch.device
     ) -> None:
-        self.model, self.device, self.normalize = model, device, normalize
+        self.model, self.normalize, self.device = model, normalize, device
         self.optimizer = torch.optim.SGD(
             model.parameters(),
             lr=optim.lr,

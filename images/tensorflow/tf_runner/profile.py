@@ -39,15 +39,16 @@ NEEDS_XPROF = (
 _DEVICES = {"Host": "cpu", "Device": "gpu"}
 
 
-def trace_keras(
+def run_profile(
     work: Callable[[int], object],
     schedule: ProfileSpec,
     trace_dir: Path,
     name: str,
     device: str,
 ) -> ProfileCapture:
-    """Run the untraced ``wait + warmup`` steps, then trace the ``active`` ones, each marked
-    as a step (TensorBoard's step-time view reads these markers)."""
+    """Profile a Keras model's ``work`` on ``device`` ("cpu", "cuda:0"): run the untraced
+    ``wait + warmup`` steps, then trace the ``active`` ones, each marked as a step
+    (TensorBoard's step-time view reads these markers), into ``<trace_dir>/<name>/``."""
     logdir = trace_dir / name
     shutil.rmtree(logdir, ignore_errors=True)  # a rerun must not leave two runs to pick from
     step_name = "train" if name.endswith("train") else "inference"

@@ -98,14 +98,15 @@ def _dequantize(q: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return (q.astype(np.float32) - zero_point) * np.float32(scale)
 
 
-def quantized_ops(tflite: bytes) -> list[str]:
-    """The builtin ops that take int8 tensors: the proof the model really is int8.
+def quantized_ops(model: bytes) -> list[str]:
+    """The builtin ops of a .tflite ``model`` that take int8 tensors: the proof the model
+    really is int8.
 
     Read from an interpreter that has not allocated tensors yet, so its graph is the
     model's own ops rather than the XNNPACK delegate that replaces them.
     """
     cls, _ = interpreter_class()
-    interp = cls(model_content=tflite)
+    interp = cls(model_content=model)
     int8 = {t["index"] for t in interp.get_tensor_details() if t["dtype"] == np.int8}
     found = {
         op["op_name"]
@@ -200,17 +201,19 @@ def ptq(
     return Int8Model(blob, PTQ_FLOW, trainable_parameters(fp32), threads), stats
 
 
-def prepare_qat(fp32: keras.Model) -> keras.Model:
-    """Fake-quantized copy of the fp32 model (same weights); the fp32 model is left as it is."""
+def prepare_qat(fp32: keras.Model, device: str) -> keras.Model:
+    """Fake-quantized copy of the fp32 model (same weights) on ``device`` ("/CPU:0",
+    "/GPU:0"); the fp32 model is left as it is."""
     import tensorflow_model_optimization as tfmot
 
-    clone = keras.models.clone_model(fp32)
-    clone.set_weights(fp32.get_weights())
-    try:
-        return tfmot.quantization.keras.quantize_model(clone)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        # tfmot's message names the offending layer ("Layer <name>:<class> is not supported").
-        raise RuntimeError(f"tfmot cannot quantize the model: {exc}") from exc
+    with tf.device(device):
+        clone = keras.models.clone_model(fp32)
+        clone.set_weights(fp32.get_weights())
+        try:
+            return tfmot.quantization.keras.quantize_model(clone)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            # tfmot's message names the offending layer ("Layer <name>:<class> is not supported").
+            raise RuntimeError(f"tfmot cannot quantize the model: {exc}") from exc
 
 
 def convert_qat(

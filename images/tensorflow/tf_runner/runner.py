@@ -148,8 +148,7 @@ class TFFramework(Framework):
         return self._forwards[id(model)][1]
 
     def _prepared(self, images: np.ndarray) -> tf.Tensor:
-        with tf.device(self.device):
-            return self.normalize(tf.constant(images))
+        return self.normalize(images, self.device)
 
     def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
         if isinstance(model, Int8Model):
@@ -163,8 +162,7 @@ class TFFramework(Framework):
         return Quantized(int8, stats)
 
     def prepare_qat(self, model: keras.Model) -> keras.Model:
-        with tf.device(self.device):
-            return quantize.prepare_qat(model)
+        return quantize.prepare_qat(model, self.device)
 
     def convert_qat(self, model: keras.Model) -> Quantized:
         int8, stats = quantize.convert_qat(model, self.net.parameter_count(), self.threads)
@@ -229,7 +227,7 @@ class TFFramework(Framework):
     ) -> ProfileCapture:
         if isinstance(model, Int8Model):
             raise ProfilerUnavailable(tf_profile.LITERT_NO_OP_PROFILER)
-        return tf_profile.trace_keras(work, schedule, trace_dir, name, self.device_of(model))
+        return tf_profile.run_profile(work, schedule, trace_dir, name, self.device_of(model))
 
     def reset_peak_gpu(self) -> None:
         if self.device == GPU:

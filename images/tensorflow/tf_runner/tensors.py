@@ -19,8 +19,15 @@ class Normalizer:
         self._mean = tf.constant(mean, tf.float32)
         self._std = tf.constant(std, tf.float32)
 
-    def __call__(self, images: tf.Tensor) -> tf.Tensor:
-        """Inside a tf.function: convert on the device, after copying the 4x smaller uint8."""
+    def __call__(self, images: tf.Tensor | np.ndarray, device: str | None = None) -> tf.Tensor:
+        """Normalized on ``device`` (None: the current device scope, as inside a traced
+        step), converted there after copying the 4x smaller uint8."""
+        if device is None:
+            return self._normalize(images)
+        with tf.device(device):
+            return self._normalize(tf.convert_to_tensor(images))
+
+    def _normalize(self, images: tf.Tensor) -> tf.Tensor:
         return (tf.cast(images, tf.float32) * self._scale - self._mean) / self._std
 
     def numpy(self, images: np.ndarray) -> np.ndarray:
