@@ -1,25 +1,43 @@
-"""Which CIFAR-10 directory a run uses: the one given, one found, or a synthetic one."""
+"""Which CIFAR-10 directory a run uses: the one given, one found, or a synthetic one.
+
+``choose_data`` also checks the chosen dataset before anything else happens (every
+batch file parsed, the spec's limits and counts against its images), so a data error
+is reported before a run directory exists.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness_contract.cifar import resolve_root, write_synthetic
+from harness_contract.atomic import write_failure
+from harness_contract.cifar import (
+    BATCHES_DIR,
+    DatasetSummary,
+    check_dataset,
+    resolve_root,
+    write_synthetic,
+)
 from harness_contract.errors import DataError
-from harness_contract.spec import ExperimentSpec
+from harness_contract.spec import ExperimentSpec, check_training_images
 
 # Looked for when --data is not given: ./data or ./data/cifar-10-batches-py.
 DEFAULT_LOCATION = Path("data")
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
+CACHE_ELSEWHERE = "set XDG_CACHE_HOME to a writable folder with free space, or pass --data DIR"
+CACHE_SMALLER = "lower data.train_limit / data.test_limit"
 
 
 @dataclass(frozen=True)
 class DataChoice:
     path: Path
     origin: str  # "given", "found" or "synthetic": said to the user before the run
+    # What the check found (counts, digest); None only where a caller built the choice.
+    summary: DatasetSummary | None = None
 
 
 def _cache_root() -> Path:
@@ -28,25 +46,61 @@ def _cache_root() -> Path:
 
 
 def choose_data(given: Path | None, spec: ExperimentSpec) -> DataChoice:
+    """The dataset for ``spec``, checked: a DataError or SpecError names what is wrong."""
+    path, origin = _locate(given, spec)
+    summary = check_dataset(path, spec.data.train_limit, spec.data.test_limit)
+    training = min(spec.data.train_limit or summary.train_images, summary.train_images)
+    check_training_images(
+        spec, training, f"in {summary.root}", "or point --data at a larger dataset"
+    )
+    return DataChoice(summary.root, origin, summary)
+
+
+def _locate(given: Path | None, spec: ExperimentSpec) -> tuple[Path, str]:
     if given is not None:
-        return DataChoice(resolve_root(given), "given")
+        return resolve_root(given), "given"
     env = os.environ.get("HARNESS_DATA")
     if env:
-        return DataChoice(resolve_root(Path(env)), "found ($HARNESS_DATA)")
+        return resolve_root(Path(env)), "found ($HARNESS_DATA)"
     try:
-        return DataChoice(resolve_root(DEFAULT_LOCATION), f"found (./{DEFAULT_LOCATION})")
+        # ./data holding a dataset is used (and checked); one holding none is ignored.
+        return resolve_root(DEFAULT_LOCATION), f"found (./{DEFAULT_LOCATION})"
     except DataError:
         pass
-    return DataChoice(synthetic_for(spec), "synthetic")
+    return synthetic_for(spec), "synthetic"
 
 
 def synthetic_for(spec: ExperimentSpec) -> Path:
-    """A synthetic dataset just large enough for the spec's limits, cached between runs."""
+    """A synthetic dataset just large enough for the spec's limits, cached between runs.
+
+    The cache is written whole or not at all; one that fails the check (left by an
+    older harness, or damaged since) is replaced.
+    """
     train = spec.data.train_limit or FULL_TRAIN
     test = spec.data.test_limit or FULL_TEST
     per_batch = math.ceil(train / 5)
     root = _cache_root() / f"synthetic-cifar10-{per_batch * 5}x{test}-seed{spec.seed}"
+    batches = root / BATCHES_DIR
+    if batches.exists():
+        try:
+            return check_dataset(batches).root
+        except DataError:
+            _discard(batches)
+    return write_synthetic(
+        root,
+        train_per_batch=per_batch,
+        test_count=test,
+        seed=spec.seed,
+        smaller=CACHE_SMALLER,
+        elsewhere=CACHE_ELSEWHERE,
+    )
+
+
+def _discard(folder: Path) -> None:
+    """Move a broken cache aside in one step, then delete it."""
     try:
-        return resolve_root(root)
-    except DataError:
-        return write_synthetic(root, train_per_batch=per_batch, test_count=test, seed=spec.seed)
+        aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.broken-", dir=folder.parent))
+        folder.rename(aside / folder.name)
+    except OSError as exc:
+        raise write_failure(exc, folder.parent, CACHE_ELSEWHERE, DataError) from None
+    shutil.rmtree(aside, ignore_errors=True)

@@ -377,7 +377,7 @@ _CHANGE_EVERY_FIELD = {
     "model.width_multiplier": "0.5",
     "model.zero_init_residual": "false",
     "model.init": "framework",
-    "data.train_limit": "100",
+    "data.train_limit": "20000",
     "data.test_limit": "100",
     "data.mean": "[0.5,0.4822,0.4465]",
     "data.std": "[0.2470,0.2435,0.3]",

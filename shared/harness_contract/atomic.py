@@ -1,12 +1,20 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic writes: a reader sees the old file or folder or the new one, never half of one."""
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
+import shutil
+import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from .errors import HarnessError
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -39,3 +47,97 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+# ---------------------------------------------------------------- whole folders
+
+_PARTIAL = ".partial-"
+
+
+@contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield an empty folder beside ``final``; when the block ends, rename it to ``final``.
+
+    Readers see ``final`` complete or not at all: an exception (Ctrl-C included) removes
+    the temporary folder. When another process renamed its own complete ``final`` into
+    place first, that one is kept and ours is discarded. A folder left by a writer that
+    was killed (its pid is gone on this host) is swept away on the next write.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_abandoned(final)
+    owner = f"{socket.gethostname()}-{os.getpid()}-"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{_PARTIAL}{owner}", dir=final.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # readable by a container's non-root user
+        yield tmp
+        _fsync_dir(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # lost the race: keep the winner's
+        _fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_file_durably(path: Path, data: bytes) -> None:
+    """Write a new file inside a folder that ``atomic_dir`` will publish."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sweep_abandoned(final: Path) -> None:
+    """Remove temporary folders of ``final`` whose writer died on this host."""
+    prefix = f".{final.name}{_PARTIAL}{socket.gethostname()}-"
+    for entry in final.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = entry.name[len(prefix) :].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+# ---------------------------------------------------------------- OS errors as one line
+
+_WRITE_PROBLEMS = {
+    errno.ENOSPC: ("no space left on the device", "free space there, or "),
+    errno.EDQUOT: ("the disk quota is used up", "free space there, or "),
+    errno.EROFS: ("the file system is read-only", ""),
+    errno.EACCES: ("permission denied", ""),
+    errno.EPERM: ("operation not permitted", ""),
+}
+
+
+def write_failure(
+    exc: OSError, path: Path, elsewhere: str, error: type[HarnessError] = HarnessError
+) -> HarnessError:
+    """``exc``, met while writing below ``path``, as one line naming ``path`` and the fix.
+
+    ``elsewhere`` is the way around it ("choose a writable directory"); disk full
+    also suggests freeing space.
+    """
+    problem, free = _WRITE_PROBLEMS.get(exc.errno or 0, (exc.strerror or str(exc), ""))
+    return error(f"cannot write to {path}: {problem}", f"{free}{elsewhere}")

@@ -15,19 +15,38 @@ import os
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import SpecError
 
 PRESETS = ("paper", "quick", "smoke")
+# Bounds that protect the machine: larger values are typos, or would exhaust memory.
+MAX_BATCH = 8192
+MAX_LATENCY_BATCH = 4096
+MAX_THREADS = 1024
+MAX_COUNT = 10_000_000
+
+
+class _SpecValueError(ValueError):
+    """A rule across fields, with its fix: shown as is, not as pydantic's 'Value error'."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.fix = fix
 
 
 class _Section(BaseModel):
     # Unknown keys are errors: a typo must never silently fall back to a default.
-    # Numbers given for a text field (`--set name=2024`) stay text.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
+    # Numbers given for a text field (`--set name=2024`) stay text. Every float, in any
+    # section or tuple, must be finite: nan and inf are refused naming the field.
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        coerce_numbers_to_str=True,
+        allow_inf_nan=False,
+    )
 
 
 class ModelSpec(_Section):
@@ -71,7 +90,7 @@ class OptimSpec(_Section):
     """SGD with momentum, weight decay, linear warm-up and step decay at milestones."""
 
     epochs: int = Field(50, ge=0, le=1000)
-    batch_size: int = Field(128, ge=1, le=8192)
+    batch_size: int = Field(128, ge=1, le=MAX_BATCH)
     lr: float = Field(0.1, gt=0, le=10)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0, lt=1)
@@ -98,7 +117,7 @@ class PTQSpec(_Section):
     # Calibration images: the first N of one seeded permutation of the training split,
     # un-augmented, identical for every framework.
     calibration_samples: int = Field(512, ge=1)
-    calibration_batch_size: int = Field(32, ge=1)
+    calibration_batch_size: int = Field(32, ge=1, le=MAX_BATCH)
 
 
 class QATSpec(OptimSpec):
@@ -111,15 +130,17 @@ class QATSpec(OptimSpec):
 class LatencySpec(_Section):
     """The stop rule of the shared latency method (MLPerf LoadGen / benchmark_model style)."""
 
-    batch_sizes: list[int] = Field(default_factory=lambda: [1, 8, 32, 128])
+    batch_sizes: list[Annotated[int, Field(ge=1, le=MAX_LATENCY_BATCH)]] = Field(
+        default_factory=lambda: [1, 8, 32, 128]
+    )
     # Also measure every model on one thread when the run uses more (the paper's
     # single-core figure beside the all-cores one). Listed after the run's own rows.
     thread_sweep: bool = True
-    warmup_count: int = Field(10, ge=0)
+    warmup_count: int = Field(10, ge=0, le=MAX_COUNT)
     warmup_seconds: float = Field(0.5, ge=0)
-    min_count: int = Field(100, ge=1)
+    min_count: int = Field(100, ge=1, le=MAX_COUNT)
     min_seconds: float = Field(2.0, ge=0)
-    max_count: int = Field(100_000, ge=1)
+    max_count: int = Field(100_000, ge=1, le=MAX_COUNT)
     # A cap so a slow model cannot stall a run; whatever was measured is kept.
     max_seconds: float = Field(60.0, gt=0)
 
@@ -148,7 +169,7 @@ class ProfileSpec(_Section):
     wait: int = Field(1, ge=0, le=100)
     warmup: int = Field(2, ge=0, le=100)
     active: int = Field(3, ge=1, le=50)
-    inference_batch_size: int = Field(32, ge=1, le=8192)
+    inference_batch_size: int = Field(32, ge=1, le=MAX_BATCH)
     # torch.profiler extras: each makes traces much larger.
     record_shapes: bool = False
     with_stack: bool = False
@@ -161,8 +182,8 @@ class ProfileSpec(_Section):
 
 class MeasureSpec(_Section):
     # None: every core this process may use. Recorded in every result.
-    threads: int | None = Field(None, ge=1)
-    eval_batch_size: int = Field(256, ge=1)
+    threads: int | None = Field(None, ge=1, le=MAX_THREADS)
+    eval_batch_size: int = Field(256, ge=1, le=MAX_BATCH)
     latency: LatencySpec = LatencySpec()
     profile: ProfileSpec = ProfileSpec()
 
@@ -187,6 +208,17 @@ class ExperimentSpec(_Section):
     measure: MeasureSpec = MeasureSpec()
     pytorch: PyTorchSpec = PyTorchSpec()
 
+    @model_validator(mode="after")
+    def _fits_train_limit(self) -> ExperimentSpec:
+        limit = self.data.train_limit
+        problem = None if limit is None else training_images_problem(self, limit)
+        if problem is not None:
+            raise _SpecValueError(
+                f"{problem[0]} exceeds the {limit} training images allowed by data.train_limit",
+                f"{problem[1]}, or raise data.train_limit",
+            )
+        return self
+
     def digest(self) -> str:
         """A short, stable hash of every field: equal digests mean the same spec."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
@@ -194,6 +226,36 @@ class ExperimentSpec(_Section):
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
+
+
+def training_images_problem(spec: ExperimentSpec, available: int) -> tuple[str, str] | None:
+    """The first count the study would draw from the training images that exceeds them.
+
+    Returns ("key=value", "lower key to at most N ..."), or None when everything fits.
+    Training drops the last partial batch, so a batch larger than the split trains nothing.
+    """
+    needs = [
+        (spec.ptq.enabled, "ptq.calibration_samples", spec.ptq.calibration_samples, "ptq"),
+        (spec.train.epochs > 0, "train.batch_size", spec.train.batch_size, ""),
+        (spec.qat.enabled and spec.qat.epochs > 0, "qat.batch_size", spec.qat.batch_size, "qat"),
+    ]
+    for used, key, value, phase in needs:
+        if used and value > available:
+            off = f" (or set {phase}.enabled=false)" if phase else ""
+            return f"{key}={value}", f"lower {key} to at most {available}{off}"
+    return None
+
+
+def check_training_images(spec: ExperimentSpec, available: int, where: str, more: str = "") -> None:
+    """Refuse the spec before any work when the dataset has too few training images.
+
+    ``where`` says whose count it is ("in /data/cifar-10-batches-py"); ``more`` adds a
+    second way out to the fix ("or point --data at a larger dataset").
+    """
+    problem = training_images_problem(spec, available)
+    if problem is not None:
+        fix = f"{problem[1]}, {more}" if more else problem[1]
+        raise SpecError(f"{problem[0]} exceeds the {available} training images {where}", fix)
 
 
 # ---------------------------------------------------------------- loading
@@ -286,10 +348,13 @@ def _explain(exc: ValidationError) -> tuple[str, str]:
     where = ".".join(str(p) for p in first["loc"]) or "spec"
     if first["type"] == "extra_forbidden":
         return f"unknown spec key '{where}'", "check the spelling against docs/spec.md"
+    rule = first.get("ctx", {}).get("error")
+    if isinstance(rule, _SpecValueError):
+        return f"invalid spec: {rule}", rule.fix
     given = first.get("input")
     shown = "" if isinstance(given, dict) else f" (got {given!r})"
     return (
-        f"invalid spec value for '{where}': {first['msg']}{shown}",
+        f"invalid spec value for '{where}': {first['msg'].removeprefix('Value error, ')}{shown}",
         "see docs/spec.md for allowed values",
     )
 
