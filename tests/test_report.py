@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from harness.report import (
+    ReportData,
+    build_report,
     collect,
     markdown_table,
     render_markdown,
@@ -246,6 +248,11 @@ def make_metrics(
     )
 
 
+def markdown(metrics: list[MetricsFile], problems: list[str] | None = None) -> str:
+    """report.md for metrics without a run directory (traces as metrics.json records them)."""
+    return render_markdown(build_report(ReportData.from_metrics(metrics, problems or [])))
+
+
 def write_run(run_dir: Path, *metrics: MetricsFile) -> Path:
     for m in metrics:
         write_metrics(run_dir / m.framework / "metrics.json", m)
@@ -297,7 +304,7 @@ def test_memory_table_shows_training_and_inference_peaks_apart() -> None:
     metrics = [make_metrics("pytorch", variants=[gpu_baseline, _ptq(), _qat()])]
     frame = results_frame(metrics)
     assert row(frame, "pytorch", "baseline")["inference_peak_gpu_mib"] == pytest.approx(120)
-    section = _section(render_markdown(metrics, frame), "Memory")
+    section = _section(markdown(metrics), "Memory")
     assert "| Training RSS (MiB) | Inference RSS (MiB) | Peak GPU (MiB) |" in section
     assert (
         "| pytorch | baseline | 2,048.00 | 2,000.00 | 1,500.00 | 700.00 | 700.00 | 120.00 |"
@@ -527,8 +534,8 @@ def test_report_warns_prominently_about_synthetic_data() -> None:
     synthetic = make_metrics(dataset_kind="synthetic")
     real = make_metrics()
 
-    warned = render_markdown([synthetic], results_frame([synthetic]), [])
-    quiet = render_markdown([real], results_frame([real]), [])
+    warned = markdown([synthetic])
+    quiet = markdown([real])
 
     assert "accuracy figures are not meaningful on synthetic data" in warned
     assert "synthetic" not in quiet
@@ -539,8 +546,8 @@ def test_report_says_when_fp32_and_int8_latency_ran_on_different_devices() -> No
     split = make_metrics(variants=[_baseline(latency_device=gpu), _ptq(), _qat()])
     same = make_metrics()
 
-    noted = render_markdown([split], results_frame([split]), [])
-    quiet = render_markdown([same], results_frame([same]), [])
+    noted = markdown([split])
+    quiet = markdown([same])
 
     assert f"fp32 latency was measured on `{gpu}` but int8 (ptq) on `cpu`" in noted
     assert "different devices" in noted
@@ -554,7 +561,7 @@ def test_report_lists_failed_variants_and_shows_dashes_for_missing_numbers() -> 
     )
     metrics = make_metrics(variants=[_baseline(), _ptq(), failed])
 
-    report = render_markdown([metrics], results_frame([metrics]), [])
+    report = markdown([metrics])
 
     assert "- **pytorch / qat** failed: fake-quant not supported" in report
     assert "| pytorch | qat | int8 | failed | — | — | — | — |" in report
@@ -563,7 +570,7 @@ def test_report_lists_failed_variants_and_shows_dashes_for_missing_numbers() -> 
 def test_report_flags_frameworks_that_ran_different_specs() -> None:
     metrics = [make_metrics("pytorch"), make_metrics("tensorflow", spec_digest="ffff")]
 
-    report = render_markdown(metrics, results_frame(metrics), [])
+    report = markdown(metrics)
 
     assert "**Not comparable:** the frameworks ran with different spec digests" in report
 
@@ -586,7 +593,7 @@ def test_latency_measured_on_a_busy_machine_is_flagged_with_its_load() -> None:
     )
     frame = results_frame([metrics])
     assert row(frame, "pytorch", "baseline")["latency_max_load_1m"] == 20.0
-    text = render_markdown([metrics], frame)
+    text = markdown([metrics])
     assert "pytorch baseline: the 1-minute load average reached 20.0 on 16 cores" in text
     assert "pytorch ptq: the 1-minute load average" not in text
 
@@ -594,7 +601,7 @@ def test_latency_measured_on_a_busy_machine_is_flagged_with_its_load() -> None:
 def test_frameworks_that_started_from_different_weights_are_flagged() -> None:
     torch_run = make_metrics("pytorch").model_copy(update={"initial_weights": "shared:aaaa"})
     tf_run = make_metrics("tensorflow").model_copy(update={"initial_weights": "framework-default"})
-    text = render_markdown([torch_run, tf_run], results_frame([torch_run, tf_run]))
+    text = markdown([torch_run, tf_run])
     assert "different initial weights" in text
     assert "Initial weights: `shared:aaaa`" in text
 
@@ -622,7 +629,7 @@ def test_main_latency_columns_hold_the_runs_own_threads_and_1_thread_gets_its_ow
 
 def test_latency_table_shows_no_1_thread_rows() -> None:
     metrics = make_metrics()
-    report = render_markdown([metrics], results_frame([metrics]))
+    report = markdown([metrics])
     latency = _section(report, "Latency")
 
     rows = [line for line in latency.splitlines() if line.startswith("| pytorch")]
@@ -633,9 +640,7 @@ def test_latency_table_shows_no_1_thread_rows() -> None:
 
 def test_sweep_table_lists_per_sample_p50_per_batch_for_own_and_1_thread() -> None:
     metrics = make_metrics()
-    sweep = _section(
-        render_markdown([metrics], results_frame([metrics])), "Latency by batch size and threads"
-    )
+    sweep = _section(markdown([metrics]), "Latency by batch size and threads")
 
     assert (
         "| Framework | Variant | Precision | Device | Threads (count) | "
@@ -659,7 +664,7 @@ def test_a_variant_that_could_not_run_at_1_thread_has_no_row_and_says_why() -> N
     )
     metrics = make_metrics(variants=[_baseline(), ptq, _qat()])
     frame = results_frame([metrics])
-    sweep = _section(render_markdown([metrics], frame), "Latency by batch size and threads")
+    sweep = _section(markdown([metrics]), "Latency by batch size and threads")
 
     assert math.isnan(row(frame, "pytorch", "ptq")["latency_b1_t1_per_sample_p50_ms"])
     assert row(frame, "pytorch", "ptq")["latency_sweep_notes"] == reason
@@ -671,9 +676,7 @@ def test_a_variant_that_could_not_run_at_1_thread_has_no_row_and_says_why() -> N
 def test_int8_is_not_compared_with_fp32_measured_on_another_device() -> None:
     gpu = "cuda:0 (NVIDIA H100)"
     metrics = make_metrics(variants=[_baseline(latency_device=gpu), _ptq(), _qat()])
-    sweep = _section(
-        render_markdown([metrics], results_frame([metrics])), "Latency by batch size and threads"
-    )
+    sweep = _section(markdown([metrics]), "Latency by batch size and threads")
 
     line = next(x for x in sweep.splitlines() if x.startswith("| pytorch | ptq | int8 | cpu | 4"))
     assert line.endswith(f"| not compared: fp32 on {gpu} | not compared: fp32 on {gpu} |")
@@ -686,7 +689,7 @@ def test_a_single_thread_run_has_one_row_per_variant_and_no_sweep_columns() -> N
 
     metrics = make_metrics(variants=[own_only(v) for v in (_baseline(), _ptq(), _qat())])
     frame = results_frame([metrics])
-    sweep = _section(render_markdown([metrics], frame), "Latency by batch size and threads")
+    sweep = _section(markdown([metrics]), "Latency by batch size and threads")
 
     assert not [c for c in frame.columns if "_t1_" in c]
     assert "| pytorch | ptq | int8 | cpu | 1 | 13.00 | 8.00 | 2.54 | 2.50 |" in sweep
@@ -704,7 +707,7 @@ def _tensorflow_with_unavailable_int8() -> MetricsFile:
 
 def test_breakdown_table_gives_each_categorys_share_in_categories_order() -> None:
     metrics = [make_metrics("pytorch"), _tensorflow_with_unavailable_int8()]
-    section = _section(render_markdown(metrics, results_frame(metrics)), "Where the time goes")
+    section = _section(markdown(metrics), "Where the time goes")
 
     labels = " | ".join(f"{label} (%)" for label in CATEGORIES.values())
     assert f"| Threads (count) | {labels} | Op self time (ms) |" in section
@@ -748,7 +751,7 @@ def test_gpu_passes_get_a_row_per_device_and_the_csv_reads_the_gpu() -> None:
     )
     metrics = make_metrics(variants=[_baseline().model_copy(update={"profiles": [gpu_profile]})])
     frame = results_frame([metrics])
-    section = _section(render_markdown([metrics], frame), "Where the time goes")
+    section = _section(markdown([metrics]), "Where the time goes")
 
     assert "| inference | baseline | pytorch | fp32 | gpu (cuda:0 (NVIDIA H100)) | 4 | 90.0 |" in (
         section
@@ -804,7 +807,7 @@ def test_traces_section_shows_commands_on_disk_and_reasons_for_the_rest(tmp_path
 def test_a_run_without_profiles_says_so() -> None:
     bare = [v.model_copy(update={"profiles": []}) for v in (_baseline(), _ptq(), _qat())]
     metrics = make_metrics(variants=bare)
-    report = render_markdown([metrics], results_frame([metrics]))
+    report = markdown([metrics])
 
     assert "No profiler passes were recorded." in _section(report, "Where the time goes")
     assert "no profiler pass recorded" in _section(report, "Traces")
@@ -824,7 +827,7 @@ def test_provenance_names_image_uid_network_driver_spec_and_profilers() -> None:
             "gpu_driver": "560.35",
         }
     )
-    section = _section(render_markdown([metrics], results_frame([metrics])), "Provenance")
+    section = _section(markdown([metrics]), "Provenance")
 
     assert "- Runtime: docker image quant-harness/pytorch:0.1.0 (sha256:feed); uid 1000" in section
     assert "network interfaces: lo" in section

@@ -11,20 +11,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.report import results_frame
+from harness.report import ReportData, build_report, results_frame
 from harness.report.figures import (
     CATEGORY_COLORS,
-    SVG_NS,
     accuracy_svg,
     breakdown_svg,
-    figures,
     latency_svg,
     size_svg,
     training_svg,
     write_figures,
 )
 from harness.report.html import render_html
-from harness.report.profiles import pass_breakdowns
+from harness.report.svg import SVG_NS
 from harness.traces import PERFETTO_URL
 from harness_contract.metrics import MetricsFile, VariantMetrics
 from tests.test_report import _baseline, _ptq, _qat, _unavailable, make_metrics
@@ -66,8 +64,16 @@ def _two_frameworks() -> list[MetricsFile]:
     ]
 
 
+def _data(metrics: list[MetricsFile], problems: tuple[str, ...] = ()) -> ReportData:
+    return ReportData.from_metrics(metrics, problems)
+
+
 def _page(metrics: list[MetricsFile], problems: tuple[str, ...] = ()) -> str:
-    return render_html(metrics, results_frame(metrics), problems)
+    return render_html(build_report(_data(metrics, problems)))
+
+
+def _figures(metrics: list[MetricsFile]) -> dict[str, str]:
+    return {f.name: f.svg for f in build_report(_data(metrics)).figures()}
 
 
 class _Collector(HTMLParser):
@@ -211,7 +217,7 @@ def test_breakdown_section_draws_the_figure_the_tables_and_the_unavailable_reaso
 
 
 def test_breakdown_bars_are_stacked_shares_in_category_colours() -> None:
-    rows = pass_breakdowns(_two_frameworks())
+    rows = _data(_two_frameworks()).passes
     svg = breakdown_svg(rows)
     root = ET.fromstring(svg)
 
@@ -231,28 +237,43 @@ def test_breakdown_bars_are_stacked_shares_in_category_colours() -> None:
 
 def test_figures_include_the_breakdown_only_when_passes_exist(tmp_path: Path) -> None:
     metrics = _two_frameworks()
-    frame = results_frame(metrics)
+    unprofiled = [
+        m.model_copy(
+            update={
+                "variants": {
+                    name: v.model_copy(update={"profiles": []}) for name, v in m.variants.items()
+                }
+            }
+        )
+        for m in metrics
+    ]
 
-    assert list(figures(frame, pass_breakdowns(metrics)))[-1] == "breakdown"
-    assert "breakdown" not in figures(frame)
-    paths = write_figures(frame, tmp_path, pass_breakdowns(metrics))
+    assert list(_figures(metrics))[-1] == "breakdown"
+    assert "breakdown" not in _figures(unprofiled)
+    paths = write_figures(build_report(_data(metrics)).figures(), tmp_path / "figures")
     assert paths[-1] == tmp_path / "figures" / "breakdown.svg"
     ET.parse(paths[-1])
 
 
 def test_figures_are_deterministic_xml_with_titles() -> None:
-    frame = results_frame(_two_frameworks())
-
-    first, second = figures(frame), figures(frame)
+    first, second = _figures(_two_frameworks()), _figures(_two_frameworks())
     assert first == second
-    assert list(first) == ["accuracy", "size", "training", "latency_b1", "latency_b5"]
+    assert list(first) == [
+        "accuracy",
+        "size",
+        "training",
+        "latency_b1",
+        "latency_b5",
+        "breakdown",
+    ]
     for svg in first.values():
         root = ET.fromstring(svg)
         assert root.find(f"{{{SVG_NS}}}title") is not None
 
 
 def test_latency_figure_names_the_device_and_uses_per_sample_values() -> None:
-    svg = latency_svg(results_frame([make_metrics()]), 5)
+    data = _data([make_metrics()])
+    svg = latency_svg(data.frame, data.latency, 5)
 
     assert "device cpu" in svg
     # Baseline at batch 5: p50 100 ms / 5 images = 20 ms per sample.
@@ -279,9 +300,9 @@ def test_text_is_xml_escaped_in_svgs() -> None:
 
 
 def test_write_figures_writes_svg_files(tmp_path: Path) -> None:
-    frame = results_frame(_two_frameworks())
+    figures = build_report(_data(_two_frameworks())).figures()
 
-    paths = write_figures(frame, tmp_path)
+    paths = write_figures(figures, tmp_path / "figures")
 
     assert [p.name for p in paths] == [
         "accuracy.svg",
@@ -289,6 +310,7 @@ def test_write_figures_writes_svg_files(tmp_path: Path) -> None:
         "training.svg",
         "latency_b1.svg",
         "latency_b5.svg",
+        "breakdown.svg",
     ]
     for path in paths:
         assert path.parent == tmp_path / "figures"

@@ -1,29 +1,35 @@
 """Turn a run's per-framework ``metrics.json`` files into results.csv, report.md,
 a self-contained report.html and figures/*.svg.
 
-Imports pandas and the shared contract only: the report must render on a host with
-no framework installed.
+The report is built once (build.py) as format-neutral sections (model.py) from one
+typed table per variant and one long latency table (frame.py); markdown.py and html.py
+only render it. Imports pandas and the shared contract only: the report must render on
+a host with no framework installed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness_contract.atomic import write_text_atomic
+from harness_contract.errors import HarnessError
 
-from ..traces import trace_entries
-from .collect import collect, collect_files
+from ..run_metrics import collect, read_run
+from ..rundir import RunDir
+from .build import build_report
 from .figures import write_figures
-from .frame import results_frame
+from .frame import ReportData, results_frame
 from .html import render_html
 from .markdown import markdown_table, render_markdown
-from .profiles import pass_breakdowns
 
 __all__ = [
+    "ReportData",
     "ReportPaths",
+    "build_report",
     "collect",
     "markdown_table",
+    "render_html",
     "render_markdown",
     "results_frame",
     "write_report",
@@ -36,19 +42,33 @@ class ReportPaths:
     md: Path
     html: Path
     figures: list[Path]
+    # metrics.json files that could not be read, one line each naming the file: the report
+    # was written without them, and the command that asked for it must not end in success.
+    problems: list[str] = field(default_factory=list)
+
+    def raise_for_problems(self) -> None:
+        """A HarnessError naming every unreadable metrics.json, if there is any."""
+        if self.problems:
+            raise HarnessError(
+                f"{len(self.problems)} metrics.json file(s) could not be read, so the report "
+                f"leaves them out: {'; '.join(self.problems)}",
+                f"the report for the readable frameworks is in {self.md.parent}",
+            )
 
 
 def write_report(run_dir: Path) -> ReportPaths:
-    """Write results.csv, report.md, report.html and figures/*.svg, each atomically."""
-    run_dir = Path(run_dir)
-    found, problems = collect_files(run_dir)
-    metrics = [m for _, m in found]
-    frame = results_frame(metrics)
-    # Traces are checked on disk here, so the report says which recorded ones are gone.
-    traces = [e for path, m in found for e in trace_entries(m, path.parent, path.parent.name)]
-    csv, md, html = run_dir / "results.csv", run_dir / "report.md", run_dir / "report.html"
-    write_text_atomic(csv, frame.to_csv(index=False))
-    write_text_atomic(md, render_markdown(metrics, frame, problems, traces))
-    write_text_atomic(html, render_html(metrics, frame, problems, traces))
-    figures = write_figures(frame, run_dir, pass_breakdowns(metrics))
-    return ReportPaths(csv=csv, md=md, html=html, figures=figures)
+    """Write results.csv, report.md, report.html and figures/*.svg, each atomically.
+
+    Unreadable metrics.json files do not stop the report: they are shown in it and
+    returned as ``problems`` (see ``ReportPaths.raise_for_problems``).
+    """
+    run = RunDir(Path(run_dir))
+    data = ReportData.from_results(read_run(run.path))
+    report = build_report(data)
+    write_text_atomic(run.results_csv, data.frame.to_csv(index=False))
+    write_text_atomic(run.report_md, render_markdown(report))
+    write_text_atomic(run.report_html, render_html(report))
+    figures = write_figures(report.figures(), run.figures_dir)
+    return ReportPaths(
+        run.results_csv, run.report_md, run.report_html, figures, list(data.problems)
+    )

@@ -1,4 +1,4 @@
-"""report.html: the same sections as report.md, as one self-contained page.
+"""report.html: the report's sections as one self-contained page.
 
 Inline CSS and inline SVG figures only — no scripts, fonts or URLs — so the file opens
 offline, in a CI artifact viewer or attached to an e-mail, and shows exactly what was run.
@@ -10,35 +10,18 @@ import re
 from collections.abc import Sequence
 from html import escape
 
-import pandas as pd
-
-from harness_contract.metrics import MetricsFile
-
-from ..traces import TraceEntry, trace_entries
-from . import figures as fig
-from .markdown import (
-    TRAINING_EXPLAINED,
+from .model import (
+    Beside,
+    Block,
+    Facts,
+    Figure,
+    Note,
+    Paragraph,
+    Report,
+    Section,
+    StatusList,
     Table,
-    _absent,
-    _device_notes,
-    _load_notes,
-    _mismatch_warnings,
-    _one_line,
-    _rows,
-    accuracy_table,
-    breakdown_table,
-    calibration_table,
-    latency_sweep_notes,
-    latency_sweep_table,
-    latency_table,
-    memory_table,
-    provenance_items,
-    size_table,
-    top_ops_table,
-    traces_table,
-    training_table,
 )
-from .profiles import PassBreakdown, pass_breakdowns
 
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif;
@@ -57,6 +40,7 @@ code { font-family: ui-monospace, 'SFMono-Regular', Menlo, Consolas, monospace;
   margin: .5rem 0; }
 .ok { background: #e8f5ee; border-left: 4px solid #009e73; padding: .5rem .8rem; }
 ul.status { padding-left: 1.2rem; }
+pre.log { font-size: .8rem; background: #fff; padding: .4rem .6rem; overflow-x: auto; }
 .pair { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
 div.tbl { overflow-x: auto; max-width: 100%; }
 .pair > .tbl { flex: 1 1 560px; }
@@ -76,249 +60,136 @@ dl.prov dt { font-weight: 600; color: #444; }
 dl.prov dd { margin: 0; overflow-wrap: anywhere; }
 """
 
-# Headers whose cells hold numbers: right-aligned so digits line up.
-_NUMERIC_HINTS = (
-    "(%)",
-    "(MiB)",
-    "(s)",
-    "(s/epoch)",
-    "(ms)",
-    "(count)",
-    "(n)",
-    "(images",
-    "/s)",
-    "(x)",
-)
 
-
-# ---------------------------------------------------------------- building blocks
-
-
-def _md_inline(text: str) -> str:
-    """markdown.py's notes carry **bold** and `code`: escape first, then map those two marks.
-
-    Reusing its sentences keeps report.md and report.html saying the same thing.
-    """
-    text = text.removeprefix("> ").strip()
-    if text.startswith("**") and text.endswith("**") and text.count("**") == 2:
-        text = text[2:-2]  # a wholly bold note reads as a wall of bold; the box marks it already
+def inline(text: str) -> str:
+    """Escape, then turn the model's two inline marks into <strong> and <code>."""
     html = escape(text)
     html = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html)
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html)
 
 
-def _is_numeric(header: str) -> bool:
-    return any(hint in header for hint in _NUMERIC_HINTS)
+def plain(text: str) -> str:
+    """Headings and the page title: the marks dropped, the text escaped."""
+    return escape(text.replace("`", ""))
 
 
-def html_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Sequence[str] = ()
-) -> str:
-    """An HTML table; every cell escaped, number columns right-aligned."""
-    numeric = [_is_numeric(h) for h in headers]
-    head = "".join(f"<th scope='col'>{escape(h)}</th>" for h in headers)
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def table_html(t: Table) -> str:
+    """An HTML table; every cell escaped, number columns right-aligned, rows coloured by
+    the status of the result behind them."""
+    head = "".join(f"<th scope='col'>{escape(h)}</th>" for h in t.headers)
     body = []
-    for i, row in enumerate(rows):
-        cls = f" class='{escape(row_classes[i])}'" if i < len(row_classes) else ""
-        cells = "".join(
-            f"<td class='num'>{escape(str(c))}</td>" if numeric[j] else f"<td>{escape(str(c))}</td>"
-            for j, c in enumerate(row)
+    for row, cells in zip(t.rows, t.cells(), strict=True):
+        status = row.status if row.status not in (None, "ok") else ""
+        cls = f" class='{escape(status)}'"
+        tds = "".join(
+            f"<td class='num'>{escape(c)}</td>" if col.numeric else f"<td>{escape(c)}</td>"
+            for col, c in zip(t.columns, cells, strict=True)
         )
-        body.append(f"<tr{cls}>{cells}</tr>")
+        body.append(f"<tr{cls}>{tds}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _section(title: str, how: str, *parts: str) -> str:
-    inner = "\n".join(parts)
-    heading = f"<h2>{escape(title)}</h2>\n<p class='how'>{escape(how)}</p>"
-    return f"<section>\n{heading}\n{inner}\n</section>"
+def _note(n: Note) -> str:
+    text = n.text
+    if text.startswith("**") and text.endswith("**") and text.count("**") == 2:
+        text = text[2:-2]  # a wholly bold note reads as a wall of bold; the box marks it already
+    return f"<div class='warn'>{inline(text)}</div>"
 
 
-def _pair(table: str, *svgs: str, wide: bool = False) -> str:
+def _table(t: Table) -> list[str]:
+    """Notes first, beside the how-to-read, so the table and its figure stay together."""
+    parts = [f"<p class='how'>{inline(n)}</p>" for n in t.notes]
+    if t.title:
+        parts.append(
+            f"<h3>{escape(t.title)}</h3><p class='how'>{escape(_capital(t.how_to_read))}</p>"
+        )
+    body = table_html(t) if t.rows else f"<p>{escape(t.empty)}</p>"
+    parts.append(f"<div class='tbl'>{body}</div>" if t.wide else body)
+    return parts
+
+
+def _beside(b: Beside) -> list[str]:
     """Table and its figure(s) side by side; they wrap below each other on narrow screens.
-
-    ``wide`` tables (8+ columns of long headers) would scroll beside a figure, so they take
-    the full width and the figure follows underneath.
-    """
-    figs = "".join(f"<figure>{svg}</figure>" for svg in svgs)
-    cls = "pair wide" if wide else "pair"
-    return f"<div class='{cls}'><div class='tbl'>{table}</div>{figs}</div>"
-
-
-def _notes(notes: Sequence[str], css: str = "warn") -> str:
-    return "".join(f"<div class='{css}'>{_md_inline(n)}</div>" for n in notes)
+    Wide tables would scroll beside a figure, so they take the full width instead."""
+    figs = "".join(f"<figure>{f.svg}</figure>" for f in b.figures)
+    cls = "pair wide" if b.table.wide else "pair"
+    notes = [f"<p class='how'>{inline(n)}</p>" for n in b.table.notes]
+    body = table_html(b.table) if b.table.rows else f"<p>{escape(b.table.empty)}</p>"
+    return [*notes, f"<div class='{cls}'><div class='tbl'>{body}</div>{figs}</div>"]
 
 
-def _table(t: Table) -> str:
-    return html_table(t.headers, t.rows, [_status_class(r) for r in t.sources])
+def _status(s: StatusList) -> str:
+    if not s.items:
+        return f"<p class='ok'>{inline(s.ok)}</p>"
+    items = []
+    for i, item in enumerate(s.items):
+        log = s.details.get(i)
+        tail = f"<pre class='log'>{escape(chr(10).join(log))}</pre>" if log else ""
+        items.append(f"<li>{inline(item)}{tail}</li>")
+    return "<ul class='status bad'>" + "".join(items) + "</ul>"
 
 
-def _how(t: Table) -> str:
-    return t.how[:1].upper() + t.how[1:]
+def _facts(f: Facts) -> str:
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{inline(v)}</dd>" for k, v in f.items)
+    return f"<h3>{escape(f.heading)}</h3><dl class='prov'>{items}</dl>"
 
 
-def _status_class(row: pd.Series | None) -> str:
-    return "" if row is None or row["status"] == "ok" else str(row["status"])
-
-
-# ---------------------------------------------------------------- sections
-
-
-def _title(metrics: list[MetricsFile]) -> str:
-    first = metrics[0]
-    run_ids = ", ".join(dict.fromkeys(m.run_id for m in metrics))
-    frameworks = ", ".join(f"{m.framework} ({m.status})" for m in metrics)
-    lines = [
-        f"<h1>Quantization comparison — run {escape(run_ids)}</h1>",
-        f"<p>Spec <code>{escape(first.spec_name)}</code> (digest "
-        f"<code>{escape(first.spec_digest)}</code>), seed {escape(str(first.seed))}, dataset kind "
-        f"<strong>{escape(first.dataset.kind)}</strong> (<code>{escape(first.dataset.path)}</code>)"
-        f". Frameworks: {escape(frameworks)}.</p>",
-    ]
-    return "\n".join(lines)
-
-
-def _warnings(metrics: list[MetricsFile], frame: pd.DataFrame) -> str:
-    """Everything that makes a number unfair to compare, at the top where it cannot be missed."""
-    notes = list(_mismatch_warnings(metrics))
-    synthetic = [m.framework for m in metrics if m.dataset.kind == "synthetic"]
-    if synthetic:
-        notes.append(
-            f"**Warning — synthetic data ({', '.join(synthetic)}):** accuracy figures are not "
-            "meaningful on synthetic data. Sizes and timings still describe the model and the "
-            "machine."
-        )
-    return _notes(notes)
-
-
-def _status(metrics: list[MetricsFile], frame: pd.DataFrame, problems: Sequence[str]) -> str:
-    items = [f"<strong>unreadable</strong> {escape(p)} — left out of every table" for p in problems]
-    for m in metrics:
-        if m.status != "complete":
-            error = f": {escape(_one_line(m.error))}" if m.error else ""
-            items.append(f"<strong>{escape(m.framework)}</strong> run is {escape(m.status)}{error}")
-    for row in _rows(frame):
-        if row["status"] != "ok":
-            reason = "no reason recorded" if _absent(row["reason"]) else _one_line(row["reason"])
-            items.append(
-                f"<strong>{escape(row['framework'])} / {escape(row['variant'])}</strong> "
-                f"{escape(str(row['status']))}: {escape(reason)}"
+def _blocks(blocks: Sequence[Block]) -> list[str]:
+    parts: list[str] = []
+    figures: list[Figure] = []
+    for block in [*blocks, None]:
+        if isinstance(block, Figure):
+            figures.append(block)  # consecutive figures share one row
+            continue
+        if figures:
+            figs = "".join(
+                f"<figure class='wide'>{f.svg}</figure>" if f.wide else f"<figure>{f.svg}</figure>"
+                for f in figures
             )
-    if not items:
-        body = "<p class='ok'>All frameworks complete; every variant ok.</p>"
-    else:
-        body = "<ul class='status bad'>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
-    # Latency taken on mixed devices or a busy machine is a status problem, not a footnote.
-    body += _notes(_device_notes(frame) + _load_notes(frame))
-    return f"<section>\n<h2>Status</h2>\n{body}\n</section>"
+            parts.append(f"<div class='pair'>{figs}</div>")
+            figures = []
+        if isinstance(block, Paragraph):
+            parts.append("<p>" + " ".join(inline(s) for s in block.sentences) + "</p>")
+        elif isinstance(block, Note):
+            parts.append(_note(block))
+        elif isinstance(block, StatusList):
+            parts.append(_status(block))
+        elif isinstance(block, Table):
+            parts += _table(block)
+        elif isinstance(block, Beside):
+            parts += _beside(block)
+        elif isinstance(block, Facts):
+            parts.append(_facts(block))
+    return parts
 
 
-def _accuracy(frame: pd.DataFrame) -> str:
-    t = accuracy_table(frame)
-    table = _table(t)
-    return _section("Accuracy (Fig. 3)", _how(t), _pair(table, fig.accuracy_svg(frame)))
+def _section(section: Section) -> str:
+    heading = section.heading + (f" ({section.figure_ref})" if section.figure_ref else "")
+    head = [f"<h2>{plain(heading)}</h2>"]
+    if section.how_to_read:
+        head.append(f"<p class='how'>{escape(_capital(section.how_to_read))}</p>")
+    return "<section>\n" + "\n".join([*head, *_blocks(section.blocks)]) + "\n</section>"
 
 
-def _size(frame: pd.DataFrame) -> str:
-    t = size_table(frame)
-    table = _pair(_table(t), fig.size_svg(frame), wide=True)
-    return _section("Model size (Table I)", _how(t), table)
+def _intro(report: Report) -> list[str]:
+    """The title and what ran, then the warnings in one run of boxes."""
+    paragraphs = [b for b in report.intro if not isinstance(b, Note)]
+    notes = [b for b in report.intro if isinstance(b, Note)]
+    head = "\n".join([f"<h1>{plain(report.title)}</h1>", *_blocks(paragraphs)])
+    return [head, "".join(_note(n) for n in notes)]
 
 
-def _training(frame: pd.DataFrame) -> str:
-    t = training_table(frame)
-    explained = f"<p class='how'>{_md_inline(TRAINING_EXPLAINED)}</p>"
-    table = _pair(_table(t), fig.training_svg(frame), wide=True)
-    return _section("Training time (Table II)", _how(t), explained, table)
-
-
-def _calibration(frame: pd.DataFrame) -> str:
-    t = calibration_table(frame)
-    return _section("Calibration (Table III)", _how(t), _table(t))
-
-
-def _latency(frame: pd.DataFrame) -> str:
-    t = latency_table(frame)
-    table = _table(t) if t.rows else "<p>No latency was measured.</p>"
-    svgs = [fig.latency_svg(frame, b) for b in fig.latency_batch_sizes(frame)]
-    how = _how(t) + (" int8 and fp32 are compared only on the same device with the same threads.")
-    caveats = _device_notes(frame) + _load_notes(frame)
-    notes = f"<p class='warn'>{len(caveats)} latency caveat(s): see Status.</p>" if caveats else ""
-    figs = "<div class='pair'>" + "".join(f"<figure>{s}</figure>" for s in svgs) + "</div>"
-    return _section("Latency (Fig. 4)", how, notes, figs, f"<div class='tbl'>{table}</div>")
-
-
-def _latency_sweep(frame: pd.DataFrame) -> str:
-    t = latency_sweep_table(frame)
-    table = _table(t) if t.rows else "<p>No latency was measured.</p>"
-    notes = _notes(latency_sweep_notes(frame))
-    body = f"<div class='tbl'>{table}</div>"
-    return _section("Latency by batch size and threads", _how(t), body, notes)
-
-
-def _memory(frame: pd.DataFrame) -> str:
-    t = memory_table(frame)
-    return _section("Memory", _how(t), _table(t))
-
-
-def _breakdown(rows: list[PassBreakdown]) -> str:
-    t, tops = breakdown_table(rows), top_ops_table(rows)
-    if not t.rows:
-        return _section("Where the time goes", _how(t), "<p>No profiler passes were recorded.</p>")
-    parts = [
-        f"<div class='pair'><figure class='wide'>{fig.breakdown_svg(rows)}</figure></div>",
-        f"<div class='tbl'>{_table(t)}</div>",
-    ]
-    if tops.rows:
-        parts += [f"<h3>Top ops</h3><p class='how'>{escape(_how(tops))}</p>", _table(tops)]
-    return _section("Where the time goes", _how(t), *parts)
-
-
-def _traces(entries: list[TraceEntry]) -> str:
-    t = traces_table(entries)
-    table = _table(t) if t.rows else "<p>No profiler passes were recorded.</p>"
-    return _section("Traces", _how(t), f"<div class='tbl'>{table}</div>")
-
-
-def _provenance(metrics: list[MetricsFile]) -> str:
-    parts = []
-    for m in metrics:
-        items = "".join(
-            f"<dt>{escape(k)}</dt><dd>{_md_inline(v)}</dd>" for k, v in provenance_items(m)
-        )
-        parts.append(f"<h3>{escape(m.framework)}</h3><dl class='prov'>{items}</dl>")
-    how = "Where and with what each framework ran; threads are the intra-op thread count."
-    return _section("Provenance", how, *parts)
-
-
-def render_html(
-    metrics: list[MetricsFile],
-    frame: pd.DataFrame,
-    problems: Sequence[str] = (),
-    traces: Sequence[TraceEntry] | None = None,
-) -> str:
+def render_html(report: Report) -> str:
     """The whole report as one self-contained HTML page (no scripts, no external resources)."""
-    entries = list(traces) if traces is not None else [e for m in metrics for e in trace_entries(m)]
-    body = [
-        _title(metrics),
-        _warnings(metrics, frame),
-        _status(metrics, frame, problems),
-        _accuracy(frame),
-        _size(frame),
-        _training(frame),
-        _calibration(frame),
-        _latency(frame),
-        _latency_sweep(frame),
-        _memory(frame),
-        _breakdown(pass_breakdowns(metrics)),
-        _traces(entries),
-        _provenance(metrics),
-    ]
-    title = "Quantization comparison — " + ", ".join(dict.fromkeys(m.run_id for m in metrics))
+    body = [*_intro(report), *(_section(s) for s in report.sections)]
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-        f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<title>{plain(report.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
         + "\n".join(body)
         + "\n</main>\n</body>\n</html>\n"
     )

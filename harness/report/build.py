@@ -1,0 +1,31 @@
+"""The report, built once from a run's data as a list of format-neutral sections."""
+
+from __future__ import annotations
+
+from . import figures as fig
+from .frame import ReportData
+from .model import Report
+from .sections_latency import caveats, latency, latency_sweep
+from .sections_profiles import breakdown, traces
+from .sections_results import accuracy, calibration, memory, size, training
+from .sections_run import intro, provenance, status, title
+
+
+def build_report(data: ReportData) -> Report:
+    """Status first, then the paper's tables (I-III) and figures, latency, memory, where
+    the time goes, traces and provenance."""
+    latency_caveats = caveats(data)
+    sections = [
+        status(data, latency_caveats),
+        accuracy(data, fig.accuracy_figure(data)),
+        size(data, fig.size_figure(data)),
+        training(data, fig.training_figure(data)),
+        calibration(data),
+        latency(data, fig.latency_figures(data), len(latency_caveats)),
+        latency_sweep(data),
+        memory(data),
+        breakdown(data.passes, fig.breakdown_figure(data)),
+        traces(data.passes),
+        provenance(data),
+    ]
+    return Report(title(data), intro(data), sections)

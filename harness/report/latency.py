@@ -1,0 +1,125 @@
+"""Latency as one long, typed table: a row per framework x variant x batch size x threads.
+
+The report's latency tables and figures read it directly; results.csv pivots it into
+its per-batch-size columns. Nothing reads numbers back out of column names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from harness_contract.metrics import VARIANTS, MetricsFile
+
+from .variants import own_threads
+
+# The statistics each batch size gets in results.csv, at the variant's own threads.
+CSV_FIELDS = ("p50_ms", "p90_ms", "p99_ms", "per_sample_p50_ms", "n")
+KEY = ["framework", "variant"]
+DTYPES = {
+    "framework": "object",
+    "variant": "object",
+    "precision": "object",
+    "batch_size": "int64",
+    "threads": "int64",
+    "own": "bool",  # at the variant's own (the run's) thread count
+    "device": "object",
+    "p50_ms": "float64",
+    "p90_ms": "float64",
+    "p99_ms": "float64",
+    "per_sample_p50_ms": "float64",
+    "n": "int64",
+}
+
+
+def latency_table(metrics: list[MetricsFile]) -> pd.DataFrame:
+    """Every latency measurement, in metrics order (framework, variant, as measured)."""
+    rows: list[dict[str, Any]] = []
+    for m in metrics:
+        for name in VARIANTS:
+            v = m.variant(name)
+            if v is None:
+                continue
+            own = own_threads(v)
+            rows += [
+                {
+                    "framework": m.framework,
+                    "variant": name,
+                    "precision": v.precision,
+                    "batch_size": lat.batch_size,
+                    "threads": lat.threads,
+                    "own": lat.threads == own,
+                    "device": lat.device,
+                    "p50_ms": lat.p50_ms,
+                    "p90_ms": lat.p90_ms,
+                    "p99_ms": lat.p99_ms,
+                    "per_sample_p50_ms": lat.p50_per_sample_ms,
+                    "n": lat.n,
+                }
+                for lat in v.latency
+            ]
+    return pd.DataFrame(rows, columns=list(DTYPES)).astype(DTYPES)
+
+
+def batch_sizes(latency: pd.DataFrame) -> list[int]:
+    return sorted(int(b) for b in latency["batch_size"].unique())
+
+
+def sweep_threads(latency: pd.DataFrame) -> list[int]:
+    """Thread counts measured besides each variant's own (the 1-thread sweep)."""
+    return sorted(int(t) for t in latency.loc[~latency["own"], "threads"].unique())
+
+
+def own_rows(latency: pd.DataFrame) -> pd.DataFrame:
+    """One row per framework x variant x batch size at the variant's own threads."""
+    own = latency[latency["own"]]
+    return own.drop_duplicates([*KEY, "batch_size"], keep="last")
+
+
+def at_threads(latency: pd.DataFrame, threads: int) -> pd.DataFrame:
+    """One row per framework x variant x batch size at this thread count."""
+    rows = latency[latency["threads"] == threads]
+    return rows.drop_duplicates([*KEY, "batch_size"], keep="first")
+
+
+def per_sample(
+    latency: pd.DataFrame, framework: str, variant: str, batch_size: int, threads: int
+) -> float | None:
+    """A variant's per-sample p50 at one batch size and thread count (None: not measured)."""
+    rows = latency[(latency["framework"] == framework) & (latency["variant"] == variant)]
+    own = rows[rows["own"]]
+    if not own.empty and int(own["threads"].iloc[0]) == threads:
+        rows = own_rows(rows)
+    else:
+        rows = at_threads(rows, threads)
+    match = rows.loc[rows["batch_size"] == batch_size, "per_sample_p50_ms"]
+    return None if match.empty else float(match.iloc[0])
+
+
+def csv_columns(latency: pd.DataFrame) -> list[str]:
+    sizes, sweep = batch_sizes(latency), sweep_threads(latency)
+    return [f"latency_b{b}_{field}" for b in sizes for field in CSV_FIELDS] + [
+        f"latency_b{b}_t{t}_per_sample_p50_ms" for t in sweep for b in sizes
+    ]
+
+
+def csv_count_columns(latency: pd.DataFrame) -> list[str]:
+    return [f"latency_b{b}_n" for b in batch_sizes(latency)]
+
+
+def csv_block(latency: pd.DataFrame) -> pd.DataFrame:
+    """results.csv's latency columns, one row per framework x variant: each batch size's
+    statistics at the variant's own threads, then per-sample p50 at every other count."""
+    if latency.empty:
+        return pd.DataFrame(columns=KEY)
+    main = own_rows(latency).pivot(index=KEY, columns="batch_size", values=list(CSV_FIELDS))
+    main.columns = [f"latency_b{b}_{field}" for field, b in main.columns]
+    blocks = [main]
+    for t in sweep_threads(latency):
+        sweep = at_threads(latency, t).pivot(
+            index=KEY, columns="batch_size", values="per_sample_p50_ms"
+        )
+        sweep.columns = [f"latency_b{b}_t{t}_per_sample_p50_ms" for b in sweep.columns]
+        blocks.append(sweep)
+    return pd.concat(blocks, axis=1).reset_index()

@@ -1,0 +1,156 @@
+"""The run around the numbers: title and warnings, status, provenance."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+
+from harness_contract.metrics import MetricsFile
+
+from ..run_metrics import FailedFramework
+from .frame import ReportData
+from .model import MISSING, Block, Facts, Note, Paragraph, Section, StatusList, absent, one_line
+from .variants import versions_text
+
+SYNTHETIC_WARNING = (
+    "**Warning — synthetic data ({}):** accuracy figures are not meaningful on synthetic "
+    "data. Sizes and timings still describe the model and the machine."
+)
+
+
+def title(data: ReportData) -> str:
+    run_ids = ", ".join(f"`{rid}`" for rid in dict.fromkeys(m.run_id for m in data.metrics))
+    return f"Quantization comparison — run {run_ids}"
+
+
+def _framework_states(data: ReportData) -> str:
+    states = {m.framework: m.status for m in data.metrics}
+    states |= {f.name: "failed" for f in data.failed}
+    return ", ".join(f"{name} ({state})" for name, state in sorted(states.items()))
+
+
+def intro(data: ReportData) -> list[Block]:
+    """What ran, then everything that makes a number unfair to compare."""
+    first = data.metrics[0]
+    blocks: list[Block] = [
+        Paragraph(
+            [
+                f"Spec `{first.spec_name}` (digest `{first.spec_digest}`), seed {first.seed}, "
+                f"dataset kind **{first.dataset.kind}** (`{first.dataset.path}`).",
+                f"Frameworks: {_framework_states(data)}.",
+            ]
+        )
+    ]
+    blocks += [Note(w) for w in mismatch_warnings(data.metrics)]
+    synthetic = [m.framework for m in data.metrics if m.dataset.kind == "synthetic"]
+    if synthetic:
+        blocks.append(Note(SYNTHETIC_WARNING.format(", ".join(synthetic))))
+    return blocks
+
+
+def mismatch_warnings(metrics: list[MetricsFile]) -> list[str]:
+    """Frameworks that ran different specs, seeds or data are not a comparison (rule 3)."""
+    checks = {
+        "spec digest": lambda m: m.spec_digest,
+        "seed": lambda m: m.seed,
+        "dataset kind": lambda m: m.dataset.kind,
+        "dataset digest": lambda m: m.dataset.digest,
+        "initial weight": lambda m: m.initial_weights,
+    }
+    warnings = []
+    for label, key in checks.items():
+        if len({key(m) for m in metrics}) > 1:
+            values = ", ".join(f"{m.framework} `{key(m)}`" for m in metrics)
+            warnings.append(
+                f"**Not comparable:** the frameworks ran with different {label}s ({values})."
+            )
+    return warnings
+
+
+def _failed_item(f: FailedFramework) -> str:
+    tail = f"; the last lines of `{f.name}/{f.log.name}`:" if f.log_tail else ""
+    return f"**{f.name}** run failed: {f.reason}{tail}"
+
+
+def status(data: ReportData, caveats: list[str]) -> Section:
+    """Everything that did not go to plan, first; "all complete" only when nothing failed."""
+    items = [f"**unreadable** {p} — left out of every table" for p in data.problems]
+    details: dict[int, list[str]] = {}
+    by_name = {m.framework: m for m in data.metrics} | {f.name: f for f in data.failed}
+    for name in sorted(by_name):
+        run = by_name[name]
+        if isinstance(run, FailedFramework):
+            if run.log_tail:
+                details[len(items)] = run.log_tail
+            items.append(_failed_item(run))
+        elif run.status != "complete":
+            error = f": {one_line(run.error)}" if run.error else ""
+            items.append(f"**{run.framework}** run is {run.status}{error}")
+    failed_names = {f.name for f in data.failed}
+    for _, row in data.frame.iterrows():
+        if row["status"] != "ok" and row["framework"] not in failed_names:
+            reason = "no reason recorded" if absent(row["reason"]) else row["reason"]
+            items.append(
+                f"**{row['framework']} / {row['variant']}** {row['status']}: {one_line(reason)}"
+            )
+    ok = "All frameworks complete; every variant ok."
+    blocks: list[Block] = [StatusList(items, ok, details)]
+    blocks += [Note(c, "remark") for c in caveats]
+    return Section("Status", blocks)
+
+
+def _profilers_text(m: MetricsFile) -> str:
+    passes = [p for v in m.variants.values() for p in v.profiles]
+    if not passes:
+        return "no profiler passes recorded"
+    tools = Counter(p.tool for p in passes if p.status == "ok" and p.tool)
+    parts = [f"{tool} ({n} pass{'es' if n > 1 else ''})" for tool, n in tools.items()]
+    others = Counter(p.status for p in passes if p.status != "ok")
+    parts += [f"{n} {status}" for status, n in sorted(others.items())]
+    return ", ".join(parts)
+
+
+def provenance_items(m: MetricsFile) -> list[tuple[str, str]]:
+    """Label and value (with `code` marks) per fact."""
+    p, d = m.provenance, m.dataset
+    gpu = ", ".join(
+        f"{label} {value}"
+        for label, value in (
+            ("GPU", p.gpu),
+            ("CUDA", p.cuda),
+            ("cuDNN", p.cudnn),
+            ("driver", p.gpu_driver),
+        )
+        if value
+    )
+    who = [f"uid {p.uid}"] if p.uid is not None else []
+    if p.network_interfaces:
+        who.append(f"network interfaces: {', '.join(p.network_interfaces)}")
+    return [
+        ("Framework versions", f"{versions_text(m) or MISSING}; harness {p.harness_version}"),
+        ("Initial weights", f"`{m.initial_weights}`"),
+        ("Spec", f"`{m.spec_name}`, digest `{m.spec_digest}`, seed {m.seed}"),
+        ("Runtime", "; ".join([p.runtime, *who])),
+        ("Python", f"{one_line(p.python)}; platform: {p.platform}; host: {p.hostname}"),
+        ("CPU", f"{p.cpu_model} ({p.cpu_count} cores); flags: {', '.join(p.cpu_flags) or MISSING}"),
+        ("Threads", f"{p.threads}; device: {p.device}" + (f"; {gpu}" if gpu else "")),
+        (
+            "Dataset",
+            f"`{d.path}` ({d.kind}, {d.train_images:,} train / {d.test_images:,} test images), "
+            f"digest `{d.digest}`",
+        ),
+        ("Profilers", _profilers_text(m)),
+        ("Run", f"`{m.run_id}`; started: {m.started_at}; updated: {m.updated_at}; {m.status}"),
+    ]
+
+
+def provenance(data: ReportData) -> Section:
+    how = "where and with what each framework ran; threads are the intra-op thread count."
+    return Section(
+        "Provenance", [Facts(m.framework, provenance_items(m)) for m in data.metrics], how
+    )
+
+
+def frameworks(frame: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(frame["framework"]))

@@ -1,0 +1,225 @@
+"""One typed row per framework x variant: every figure except latency by batch size.
+
+Every figure keeps the device and threads it was taken with, so a reader never
+compares unlike measurements without being told. Latency by batch size and threads
+is the long table in latency.py; results.csv pivots it beside these columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from harness_contract.metrics import VARIANTS, MetricsFile, VariantMetrics
+
+from ..profile_passes import PASSES, ProfilePass
+from ..run_metrics import FailedFramework
+
+MIB = 2**20
+MEMORY_PARTS = ("", "training_", "inference_")
+
+
+def join_values(values: Iterable[Any]) -> Any:
+    """One value if all agree, else every distinct value listed, so a mix is visible."""
+    distinct = list(dict.fromkeys(values))
+    if not distinct:
+        return None
+    return distinct[0] if len(distinct) == 1 else ", ".join(str(v) for v in distinct)
+
+
+def versions_text(metrics: MetricsFile) -> str:
+    return ", ".join(f"{name} {ver}" for name, ver in metrics.provenance.framework_versions.items())
+
+
+def own_threads(v: VariantMetrics) -> int | None:
+    """The run's own thread count for this variant's latency: its rows come first."""
+    return v.latency[0].threads if v.latency else None
+
+
+def _mib(nbytes: int | None) -> float | None:
+    return None if nbytes is None else nbytes / MIB
+
+
+def _pct(fraction: float | None) -> float | None:
+    return None if fraction is None else fraction * 100
+
+
+def _increase_pct(value: float | None, reference: float | None) -> float | None:
+    """(value / reference - 1) * 100, or None when either side is missing or zero."""
+    if value is None or not reference:
+        return None
+    return (value / reference - 1) * 100
+
+
+def _per_epoch(variant: VariantMetrics | None) -> float | None:
+    training = variant.training if variant else None
+    if training is None or training.epochs == 0:
+        return None
+    return training.wall_s / training.epochs
+
+
+def _accuracy_cells(v: VariantMetrics) -> dict[str, Any]:
+    acc = v.accuracy
+    if acc is None:
+        return {}
+    return {
+        "accuracy_pct": _pct(acc.top1),
+        "agreement_with_fp32_pct": _pct(acc.agreement_with_fp32),
+        "accuracy_n": acc.n,
+        "accuracy_device": acc.device,
+    }
+
+
+def _size_cells(v: VariantMetrics, baseline: VariantMetrics | None) -> dict[str, Any]:
+    if v.size is None:
+        return {}
+    base_bytes = baseline.size.bytes if baseline and baseline.size else None
+    reduction = (1 - v.size.bytes / base_bytes) * 100 if base_bytes else None
+    return {
+        "size_mib": _mib(v.size.bytes),
+        "size_format": v.size.format,
+        "parameters": v.size.parameters,
+        "size_reduction_pct": reduction,
+    }
+
+
+def _training_cells(v: VariantMetrics, baseline: VariantMetrics | None) -> dict[str, Any]:
+    tr = v.training
+    if tr is None:
+        return {}
+    cells = {
+        "train_s": tr.wall_s,
+        "train_epochs": tr.epochs,
+        "images_per_s": tr.images_per_s,
+        "train_device": tr.device,
+        "train_threads": tr.threads,
+    }
+    if v.variant == "qat":  # Table II compares QAT fine-tuning with baseline training
+        base_wall = baseline.training.wall_s if baseline and baseline.training else None
+        cells["qat_time_increase_pct"] = _increase_pct(_per_epoch(v), _per_epoch(baseline))
+        cells["qat_time_increase_total_pct"] = _increase_pct(tr.wall_s, base_wall)
+    return cells
+
+
+def _conversion_cells(v: VariantMetrics) -> dict[str, Any]:
+    conv = v.conversion
+    if conv is None:
+        return {}
+    return {
+        "quant_flow": conv.flow,
+        "calibration_s": conv.calibration_s,
+        "calibration_samples": conv.calibration_samples,
+        "conversion_s": conv.conversion_s,
+        "conversion_device": conv.device,
+    }
+
+
+def _latency_meta_cells(v: VariantMetrics) -> dict[str, Any]:
+    """Where latency was taken; the values themselves are in the long latency table."""
+    own = own_threads(v)
+    loads = [lat.load_1m for lat in v.latency if lat.load_1m is not None]
+    notes = [n for n in v.notes if n.startswith("no latency at")]
+    return {
+        "latency_device": join_values(lat.device for lat in v.latency),
+        "latency_threads": join_values(str(lat.threads) for lat in v.latency if lat.threads == own),
+        "latency_max_load_1m": max(loads) if loads else None,
+        "latency_sweep_notes": "; ".join(notes) if notes else None,
+    }
+
+
+def _profile_cells(passes: list[ProfilePass]) -> dict[str, Any]:
+    """Each pass's headline shares on its main device, read from its one pass record."""
+    cells: dict[str, Any] = {}
+    for kind in PASSES:
+        p = next((p for p in passes if p.kind == kind), None)
+        if p is None:
+            continue
+        prefix = f"profile_{kind}"
+        cells[f"{prefix}_status"] = p.profiler_status
+        main = p.main()
+        if main is not None:
+            cells[f"{prefix}_device"] = main.device
+            cells[f"{prefix}_convolution_pct"] = _pct(main.share("convolution"))
+            cells[f"{prefix}_quantize_pct"] = _pct(main.share("quantize"))
+            cells[f"{prefix}_total_ms"] = main.total_ms
+    return cells
+
+
+def _memory_cells(v: VariantMetrics) -> dict[str, Any]:
+    if v.memory is None:
+        return {}
+    return {
+        f"{part}peak_{kind}_mib": _mib(getattr(v.memory, f"{part}peak_{kind}_bytes"))
+        for kind in ("rss", "gpu")
+        for part in MEMORY_PARTS
+    }
+
+
+def _run_cells(m: MetricsFile) -> dict[str, Any]:
+    return {
+        "framework": m.framework,
+        "framework_versions": versions_text(m),
+        "cpu_model": m.provenance.cpu_model,
+        "cpu_count": m.provenance.cpu_count,
+        "device": m.provenance.device,
+        "threads": m.provenance.threads,
+        "spec_name": m.spec_name,
+        "spec_digest": m.spec_digest,
+        "seed": m.seed,
+        "dataset_kind": m.dataset.kind,
+        "run_status": m.status,
+    }
+
+
+def _precision(variant: str) -> str:
+    return "fp32" if variant == "baseline" else "int8"
+
+
+def variant_rows(m: MetricsFile, passes: list[ProfilePass]) -> list[dict[str, Any]]:
+    """Baseline, PTQ and QAT of one framework; a variant the runner never reached still
+    gets a row, so gaps are visible."""
+    rows = []
+    baseline = m.variant("baseline")
+    for name in VARIANTS:
+        row = _run_cells(m)
+        v = m.variant(name)
+        if v is None:
+            rows.append(
+                row
+                | {
+                    "variant": name,
+                    "precision": _precision(name),
+                    "status": "missing",
+                    "reason": f"not in metrics.json (run status: {m.status})",
+                }
+            )
+            continue
+        row |= {"variant": name, "precision": v.precision, "status": v.status, "reason": v.reason}
+        own_passes = [p for p in passes if p.variant == name]
+        for cells in (
+            _accuracy_cells(v),
+            _size_cells(v, baseline),
+            _training_cells(v, baseline),
+            _conversion_cells(v),
+            _latency_meta_cells(v),
+            _profile_cells(own_passes),
+            _memory_cells(v),
+        ):
+            row |= cells
+        rows.append(row)
+    return rows
+
+
+def failed_framework_rows(failed: FailedFramework) -> list[dict[str, Any]]:
+    """A framework whose runner left no metrics.json: every variant failed, with the reason."""
+    return [
+        {
+            "framework": failed.name,
+            "variant": name,
+            "precision": _precision(name),
+            "status": "failed",
+            "reason": failed.reason,
+            "run_status": "failed",
+        }
+        for name in VARIANTS
+    ]
