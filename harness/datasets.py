@@ -7,6 +7,7 @@ folder only replaces the old one after it has been read and validated in full.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import shutil
@@ -18,6 +19,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from harness_contract.atomic import write_failure
 from harness_contract.cifar import BATCHES_DIR, SYNTHETIC_MARKER, load_cifar10, resolve_root
 from harness_contract.errors import DataError
 
@@ -29,6 +31,9 @@ ARCHIVE_NAME = "cifar-10-python.tar.gz"
 Progress = Callable[[int, int | None], None]
 _CHUNK = 1 << 20
 _TIMEOUT_S = 30.0
+WRITABLE = "choose a writable directory"
+# Errors of the destination's disk, not of the archive: downloading again would not help.
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _existing(dest: Path) -> Path | None:
@@ -55,9 +60,7 @@ def _make_workdir(dest: Path) -> Path:
         dest.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=".fetch-", dir=dest))
     except OSError as exc:
-        raise DataError(
-            f"cannot write to {dest} ({exc.strerror or exc})", "choose a writable directory"
-        ) from None
+        raise write_failure(exc, dest, WRITABLE, DataError) from None
 
 
 def _network_error(url: str, dest: Path, reason: object) -> DataError:
@@ -111,7 +114,7 @@ def _check_md5(source: str, expected: str, actual: str) -> None:
         )
 
 
-def _extract(archive: Path, into: Path) -> Path:
+def _extract(archive: Path, into: Path, dest: Path) -> Path:
     """Unpack safely and validate; return the unpacked batches dir."""
     if not hasattr(tarfile, "data_filter"):
         raise DataError(
@@ -121,7 +124,11 @@ def _extract(archive: Path, into: Path) -> Path:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(into, filter="data")
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+    except OSError as exc:
+        if exc.errno in _DISK_ERRORS:
+            raise write_failure(exc, dest, WRITABLE, DataError) from None
+        raise DataError(f"cannot unpack {archive} ({exc})", "download the archive again") from None
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot unpack {archive} ({exc})", "download the archive again") from None
     batches = into / BATCHES_DIR
     if not batches.is_dir():
@@ -135,9 +142,12 @@ def _extract(archive: Path, into: Path) -> Path:
 def _install(unpacked: Path, dest: Path, work: Path) -> Path:
     """Move the validated folder into place; a broken old one goes to work, then away."""
     final = dest / BATCHES_DIR
-    if final.exists():
-        final.rename(work / "replaced")
-    unpacked.rename(final)
+    try:
+        if final.exists():
+            final.rename(work / "replaced")
+        unpacked.rename(final)
+    except OSError as exc:
+        raise write_failure(exc, dest, WRITABLE, DataError) from None
     return final
 
 
@@ -174,6 +184,6 @@ def fetch(
     work = _make_workdir(dest)
     try:
         source = _obtain(dest, url, md5, progress, Path(archive) if archive else None, work)
-        return _install(_extract(source, work / "unpacked"), dest, work)
+        return _install(_extract(source, work / "unpacked", dest), dest, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
