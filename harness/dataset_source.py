@@ -40,7 +40,8 @@ class DataChoice:
     summary: DatasetSummary | None = None
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
+    """Where synthetic datasets are cached: $XDG_CACHE_HOME (or ~/.cache)/quant-compare-harness."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "quant-compare-harness"
 
@@ -79,7 +80,7 @@ def synthetic_for(spec: ExperimentSpec) -> Path:
     train = spec.data.train_limit or FULL_TRAIN
     test = spec.data.test_limit or FULL_TEST
     per_batch = math.ceil(train / 5)
-    root = _cache_root() / f"synthetic-cifar10-{per_batch * 5}x{test}-seed{spec.seed}"
+    root = cache_root() / f"synthetic-cifar10-{per_batch * 5}x{test}-seed{spec.seed}"
     batches = root / BATCHES_DIR
     if batches.exists():
         try:

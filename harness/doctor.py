@@ -2,7 +2,8 @@
 
 Each check is small and fast; none imports a framework (versions come from package
 metadata) and the Docker checks give up after a short timeout, so the whole run takes
-well under two seconds where no engine answers.
+well under two seconds where no engine answers. The dataset check parses every batch
+file, as a run does before it starts (about a second for the full 60,000 images).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def checks() -> list[Check]:
     client, engine = _engine()
     result += [_docker_sdk(), engine, _nvidia_runtime(client), _nvidia_smi()]
     result += [_base_digest(framework) for framework in images.FRAMEWORKS]
-    result += [_harness_images(client), _dataset()]
+    result += [_harness_images(client), _dataset(), _data_cache()]
     return result
 
 
@@ -179,7 +180,8 @@ def _harness_images(client: Any | None) -> Check:
 
 
 def _dataset() -> Check:
-    from harness_contract.cifar import resolve_root
+    """The dataset runs would find, checked as a run checks it (every batch file parsed)."""
+    from harness_contract.cifar import check_dataset
 
     name = "dataset"
     env = os.environ.get("HARNESS_DATA")
@@ -187,7 +189,34 @@ def _dataset() -> Check:
     if not env and not candidate.exists():
         return Check(name, None, "no ./data and no $HARNESS_DATA: runs use synthetic images")
     try:
-        root = resolve_root(candidate)
+        summary = check_dataset(candidate)
     except HarnessError as exc:
         return Check(name, False, exc.problem, exc.fix)
-    return Check(name, True, str(root))
+    return Check(name, True, str(summary.root))
+
+
+def _data_cache() -> Check:
+    """Where synthetic data is cached: writable, with room for a full-size dataset."""
+    from harness_contract import room
+    from harness_contract.synthetic import disk_bytes
+
+    from .dataset_source import CACHE_ELSEWHERE, FULL_TEST, FULL_TRAIN, cache_root
+
+    name = "data cache"
+    cache = cache_root()
+    if not os.access(room.existing_ancestor(cache), os.W_OK):
+        return Check(name, False, f"{cache} is not writable", CACHE_ELSEWHERE)
+    free = room.free_disk(cache)
+    detail = f"synthetic data cached in {cache}"
+    if free is None:
+        return Check(name, True, detail)
+    detail += f" ({room.size_text(free)} free)"
+    need = disk_bytes(FULL_TRAIN + FULL_TEST)
+    if free < need:
+        return Check(
+            name,
+            None,
+            f"{detail}; full-size synthetic data needs {room.size_text(need)}",
+            "free space there, set XDG_CACHE_HOME to a folder with more, or pass --data DIR",
+        )
+    return Check(name, True, detail)

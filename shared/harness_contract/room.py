@@ -25,13 +25,18 @@ def available_memory() -> int | None:
         return None
 
 
-def free_disk(path: Path) -> int | None:
-    """Free bytes on the file system that holds ``path`` (or would, once created)."""
+def existing_ancestor(path: Path) -> Path:
+    """``path`` itself if it exists, else the nearest folder above it that does."""
     existing = Path(path).absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    return existing
+
+
+def free_disk(path: Path) -> int | None:
+    """Free bytes on the file system that holds ``path`` (or would, once created)."""
     try:
-        return shutil.disk_usage(existing).free
+        return shutil.disk_usage(existing_ancestor(path)).free
     except OSError:
         return None
 

@@ -84,13 +84,18 @@ def _refuse_a_dataset(root: Path) -> None:
             )
 
 
+def disk_bytes(images: int) -> int:
+    """About how many bytes a synthetic dataset of ``images`` images takes on disk."""
+    return images * PICKLE_BYTES_PER_IMAGE + DISK_OVERHEAD
+
+
 def _check_room(root: Path, per_batch: int, test: int, smaller: str, elsewhere: str) -> None:
     images = 5 * per_batch + test
     memory = max(max(per_batch, test) * GENERATE_BYTES_PER_IMAGE, images * ROW_BYTES * LOAD_COPIES)
     room.check_room(
         root,
         f"synthetic data of {images} images",
-        disk_bytes=images * PICKLE_BYTES_PER_IMAGE + DISK_OVERHEAD,
+        disk_bytes=disk_bytes(images),
         memory_bytes=memory,
         disk_fix=f"{smaller}, or {elsewhere}",
         memory_fix=f"{smaller}, or free some memory",
