@@ -19,6 +19,7 @@ from .rundir import RunDir
 
 RUN_HINT = "run `harness compare` or `harness run FRAMEWORK` first"
 LOG_TAIL_LINES = 10
+LOG_LINE_CHARS = 300  # a progress bar redrawn in place is one enormous line
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,14 @@ class FailedFramework:
     log: Path
     log_tail: list[str]  # its runner.log's last lines (empty: no log, or an empty one)
 
+    STOPPED = "the runner stopped before writing metrics.json"
+
     @property
     def reason(self) -> str:
         where = "its runner.log is empty" if self.log.is_file() else "it left no runner.log"
         if self.log_tail:
             where = f"last line of {self.name}/{self.log.name}: {self.log_tail[-1]}"
-        return f"the runner stopped before writing metrics.json ({where})"
+        return f"{self.STOPPED} ({where})"
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,10 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     """The last non-blank lines of a log (a runner killed mid-line leaves no newline)."""
     try:
         with path.open(encoding="utf-8", errors="replace") as f:
-            return list(deque((line.rstrip() for line in f if line.strip()), maxlen=lines))
+            kept = deque((line.rstrip() for line in f if line.strip()), maxlen=lines)
     except OSError:
         return []
+    return [line if len(line) <= LOG_LINE_CHARS else line[:LOG_LINE_CHARS] + "…" for line in kept]
 
 
 def read_run(run_dir: Path) -> RunResults:

@@ -1,4 +1,8 @@
-"""A short table of the headline figures, printed after a run (the report has the rest)."""
+"""A short table of the headline figures, printed after a run (the report has the rest).
+
+It reads the run as the report does, so a framework that left no metrics.json shows as
+failed here too.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ from rich.table import Table
 
 
 def print_summary(run_dir: Path, console: Console | None = None) -> None:
-    from .report import collect, results_frame
+    from .report import results_frame
+    from .run_metrics import read_run
 
-    metrics, _ = collect(run_dir)
-    frame = results_frame(metrics)
+    results = read_run(run_dir)
+    frame = results_frame(results.metrics, results.failed)
     table = Table(title=f"{run_dir.name}", title_justify="left")
     for col in ("framework", "variant", "status", "top-1 %", "size MiB", "b1 p50 ms", "device"):
         table.add_column(col)

@@ -160,8 +160,8 @@ class ReportData:
     @classmethod
     def from_results(cls, results: RunResults) -> ReportData:
         passes = [p for fw, m in results.found for p in profile_passes(m, fw)]
-        frame, latency = _frame(results.metrics, [], passes)
-        return cls(results.metrics, [], results.problems, passes, frame, latency)
+        frame, latency = _frame(results.metrics, results.failed, passes)
+        return cls(results.metrics, results.failed, results.problems, passes, frame, latency)
 
     @classmethod
     def from_metrics(

@@ -25,7 +25,7 @@ def title(data: ReportData) -> str:
 
 
 def _framework_states(data: ReportData) -> str:
-    states = {m.framework: m.status for m in data.metrics}
+    states = {m.framework: m.outcome for m in data.metrics}
     states |= {f.name: "failed" for f in data.failed}
     return ", ".join(f"{name} ({state})" for name, state in sorted(states.items()))
 
@@ -69,8 +69,9 @@ def mismatch_warnings(metrics: list[MetricsFile]) -> list[str]:
 
 
 def _failed_item(f: FailedFramework) -> str:
-    tail = f"; the last lines of `{f.name}/{f.log.name}`:" if f.log_tail else ""
-    return f"**{f.name}** run failed: {f.reason}{tail}"
+    if f.log_tail:
+        return f"**{f.name}** run failed: {f.STOPPED}; the last lines of `{f.name}/{f.log.name}`:"
+    return f"**{f.name}** run failed: {f.reason}"
 
 
 def status(data: ReportData, caveats: list[str]) -> Section:
@@ -84,9 +85,9 @@ def status(data: ReportData, caveats: list[str]) -> Section:
             if run.log_tail:
                 details[len(items)] = run.log_tail
             items.append(_failed_item(run))
-        elif run.status != "complete":
+        elif run.outcome != "complete":
             error = f": {one_line(run.error)}" if run.error else ""
-            items.append(f"**{run.framework}** run is {run.status}{error}")
+            items.append(f"**{run.framework}** run is {run.outcome}{error}")
     failed_names = {f.name for f in data.failed}
     for _, row in data.frame.iterrows():
         if row["status"] != "ok" and row["framework"] not in failed_names:
@@ -141,7 +142,7 @@ def provenance_items(m: MetricsFile) -> list[tuple[str, str]]:
             f"digest `{d.digest}`",
         ),
         ("Profilers", _profilers_text(m)),
-        ("Run", f"`{m.run_id}`; started: {m.started_at}; updated: {m.updated_at}; {m.status}"),
+        ("Run", f"`{m.run_id}`; started: {m.started_at}; updated: {m.updated_at}; {m.outcome}"),
     ]
 
 

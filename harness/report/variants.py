@@ -167,7 +167,7 @@ def _run_cells(m: MetricsFile) -> dict[str, Any]:
         "spec_digest": m.spec_digest,
         "seed": m.seed,
         "dataset_kind": m.dataset.kind,
-        "run_status": m.status,
+        "run_status": m.outcome,
     }
 
 
