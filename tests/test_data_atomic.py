@@ -250,3 +250,20 @@ def test_available_memory_is_known_on_linux() -> None:
     if not Path("/proc/meminfo").exists():
         pytest.skip("no /proc/meminfo")
     assert (room.available_memory() or 0) > 1_000_000
+
+
+def test_synth_into_a_read_only_folder_is_refused_before_generating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if mode & os.W_OK else real_access(p, mode)
+    )
+    _fail_after(monkeypatch, 0, AssertionError("generated data for a folder it cannot write"))
+
+    with pytest.raises(DataError) as excinfo:
+        write_synthetic(tmp_path / "dest", train_per_batch=10, test_count=10)
+
+    line = excinfo.value.one_line()
+    assert f"cannot write to {tmp_path / 'dest'}" in line and "read-only or not writable" in line
+    assert f"{tmp_path} is the nearest existing folder" in line

@@ -34,11 +34,13 @@ def existing_ancestor(path: Path) -> Path:
 
 
 def free_disk(path: Path) -> int | None:
-    """Free bytes on the file system that holds ``path`` (or would, once created)."""
+    """Free bytes on the file system that holds ``path`` (or would, once created); None
+    when unknown, or for a pseudo file system (/proc, /sys) that reports no size."""
     try:
-        return shutil.disk_usage(existing_ancestor(path)).free
+        usage = shutil.disk_usage(existing_ancestor(path))
     except OSError:
         return None
+    return usage.free if usage.total else None
 
 
 def size_text(n: float) -> str:

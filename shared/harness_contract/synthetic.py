@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,7 @@ from .errors import DataError
 GENERATE_BYTES_PER_IMAGE = 17 * ROW_BYTES
 LOAD_COPIES = 2
 PICKLE_BYTES_PER_IMAGE = ROW_BYTES + 8  # pixels plus a label, as pickle stores them
-DISK_OVERHEAD = 1 << 20
+DISK_OVERHEAD = 64 << 10  # the meta, marker and checksum files
 
 SMALLER = "ask for fewer images (--train-per-batch, --test)"
 ELSEWHERE = "choose a writable directory with free space"
@@ -64,6 +65,7 @@ def write_synthetic(
     root = Path(root)
     batches = root / BATCHES_DIR
     _refuse_a_dataset(root)
+    _check_writable(root, elsewhere)
     _check_room(root, train_per_batch, test_count, smaller, elsewhere)
     try:
         with atomic_dir(batches) as tmp:
@@ -82,6 +84,16 @@ def _refuse_a_dataset(root: Path) -> None:
                 "refusing to overwrite it",
                 "choose another directory, or delete that folder first",
             )
+
+
+def _check_writable(root: Path, elsewhere: str) -> None:
+    """Refuse a read-only or unwritable destination before generating anything."""
+    folder = room.existing_ancestor(root)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        where = "" if folder == root.absolute() else f" ({folder} is the nearest existing folder)"
+        raise DataError(
+            f"cannot write to {root}: it is read-only or not writable{where}", elsewhere
+        )
 
 
 def disk_bytes(images: int) -> int:
