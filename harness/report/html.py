@@ -126,10 +126,9 @@ def _status(s: StatusList) -> str:
     if not s.items:
         return f"<p class='ok'>{inline(s.ok)}</p>"
     items = []
-    for i, item in enumerate(s.items):
-        log = s.details.get(i)
-        tail = f"<pre class='log'>{escape(chr(10).join(log))}</pre>" if log else ""
-        items.append(f"<li>{inline(item)}{tail}</li>")
+    for item in s.items:
+        log = f"<pre class='log'>{escape(chr(10).join(item.log))}</pre>" if item.log else ""
+        items.append(f"<li>{inline(item.text)}{log}</li>")
     return "<ul class='status bad'>" + "".join(items) + "</ul>"
 
 

@@ -41,10 +41,10 @@ def _status(s: StatusList) -> str:
     if not s.items:
         return s.ok
     lines = []
-    for i, item in enumerate(s.items):
-        lines.append(f"- {item}")
-        if i in s.details:  # a log tail, indented under its item
-            lines += ["", "  ```text", *(f"  {line}" for line in s.details[i]), "  ```", ""]
+    for item in s.items:
+        lines.append(f"- {item.text}")
+        if item.log:  # indented under its item
+            lines += ["", "  ```text", *(f"  {line}" for line in item.log), "  ```", ""]
     return "\n".join(lines).rstrip("\n")
 
 

@@ -102,12 +102,17 @@ class Note:
 
 
 @dataclass(frozen=True)
+class StatusItem:
+    text: str
+    log: list[str] = field(default_factory=list)  # the last lines of a log that explain it
+
+
+@dataclass(frozen=True)
 class StatusList:
     """What went wrong, one item each; ``ok`` is said when nothing did."""
 
-    items: list[str]
+    items: list[StatusItem]
     ok: str
-    details: dict[int, list[str]] = field(default_factory=dict)  # item index -> log lines
 
 
 @dataclass(frozen=True)

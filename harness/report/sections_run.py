@@ -10,7 +10,18 @@ from harness_contract.metrics import MetricsFile
 
 from ..run_metrics import FailedFramework
 from .frame import ReportData
-from .model import MISSING, Block, Facts, Note, Paragraph, Section, StatusList, absent, one_line
+from .model import (
+    MISSING,
+    Block,
+    Facts,
+    Note,
+    Paragraph,
+    Section,
+    StatusItem,
+    StatusList,
+    absent,
+    one_line,
+)
 from .variants import versions_text
 
 SYNTHETIC_WARNING = (
@@ -76,27 +87,23 @@ def _failed_item(f: FailedFramework) -> str:
 
 def status(data: ReportData, caveats: list[str]) -> Section:
     """Everything that did not go to plan, first; "all complete" only when nothing failed."""
-    items = [f"**unreadable** {p} — left out of every table" for p in data.problems]
-    details: dict[int, list[str]] = {}
+    items = [StatusItem(f"**unreadable** {p} — left out of every table") for p in data.problems]
     by_name = {m.framework: m for m in data.metrics} | {f.name: f for f in data.failed}
     for name in sorted(by_name):
         run = by_name[name]
         if isinstance(run, FailedFramework):
-            if run.log_tail:
-                details[len(items)] = run.log_tail
-            items.append(_failed_item(run))
+            items.append(StatusItem(_failed_item(run), run.log_tail))
         elif run.outcome != "complete":
             error = f": {one_line(run.error)}" if run.error else ""
-            items.append(f"**{run.framework}** run is {run.outcome}{error}")
+            items.append(StatusItem(f"**{run.framework}** run is {run.outcome}{error}"))
     failed_names = {f.name for f in data.failed}
     for _, row in data.frame.iterrows():
         if row["status"] != "ok" and row["framework"] not in failed_names:
             reason = "no reason recorded" if absent(row["reason"]) else row["reason"]
-            items.append(
-                f"**{row['framework']} / {row['variant']}** {row['status']}: {one_line(reason)}"
-            )
+            variant = f"**{row['framework']} / {row['variant']}**"
+            items.append(StatusItem(f"{variant} {row['status']}: {one_line(reason)}"))
     ok = "All frameworks complete; every variant ok."
-    blocks: list[Block] = [StatusList(items, ok, details)]
+    blocks: list[Block] = [StatusList(items, ok)]
     blocks += [Note(c, "remark") for c in caveats]
     return Section("Status", blocks)
 
