@@ -85,7 +85,9 @@ def read_run(run_dir: Path) -> RunResults:
         except HarnessError as exc:  # one broken framework must not hide the others
             problems.append(f"{name}: {exc.one_line()}")
     if not found and not problems:
-        raise HarnessError(f"no results in {run.path}", RUN_HINT)
+        # Say why where a log can tell: "Killed" reads differently from an empty folder.
+        why = "; ".join(f"{f.name}: {f.reason}" for f in failed if f.log_tail)
+        raise HarnessError(f"no results in {run.path}" + (f" ({why})" if why else ""), RUN_HINT)
     if not found:
         raise HarnessError(f"no readable results in {run.path} ({'; '.join(problems)})", RUN_HINT)
     found.sort(key=lambda fm: fm[1].framework)

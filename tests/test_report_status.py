@@ -79,6 +79,16 @@ def test_a_framework_without_a_log_is_failed_and_says_so(tmp_path: Path) -> None
     assert "**tensorflow** run failed" in status and "it left no runner.log" in status
 
 
+def test_a_run_where_every_runner_died_names_their_last_log_lines(tmp_path: Path) -> None:
+    _killed_tensorflow(tmp_path)
+
+    with pytest.raises(HarnessError) as info:
+        write_report(tmp_path)
+
+    assert info.value.problem.startswith(f"no results in {tmp_path} (tensorflow: ")
+    assert "last line of tensorflow/runner.log: Killed" in info.value.problem
+
+
 def test_the_summary_after_a_run_shows_the_failed_framework(tmp_path: Path) -> None:
     write_run(tmp_path, make_metrics("pytorch"))
     _killed_tensorflow(tmp_path)
