@@ -7,6 +7,7 @@ is reported before a run directory exists.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -101,7 +102,8 @@ def _discard(folder: Path) -> None:
     """Move a broken cache aside in one step, then delete it."""
     try:
         aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.broken-", dir=folder.parent))
-        folder.rename(aside / folder.name)
+        with contextlib.suppress(FileNotFoundError):  # another run discarded it first
+            folder.rename(aside / folder.name)
     except OSError as exc:
         raise write_failure(exc, folder.parent, CACHE_ELSEWHERE, DataError) from None
     shutil.rmtree(aside, ignore_errors=True)
