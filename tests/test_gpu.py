@@ -16,6 +16,7 @@ pytest.importorskip("torchao")
 from harness_contract.cifar import load_cifar10, write_synthetic  # noqa: E402
 from harness_contract.pipeline import Study  # noqa: E402
 from harness_contract.spec import build_spec  # noqa: E402
+from harness_contract.versions import pinned  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402
 
 pytestmark = [
@@ -28,7 +29,8 @@ pytestmark = [
 
 # The PT2E lowering targets the pinned torch; a GPU machine with another torch (as the
 # one lent to this project, torch 2.11) checks the CUDA path with the FX int8 flow.
-FLOW = "pt2e" if torch.__version__.startswith("2.13.") else "fx"
+TESTED_TORCH = ".".join(pinned("pytorch")["torch"].split(".")[:2])  # major.minor
+FLOW = "pt2e" if torch.__version__.startswith(TESTED_TORCH + ".") else "fx"
 
 FAST = [
     "device=cuda",

@@ -123,7 +123,7 @@ def test_sgd_steps_move_both_frameworks_to_the_same_weights(variant: str) -> Non
     optim = OptimSpec(lr=0.05, momentum=0.9, weight_decay=5e-4, grad_clip_norm=1.0)
     torch_model, keras_model = build_torch(net, weights), build_keras(net, weights)
     torch_trainer = TorchTrainer(
-        torch_model, optim, torch.device("cpu"), TorchNormalizer(MEAN, STD)
+        torch_model, optim, TorchNormalizer(MEAN, STD), torch.device("cpu")
     )
     keras_trainer = KerasTrainer(keras_model, optim, KerasNormalizer(MEAN, STD), "/CPU:0")
     rng = np.random.default_rng(3)
