@@ -118,7 +118,7 @@ def main() -> int:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("READY", flush=True)
         try:
-            time.sleep(600)
+            time.sleep(float(os.environ.get("FAKE_RUNNER_SLEEP_S", "120")))
         except KeyboardInterrupt:
             metrics.status = "interrupted"
             write_metrics(path, metrics)
