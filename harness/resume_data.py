@@ -4,14 +4,14 @@ for a run made before run.json, in a framework's metrics.json), checked by diges
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness_contract.cifar import check_dataset
 from harness_contract.errors import DataError, HarnessError
 from harness_contract.spec import ExperimentSpec
 
-from .data_identity import dataset_digest
-from .dataset_source import DataChoice, synthetic_for
+from .dataset_source import DataChoice, choose_data, synthetic_for
 from .rundir import RunDir
 from .study_record import StudyRecord
 
@@ -23,18 +23,23 @@ class RecordedData:
     origin: str
     where: str  # which file recorded it, for messages
 
-    def choice(self, spec: ExperimentSpec) -> DataChoice:
-        """The recorded dataset, still there; a synthetic one gone from the cache is
-        made again (same spec, same seed: the same files)."""
-        assert self.path is not None
-        if self.path.is_dir():
-            return DataChoice(self.path, f"{self.origin}, as recorded in {self.where}")
-        if self.origin == "synthetic":
-            return DataChoice(synthetic_for(spec), "synthetic, made again")
-        raise DataError(
-            f"the run's dataset {self.path} (recorded in {self.where}) is gone",
-            f"pass --data DIR holding the same files (digest {self.digest[:16]})",
-        )
+
+def resume_choice(
+    given: Path | None, spec: ExperimentSpec, recorded: RecordedData | None
+) -> DataChoice:
+    """The dataset given, else the recorded one (checked like any other); a synthetic one
+    gone from the cache is made again (same spec, same seed: the same files)."""
+    if given is not None or recorded is None or recorded.path is None:
+        return choose_data(given, spec)
+    if recorded.path.is_dir():
+        choice = choose_data(recorded.path, spec)
+        return replace(choice, origin=f"{recorded.origin}, as recorded in {recorded.where}")
+    if recorded.origin == "synthetic":
+        return replace(choose_data(synthetic_for(spec), spec), origin="synthetic, made again")
+    raise DataError(
+        f"the run's dataset {recorded.path} (recorded in {recorded.where}) is gone",
+        f"pass --data DIR holding the same files (digest {recorded.digest[:16]})",
+    )
 
 
 def recorded_dataset(run: RunDir, record: StudyRecord | None) -> RecordedData | None:
@@ -62,7 +67,7 @@ def same_data(
     say: Callable[[str], None],
 ) -> None:
     """Refuse to finish a run on other data than it started with, unless forced."""
-    now = dataset_digest(choice.path)
+    now = digest_of(choice)
     if now == recorded.digest:
         return
     mismatch = (
@@ -75,3 +80,10 @@ def same_data(
             "resume with the same data, or pass --force-data to finish it on this data anyway",
         )
     say(f"note: {mismatch}; continuing on it because of --force-data")
+
+
+def digest_of(choice: DataChoice) -> str:
+    """The digest ``load_cifar10`` will record for this dataset (from the check already
+    made when there was one)."""
+    summary = choice.summary or check_dataset(choice.path)
+    return summary.digest

@@ -126,27 +126,23 @@ def _backend(plan: Plan, spec: ExperimentSpec, say: Callable[[str], None]):
 def _resume_data(
     opts: StudyOptions, run: RunDir, record: StudyRecord | None, say: Callable[[str], None]
 ) -> DataChoice:
-    from .dataset_source import choose_data
-    from .resume_data import recorded_dataset, same_data
+    from .resume_data import recorded_dataset, resume_choice, same_data
 
     recorded = recorded_dataset(run, record)
-    if opts.data is None and recorded is not None and recorded.path is not None:
-        choice = recorded.choice(run.spec)
-    else:
-        choice = choose_data(opts.data, run.spec)
+    choice = resume_choice(opts.data, run.spec, recorded)
     if recorded is not None:
         same_data(run, recorded, choice, opts.force_data, say)
     return choice
 
 
 def _record(run: RunDir, opts: StudyOptions, plan: Plan, choice: DataChoice) -> None:
-    from .data_identity import dataset_digest
+    from .resume_data import digest_of
 
     record = StudyRecord(
         command=opts.command,
         frameworks=[fw.name for fw in plan.frameworks],
         data_path=str(choice.path.resolve()),
-        data_digest=dataset_digest(choice.path),
+        data_digest=digest_of(choice),
         data_origin=choice.origin,
         backend=plan.backend,
         gpus=plan.gpus,
@@ -206,4 +202,4 @@ def render(run: RunDir) -> list[str]:
     typer.echo(f"report: {paths.md} (and {paths.html.name}, {len(paths.figures)} figures)")
     typer.echo(f"results: {paths.csv}")
     print_summary(run.path)
-    return list(getattr(paths, "problems", []))
+    return list(paths.problems)

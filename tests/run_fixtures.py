@@ -31,4 +31,4 @@ def fake_runners(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> Path:
-    return write_synthetic(tmp_path / "data", train_per_batch=20, test_count=20, seed=0)
+    return write_synthetic(tmp_path / "data", train_per_batch=400, test_count=500, seed=0)

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.data_identity import dataset_digest
 from harness.rundir import RunDir
 from harness_contract.cifar import load_cifar10, write_synthetic
 from harness_contract.metrics import read_metrics, write_metrics
@@ -38,8 +37,8 @@ def _launched_data(run: RunDir) -> str:
     return args[args.index("--data") + 1]
 
 
-def test_the_dataset_digest_is_the_one_the_reader_records(tiny_data: Path) -> None:
-    assert dataset_digest(tiny_data) == load_cifar10(tiny_data).digest
+def dataset_digest(path: Path) -> str:
+    return load_cifar10(path).digest
 
 
 def test_resume_uses_the_recorded_dataset(
@@ -62,7 +61,7 @@ def test_resume_refuses_changed_data_naming_both_digests(
     fake_runners.setenv("FAKE_RUNNER", "crash")
     run = _start(tmp_path, tiny_data)
     before = dataset_digest(tiny_data)
-    other = write_synthetic(tmp_path / "other", train_per_batch=20, test_count=20, seed=1)
+    other = write_synthetic(tmp_path / "other", train_per_batch=400, test_count=500, seed=1)
     capsys.readouterr()
 
     code = main(["run", "pytorch", "--resume", str(run.path), "--data", str(other)])
@@ -79,7 +78,7 @@ def test_resume_refuses_data_changed_in_place(
     fake_runners.setenv("FAKE_RUNNER", "crash")
     run = _start(tmp_path, tiny_data)
     before = dataset_digest(tiny_data)
-    new = write_synthetic(tmp_path / "new", train_per_batch=20, test_count=20, seed=5)
+    new = write_synthetic(tmp_path / "new", train_per_batch=400, test_count=500, seed=5)
     for name in ("data_batch_1", "test_batch"):  # same path, other files
         (tiny_data / name).write_bytes((new / name).read_bytes())
     capsys.readouterr()
@@ -95,7 +94,7 @@ def test_force_data_resumes_on_other_data_with_a_note(
 ) -> None:
     fake_runners.setenv("FAKE_RUNNER", "crash")
     run = _start(tmp_path, tiny_data)
-    other = write_synthetic(tmp_path / "other", train_per_batch=20, test_count=20, seed=1)
+    other = write_synthetic(tmp_path / "other", train_per_batch=400, test_count=500, seed=1)
     fake_runners.setenv("FAKE_RUNNER", "complete")
     capsys.readouterr()
 
