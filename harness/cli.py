@@ -251,8 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     # finished phases; a second one while that happens only makes it quicker.
     interrupts.install()
     try:
-        # Without standalone mode, click hands back typer.Exit's code as the return value.
-        result = app(args=argv, prog_name="harness", standalone_mode=False)
+        result = _invoke(sys.argv[1:] if argv is None else list(argv))
     except HarnessError as exc:
         return _error(exc.one_line(), 2)
     except typer.Exit as exc:
@@ -262,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         where = ctx.command_path if ctx else "harness"
         if not exc.format_message():  # a bare group: its help is printed already
             return _error(f"`{where}` needs a command; pick one from the list above", 2)
-        return _error(f"{exc.format_message()}; see `{where} --help`", 2)
+        return _error(f"{exc.format_message().rstrip('.')}; see `{where} --help`", 2)
     except _ClickException as exc:
         return _error(exc.format_message(), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
@@ -270,6 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # the net under every file the harness writes or reads
         return _error(os_error(exc).one_line(), 2)
     return result if isinstance(result, int) else 0
+
+
+def _invoke(args: list[str]) -> object:
+    """Run the command without typer's own top level, which would turn a Ctrl-C into a
+    silent exit 130: every ending is handled (and said in one line) by ``main``."""
+    command = typer.main.get_command(app)
+    with command.make_context("harness", args) as ctx:
+        return command.invoke(ctx)
 
 
 def _error(line: str, code: int) -> int:
