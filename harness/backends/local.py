@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -59,7 +60,7 @@ class LocalBackend(Backend):
         )
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(request.log_path, "a", encoding="utf-8") as log:
-            log.write(f"$ {' '.join(cmd)}\n")
+            log.write(f"$ {shlex.join(cmd)}\n")  # pasteable, to rerun the runner by hand
             log.flush()
             # Its own session: a Ctrl-C reaches the host only, which then stops the
             # runner with SIGTERM and gives it time to save what it finished.

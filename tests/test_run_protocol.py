@@ -1,0 +1,110 @@
+"""One owner per protocol: the runner's command line comes from the builder beside its
+parser (both backends use it), and the run directory's paths come from RunDir."""
+
+from __future__ import annotations
+
+import io
+import shlex
+import sys
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from harness.backends.base import LaunchRequest
+from harness.backends.local import LocalBackend
+from harness.frameworks import FRAMEWORKS
+from harness.orchestrate import run_frameworks
+from harness.progress import RunDisplay
+from harness.rundir import RunDir
+from harness_contract.entrypoint import parse_args, runner_command
+from harness_contract.layout import FrameworkDir
+from harness_contract.spec import build_spec
+
+pytest_plugins = ("tests.run_fixtures",)
+
+
+def test_runner_command_round_trips_through_the_parser() -> None:
+    argv = runner_command(
+        Path("/r/spec.json"), Path("/d ata"), Path("/r/pytorch"), "run 1", "local (python)"
+    )
+    args = parse_args(argv, "runner")
+    assert args.spec == Path("/r/spec.json") and args.data == Path("/d ata")
+    assert args.out == Path("/r/pytorch") and args.run_id == "run 1"
+    assert args.runtime == "local (python)"
+
+
+def test_the_local_backend_starts_the_runner_with_the_contract_command_line(
+    tmp_path: Path, tiny_data: Path, fake_runners
+) -> None:
+    run = RunDir.create(tmp_path / "results", build_spec("smoke"), "r")
+    pytorch = FRAMEWORKS["pytorch"]
+    with RunDisplay(Console(file=io.StringIO())) as display:
+        (result,) = run_frameworks(run, [pytorch], LocalBackend(), tiny_data, display, 60)
+
+    assert result.outcome == "complete", result.message
+    first = run.framework("pytorch").log.read_text().splitlines()[0]
+    expected = [sys.executable, "-m", pytorch.runner_module]
+    expected += runner_command(
+        run.spec_path, tiny_data, run.framework("pytorch").path, "r", f"local ({sys.executable})"
+    )
+    assert shlex.split(first[2:]) == expected
+
+
+def test_the_docker_backend_passes_the_contract_command_line(tmp_path: Path) -> None:
+    pytest.importorskip("docker", reason="docker SDK not installed")
+    from harness.backends.docker_backend import DockerBackend
+
+    request = LaunchRequest(
+        FRAMEWORKS["pytorch"], tmp_path / "spec.json", tmp_path, tmp_path / "pytorch", "r", None
+    )
+    kwargs = DockerBackend(client=object())._container_kwargs(request, "img:1", "sha256:x", "1:1")
+
+    assert kwargs["command"] == runner_command(
+        PurePosixPath("/results/spec.json"),
+        PurePosixPath("/data"),
+        PurePosixPath("/results/pytorch"),
+        "r",
+        "docker image img:1 (sha256:x)",
+    )
+    assert parse_args(kwargs["command"], "runner").out == Path("/results/pytorch")
+
+
+def test_a_launch_request_logs_where_the_layout_says(tmp_path: Path) -> None:
+    request = LaunchRequest(FRAMEWORKS["pytorch"], tmp_path, tmp_path, tmp_path / "pytorch", "r")
+    assert request.log_path == FrameworkDir(tmp_path / "pytorch").log
+
+
+def test_run_dir_opens_with_its_spec(tmp_path: Path) -> None:
+    spec = build_spec("smoke")
+    RunDir.create(tmp_path, spec, "r")
+    assert RunDir.open(tmp_path / "r").spec == spec
+
+
+class _StubbornContainer:
+    """A container that ignores SIGTERM (a runner stuck in native code)."""
+
+    def __init__(self) -> None:
+        self.kills: list[Any] = []
+        self.status = "running"
+
+    def kill(self, signal: str | None = None) -> None:
+        self.kills.append(signal)
+        if signal is None:
+            self.status = "exited"
+
+    def reload(self) -> None: ...
+
+
+def test_a_second_ctrl_c_kills_a_container_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("docker", reason="docker SDK not installed")
+    from harness import interrupts
+    from harness.backends import docker_backend
+
+    monkeypatch.setattr(interrupts, "hurry", lambda: True)
+    container = _StubbornContainer()
+
+    docker_backend._stop(container)  # type: ignore[arg-type]
+
+    assert container.kills == ["SIGTERM", None] and container.status == "exited"
