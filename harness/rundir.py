@@ -88,6 +88,17 @@ class RunDir:
             if p.is_dir() and SET_ASIDE_MARK not in p.name and p.name != self.figures_dir.name
         )
 
+    def asked_frameworks(self) -> list[str]:
+        """The frameworks the run was started for (from run.json; [] for a run made
+        before run.json), so a framework that left nothing behind is still named."""
+        from .study_record import StudyRecord
+
+        try:
+            record = StudyRecord.read(self.record_path)
+        except HarnessError:
+            return []
+        return list(record.frameworks) if record else []
+
     def metrics_paths(self) -> list[Path]:
         """Every ``<framework>/metrics.json`` present, set-aside attempts left out."""
         return [

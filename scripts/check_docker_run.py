@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.rundir import RunDir
 from harness_contract.metrics import read_metrics
 
 FRAMEWORKS = ("pytorch", "tensorflow")
@@ -19,11 +20,13 @@ FRAMEWORKS = ("pytorch", "tensorflow")
 
 def problems(run_dir: Path) -> list[str]:
     found = []
+    run = RunDir(run_dir)
     for fw in FRAMEWORKS:
-        m = read_metrics(run_dir / fw / "metrics.json")
+        out = run.framework(fw)
+        m = read_metrics(out.metrics)
         p = m.provenance
-        if m.status != "complete":
-            found.append(f"{fw}: status {m.status} ({m.error})")
+        if m.outcome != "complete":
+            found.append(f"{fw}: {m.outcome} ({m.error or ', '.join(m.failed_phases())})")
         found += [
             f"{fw} {name}: {v.status} ({v.reason})"
             for name, v in m.variants.items()
@@ -40,14 +43,14 @@ def problems(run_dir: Path) -> list[str]:
                 where = f"{fw} {name} {prof.kind} profile"
                 if prof.status == "failed":
                     found.append(f"{where}: failed ({prof.reason})")
-                elif prof.status == "ok" and not (run_dir / fw / (prof.trace or "")).exists():
+                elif prof.status == "ok" and not (out.path / (prof.trace or "")).exists():
                     found.append(f"{where}: trace {prof.trace} missing")
         if not any(prof.status == "ok" for v in m.variants.values() for prof in v.profiles):
             found.append(f"{fw}: no profiler pass succeeded in the container")
-    frame = pd.read_csv(run_dir / "results.csv")
+    frame = pd.read_csv(run.results_csv)
     if len(frame) != 3 * len(FRAMEWORKS):
         found.append(f"results.csv has {len(frame)} rows, expected {3 * len(FRAMEWORKS)}")
-    if "Model size (Table I)" not in (run_dir / "report.md").read_text():
+    if "Model size (Table I)" not in run.report_md.read_text():
         found.append("report.md lacks the size table")
     return found
 

@@ -108,3 +108,15 @@ def test_a_second_ctrl_c_kills_a_container_at_once(monkeypatch: pytest.MonkeyPat
     docker_backend._stop(container)  # type: ignore[arg-type]
 
     assert container.kills == ["SIGTERM", None] and container.status == "exited"
+
+
+def test_run_dir_names_the_frameworks_a_run_was_started_for(
+    tmp_path: Path, tiny_data: Path, fake_runners
+) -> None:
+    from harness.cli import main
+
+    fake_runners.setenv("FAKE_RUNNER", "pytorch=killed")
+    argv = ["compare", "--data", str(tiny_data), "--results", str(tmp_path), "--run-id", "r"]
+    assert main(argv) == 1
+    assert RunDir(tmp_path / "r").asked_frameworks() == ["pytorch", "tensorflow"]
+    assert RunDir(tmp_path).asked_frameworks() == []  # no run.json: nothing recorded
