@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -23,6 +23,9 @@ from .options import ALL_FRAMEWORKS, DEFAULT_BACKEND, DEFAULT_PRESET, StudyOptio
 from .oserrors import os_error
 from .rundir import RunDir
 from .study_record import StudyRecord
+
+if TYPE_CHECKING:
+    from .backends import Backend
 
 
 def _say(line: str) -> None:
@@ -47,14 +50,13 @@ def run_study(opts: StudyOptions, say: Callable[[str], None] = _say) -> int:
         with lock.held(run.path, run.lock_path, lock.command_line(), say):
             record = StudyRecord.read(run.record_path)
             plan = _resume_plan(opts, record)
-            backend = _backend(plan, run.spec, say)
+            backend = _backend(plan, say)
             choice = _resume_data(opts, run, record, say)
-            if record is None or choice.path != Path(record.data_path):
-                _record(run, opts, plan, choice)
+            _record(run, opts, plan, choice, record)
             return _run(run, opts, plan, backend, choice, say)
     plan = _new_plan(opts)
-    spec, device = _new_spec(opts, plan)
-    backend = _backend(plan, spec, say)
+    spec = _new_spec(opts, plan)
+    backend = _backend(plan, say)
     from .dataset_source import choose_data
 
     choice = choose_data(opts.data, spec)  # data errors come before a run directory exists
@@ -62,7 +64,7 @@ def run_study(opts: StudyOptions, say: Callable[[str], None] = _say) -> int:
     try:
         with lock.held(run.path, run.lock_path, lock.command_line(), say):
             run.write_spec(spec)
-            _record(run, opts, plan, choice)
+            _record(run, opts, plan, choice, None)
             return _run(run, opts, plan, backend, choice, say)
     finally:
         if not run.spec_path.exists():  # it never started: leave no empty run directory
@@ -82,7 +84,7 @@ def _new_plan(opts: StudyOptions) -> Plan:
     )
 
 
-def _new_spec(opts: StudyOptions, plan: Plan) -> tuple[ExperimentSpec, str | None]:
+def _new_spec(opts: StudyOptions, plan: Plan) -> ExperimentSpec:
     from harness_contract.spec import build_spec
 
     from .gpus import parse_gpus
@@ -91,7 +93,7 @@ def _new_spec(opts: StudyOptions, plan: Plan) -> tuple[ExperimentSpec, str | Non
     if plan.gpus and device is None:
         device = parse_gpus(plan.gpus).spec_device()  # asking for GPUs means training on them
     overrides = replace(opts, device=device).overrides()
-    return build_spec(opts.preset or DEFAULT_PRESET, opts.spec_file, overrides), device
+    return build_spec(opts.preset or DEFAULT_PRESET, opts.spec_file, overrides)
 
 
 def _resume_plan(opts: StudyOptions, record: StudyRecord | None) -> Plan:
@@ -115,7 +117,7 @@ def _resume_plan(opts: StudyOptions, record: StudyRecord | None) -> Plan:
     )
 
 
-def _backend(plan: Plan, spec: ExperimentSpec, say: Callable[[str], None]):
+def _backend(plan: Plan, say: Callable[[str], None]) -> Backend:
     from .backends import get_backend
     from .gpus import NO_GPUS, parse_gpus
 
@@ -135,12 +137,17 @@ def _resume_data(
     return choice
 
 
-def _record(run: RunDir, opts: StudyOptions, plan: Plan, choice: DataChoice) -> None:
+def _record(
+    run: RunDir, opts: StudyOptions, plan: Plan, choice: DataChoice, earlier: StudyRecord | None
+) -> None:
+    """Write run.json: the study's choices, with the data it now runs on (a resume keeps
+    the command and frameworks the run started with, and adds any it was asked for)."""
     from .resume_data import digest_of
 
+    asked = [fw.name for fw in plan.frameworks]
     record = StudyRecord(
-        command=opts.command,
-        frameworks=[fw.name for fw in plan.frameworks],
+        command=earlier.command if earlier else opts.command,
+        frameworks=list(dict.fromkeys([*(earlier.frameworks if earlier else []), *asked])),
         data_path=str(choice.path.resolve()),
         data_digest=digest_of(choice),
         data_origin=choice.origin,
@@ -161,7 +168,7 @@ def _run(
     run: RunDir,
     opts: StudyOptions,
     plan: Plan,
-    backend,
+    backend: Backend,
     choice: DataChoice,
     say: Callable[[str], None],
 ) -> int:

@@ -183,3 +183,20 @@ def test_the_printed_resume_command_works_when_pasted(
     assert read_metrics(run.framework("pytorch").metrics).status == "complete"
     record = json.loads(run.record_path.read_text())
     assert record["frameworks"] == ["pytorch"] and record["timeout_s"] == 30
+
+
+def test_resuming_one_framework_keeps_the_study_record_of_both(
+    tmp_path: Path, tiny_data: Path, fake_runners, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_runners.setenv("FAKE_RUNNER", "pytorch=crash")
+    results = tmp_path / "results"
+    argv = ["compare", "--data", str(tiny_data), "--results", str(results), "--run-id", "r"]
+    assert main(argv) == 1
+    run = RunDir(results / "r")
+    fake_runners.setenv("FAKE_RUNNER", "complete")
+
+    code = main(["run", "pytorch", "--resume", str(run.path)])
+
+    assert code == 0, capsys.readouterr().err
+    record = json.loads(run.record_path.read_text())
+    assert record["command"] == "compare" and record["frameworks"] == ["pytorch", "tensorflow"]
