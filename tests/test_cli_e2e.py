@@ -297,7 +297,8 @@ def _cli_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> Path:
-    return write_synthetic(tmp_path / "data", train_per_batch=20, test_count=20, seed=0)
+    # The smoke preset's size: the dataset is checked against its limits before a run starts.
+    return write_synthetic(tmp_path / "data", train_per_batch=400, test_count=500, seed=0)
 
 
 def test_missing_data_dir_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
