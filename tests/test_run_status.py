@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from harness.cli import main
@@ -108,7 +109,9 @@ def test_compare_with_one_runner_killed_exits_1_and_names_it(
     assert "complete with failures" in line and "tensorflow" in line and "signal 9" in line
     assert "pytorch" not in line.split("retry with:")[0]  # pytorch is fine
     assert read_metrics(run.framework("pytorch").metrics).status == "complete"
-    assert run.report_md.is_file()
+    rows = pd.read_csv(run.results_csv)  # the report shows the killed framework as failed
+    assert set(rows.loc[rows["framework"] == "tensorflow", "status"]) == {"failed"}
+    assert "fake runner tensorflow: killed" in run.report_md.read_text()  # its log tail
 
 
 def test_a_crashed_runner_never_leaves_metrics_running(
