@@ -186,7 +186,10 @@ def _run(
     # A runner that stopped before writing metrics (bad data, say) leaves nothing to
     # render; then its own one-line message is the error, not "no results".
     if run.metrics_paths():
-        render(run)
+        try:
+            render(run)  # unreadable metrics files are named by the verdict below
+        except HarnessError as exc:
+            say(f"note: no report written ({exc.one_line()})")
     names = [fw.name for fw in plan.frameworks]
     verdict = judge(run, names, launched)
     if verdict.ok:
