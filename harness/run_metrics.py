@@ -34,6 +34,8 @@ class FailedFramework:
 
     @property
     def reason(self) -> str:
+        if not self.log.parent.is_dir():
+            return f"it never started (no {self.name}/ folder; the run's output says why)"
         where = "its runner.log is empty" if self.log.is_file() else "it left no runner.log"
         if self.log_tail:
             where = f"last line of {self.name}/{self.log.name}: {self.log_tail[-1]}"
@@ -75,7 +77,8 @@ def read_run(run_dir: Path) -> RunResults:
     found: list[tuple[FrameworkDir, MetricsFile]] = []
     failed: list[FailedFramework] = []
     problems: list[str] = []
-    for name in run.framework_names():
+    # A framework the run was started for but that left no folder is failed too.
+    for name in sorted({*run.framework_names(), *run.asked_frameworks()}):
         fw = run.framework(name)
         if not fw.metrics.is_file():
             failed.append(FailedFramework(name, fw.log, log_tail(fw.log)))

@@ -70,6 +70,30 @@ def test_results_csv_has_failed_rows_for_a_framework_without_metrics(tmp_path: P
     assert list(back["framework"]) == ["pytorch"] * 3 + ["tensorflow"] * 3
 
 
+def test_an_asked_framework_that_left_no_folder_is_failed_in_the_report(tmp_path: Path) -> None:
+    """run.json names the frameworks the run was started for: one whose runner never
+    started (not installed, say) left no folder, and is still shown failed."""
+    from harness.rundir import RunDir
+    from harness.study_record import StudyRecord
+
+    write_run(tmp_path, make_metrics("pytorch"))
+    StudyRecord(
+        command="compare",
+        frameworks=["pytorch", "tensorflow"],
+        data_path="/data",
+        data_digest="0" * 64,
+        data_origin="given",
+        backend="local",
+    ).write(RunDir(tmp_path).record_path)
+
+    paths = write_report(tmp_path)
+    status = _section(paths.md.read_text(), "Status")
+
+    assert "**tensorflow** run failed" in status and "it never started" in status
+    tf = pd.read_csv(paths.csv).query("framework == 'tensorflow'")
+    assert set(tf["status"]) == {"failed"}
+
+
 def test_a_framework_without_a_log_is_failed_and_says_so(tmp_path: Path) -> None:
     write_run(tmp_path, make_metrics("pytorch"))
     (tmp_path / "tensorflow").mkdir()
