@@ -7,6 +7,7 @@ The CLI only builds ``StudyOptions`` and calls ``run_study``.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ class Plan:
 
 def run_study(opts: StudyOptions, say: Callable[[str], None] = _say) -> int:
     """Run the study ``opts`` asks for; the exit code (0, 1 failures, 2 bad input, 130)."""
+    started = time.monotonic()  # a newcomer's first question: how long did that take?
     opts.check()
     if opts.resume is not None:
         run = RunDir.open(opts.resume)
@@ -53,7 +55,7 @@ def run_study(opts: StudyOptions, say: Callable[[str], None] = _say) -> int:
             backend = _backend(plan, say)
             choice = _resume_data(opts, run, record, say)
             _record(run, opts, plan, choice, record)
-            return _run(run, opts, plan, backend, choice, say)
+            return _run(run, opts, plan, backend, choice, say, started)
     plan = _new_plan(opts)
     spec = _new_spec(opts, plan)
     backend = _backend(plan, say)
@@ -65,7 +67,7 @@ def run_study(opts: StudyOptions, say: Callable[[str], None] = _say) -> int:
         with lock.held(run.path, run.lock_path, lock.command_line(), say):
             run.write_spec(spec)
             _record(run, opts, plan, choice, None)
-            return _run(run, opts, plan, backend, choice, say)
+            return _run(run, opts, plan, backend, choice, say, started)
     finally:
         if not run.spec_path.exists():  # it never started: leave no empty run directory
             with contextlib.suppress(OSError):
@@ -171,6 +173,7 @@ def _run(
     backend: Backend,
     choice: DataChoice,
     say: Callable[[str], None],
+    started: float,
 ) -> int:
     from .orchestrate import run_frameworks
     from .progress import RunDisplay
@@ -192,9 +195,12 @@ def _run(
             say(f"note: no report written ({exc.one_line()})")
     names = [fw.name for fw in plan.frameworks]
     verdict = judge(run, names, launched)
+    took = f"{time.monotonic() - started:.0f} s"
     if verdict.ok:
-        typer.echo(f"study complete: {', '.join(names)} in {run.path}")
+        typer.echo(f"study complete: {', '.join(names)} in {run.path} (took {took})")
         return 0
+    if not verdict.interrupted:  # Ctrl-C ends in its one line alone
+        say(f"study took {took}")
     say(f"error: {final_line(verdict, resume_command(opts.command, names, run.path))}")
     return verdict.exit_code
 

@@ -4,6 +4,7 @@ killed before it wrote metrics fails the study; metrics.json is never left 'runn
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -53,6 +54,27 @@ def test_resume_retries_a_failed_phase_and_keeps_the_earlier_attempt(
     assert read_metrics(run.framework("pytorch").metrics).failed_phases() == []
     (aside,) = run.set_aside_attempts("pytorch")
     assert read_metrics(aside / "metrics.json").failed_phases() == ["ptq"]
+
+
+def test_a_finished_study_says_how_long_it_took(
+    tmp_path: Path, tiny_data: Path, fake_runners, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, run = _study(tmp_path, tiny_data, "run", "pytorch")
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert re.search(rf"study complete: pytorch in {re.escape(str(run.path))} \(took \d+ s\)", out)
+
+
+def test_a_study_with_failures_says_how_long_it_took_before_its_error_line(
+    tmp_path: Path, tiny_data: Path, fake_runners, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_runners.setenv("FAKE_RUNNER", "phase_failed")
+
+    _study(tmp_path, tiny_data, "run", "pytorch")
+
+    err = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(r"study took \d+ s", err[-2]) and err[-1].startswith("error: ")
 
 
 def test_a_complete_framework_is_not_relaunched_by_resume(
