@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 
 from harness_contract.errors import HarnessError
+from harness_contract.oserrors import os_error
 
 from . import __version__, interrupts
 from .cli_images import images_app
-from .options import DEFAULT_PRESET, DEFAULT_RESULTS, StudyOptions
-from .oserrors import os_error
+from .options import DEFAULT_PRESET, DEFAULT_RESULTS, RESULTS_FIX, StudyOptions
 
 app = typer.Typer(
     add_completion=False,
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         return _error("interrupted", 130)
     except OSError as exc:  # the net under every file the harness writes or reads
-        return _error(os_error(exc).one_line(), 2)
+        return _error(os_error(exc, fix=RESULTS_FIX).one_line(), 2)
     return result if isinstance(result, int) else 0
 
 

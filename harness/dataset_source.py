@@ -15,7 +15,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness_contract.atomic import write_failure
 from harness_contract.cifar import (
     BATCHES_DIR,
     DatasetSummary,
@@ -24,6 +23,7 @@ from harness_contract.cifar import (
     write_synthetic,
 )
 from harness_contract.errors import DataError
+from harness_contract.oserrors import os_error
 from harness_contract.spec import ExperimentSpec, check_training_images
 
 # Looked for when --data is not given: ./data or ./data/cifar-10-batches-py.
@@ -105,5 +105,5 @@ def _discard(folder: Path) -> None:
         with contextlib.suppress(FileNotFoundError):  # another run discarded it first
             folder.rename(aside / folder.name)
     except OSError as exc:
-        raise write_failure(exc, folder.parent, CACHE_ELSEWHERE, DataError) from None
+        raise os_error(exc, folder.parent, CACHE_ELSEWHERE, writing=True, error=DataError) from None
     shutil.rmtree(aside, ignore_errors=True)

@@ -19,9 +19,9 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from harness_contract.atomic import write_failure
 from harness_contract.cifar import BATCHES_DIR, SYNTHETIC_MARKER, load_cifar10, resolve_root
 from harness_contract.errors import DataError
+from harness_contract.oserrors import os_error
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -60,7 +60,7 @@ def _make_workdir(dest: Path) -> Path:
         dest.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=".fetch-", dir=dest))
     except OSError as exc:
-        raise write_failure(exc, dest, WRITABLE, DataError) from None
+        raise os_error(exc, dest, WRITABLE, writing=True, error=DataError) from None
 
 
 def _network_error(url: str, dest: Path, reason: object) -> DataError:
@@ -126,7 +126,7 @@ def _extract(archive: Path, into: Path, dest: Path) -> Path:
             tar.extractall(into, filter="data")
     except OSError as exc:
         if exc.errno in _DISK_ERRORS:
-            raise write_failure(exc, dest, WRITABLE, DataError) from None
+            raise os_error(exc, dest, WRITABLE, writing=True, error=DataError) from None
         raise DataError(f"cannot unpack {archive} ({exc})", "download the archive again") from None
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot unpack {archive} ({exc})", "download the archive again") from None
@@ -147,7 +147,7 @@ def _install(unpacked: Path, dest: Path, work: Path) -> Path:
             final.rename(work / "replaced")
         unpacked.rename(final)
     except OSError as exc:
-        raise write_failure(exc, dest, WRITABLE, DataError) from None
+        raise os_error(exc, dest, WRITABLE, writing=True, error=DataError) from None
     return final
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness_contract.errors import HarnessError
 from harness_contract.metrics import now_iso
+from harness_contract.oserrors import pid_alive
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,8 @@ def read_owner(lock_path: Path) -> LockOwner | None:
 
 def is_alive(owner: LockOwner) -> bool:
     """Whether the owner still runs; only answerable on its own host."""
-    try:
-        os.kill(owner.pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(owner.pid):
         return False
-    except PermissionError:
-        pass  # another user's process: it exists
     if owner.pid_start is not None:
         now = _process_start(owner.pid)
         return now is None or now == owner.pid_start

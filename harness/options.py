@@ -12,6 +12,8 @@ from harness_contract.errors import HarnessError
 DEFAULT_PRESET = "smoke"
 DEFAULT_BACKEND = "local"
 DEFAULT_RESULTS = Path("results")
+# The way around an OS error met while writing a run (disk full, read-only, no access).
+RESULTS_FIX = "pass --results on a writable disk, or fix its permissions"
 ALL_FRAMEWORKS = "pytorch,tensorflow"
 
 

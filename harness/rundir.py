@@ -27,10 +27,11 @@ from harness_contract.atomic import write_text_atomic
 from harness_contract.errors import HarnessError, MetricsError
 from harness_contract.layout import METRICS_FILE, FrameworkDir
 from harness_contract.metrics import MetricsFile, read_metrics, write_metrics
+from harness_contract.oserrors import os_error
 from harness_contract.spec import ExperimentSpec, load_resolved_spec
 
 from .lock import is_alive, read_owner
-from .oserrors import os_error
+from .options import RESULTS_FIX
 
 SPEC_FILE = "spec.json"
 RECORD_FILE = "run.json"
@@ -162,7 +163,7 @@ class RunDir:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 self.path.rmdir()  # leave no empty run behind (fails, rightly, if not empty)
-            raise os_error(exc, self.spec_path) from None
+            raise os_error(exc, self.spec_path, RESULTS_FIX) from None
         self.__dict__["spec"] = spec  # the cached property, already known
 
     @classmethod

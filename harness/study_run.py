@@ -15,13 +15,20 @@ from typing import TYPE_CHECKING
 import typer
 
 from harness_contract.errors import HarnessError
+from harness_contract.oserrors import os_error
 from harness_contract.spec import ExperimentSpec
 
 from . import lock
 from .dataset_source import DataChoice
 from .frameworks import FrameworkEntry, parse_frameworks
-from .options import ALL_FRAMEWORKS, DEFAULT_BACKEND, DEFAULT_PRESET, StudyOptions, resume_command
-from .oserrors import os_error
+from .options import (
+    ALL_FRAMEWORKS,
+    DEFAULT_BACKEND,
+    DEFAULT_PRESET,
+    RESULTS_FIX,
+    StudyOptions,
+    resume_command,
+)
 from .rundir import RunDir
 from .study_record import StudyRecord
 
@@ -160,7 +167,7 @@ def _record(
     try:
         record.write(run.record_path)
     except OSError as exc:
-        raise os_error(exc, run.record_path) from None
+        raise os_error(exc, run.record_path, RESULTS_FIX) from None
 
 
 # ---------------------------------------------------------------- running
@@ -214,7 +221,7 @@ def render(run: RunDir) -> list[str]:
     try:
         paths = write_report(run.path)
     except OSError as exc:
-        raise os_error(exc, run.path) from None
+        raise os_error(exc, run.path, RESULTS_FIX) from None
     typer.echo(f"report: {paths.md} (and {paths.html.name}, {len(paths.figures)} figures)")
     typer.echo(f"results: {paths.csv}")
     print_summary(run.path)

@@ -98,7 +98,7 @@ def test_a_full_disk_while_writing_spec_json_names_it(
 
     line = _error(capsys, "run", "pytorch", "--data", str(tiny_data), "--results", str(results))
 
-    assert "spec.json" in line and "disk is full" in line and "free some space" in line
+    assert "spec.json" in line and "no space left" in line and "free space there" in line
     assert list(results.iterdir()) == []  # no empty run directory left behind
 
 

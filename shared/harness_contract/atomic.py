@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import HarnessError
+from .oserrors import pid_alive
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -106,38 +106,5 @@ def _sweep_abandoned(final: Path) -> None:
     prefix = f".{final.name}{_PARTIAL}{socket.gethostname()}-"
     for entry in final.parent.glob(f"{glob.escape(prefix)}*"):
         pid = entry.name[len(prefix) :].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-# ---------------------------------------------------------------- OS errors as one line
-
-_WRITE_PROBLEMS = {
-    errno.ENOSPC: ("no space left on the device", "free space there, or "),
-    errno.EDQUOT: ("the disk quota is used up", "free space there, or "),
-    errno.EROFS: ("the file system is read-only", ""),
-    errno.EACCES: ("permission denied", ""),
-    errno.EPERM: ("operation not permitted", ""),
-}
-
-
-def write_failure(
-    exc: OSError, path: Path, elsewhere: str, error: type[HarnessError] = HarnessError
-) -> HarnessError:
-    """``exc``, met while writing below ``path``, as one line naming ``path`` and the fix.
-
-    ``elsewhere`` is the way around it ("choose a writable directory"); disk full
-    also suggests freeing space.
-    """
-    problem, free = _WRITE_PROBLEMS.get(exc.errno or 0, (exc.strerror or str(exc), ""))
-    return error(f"cannot write to {path}: {problem}", f"{free}{elsewhere}")

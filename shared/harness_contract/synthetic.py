@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import room
-from .atomic import atomic_dir, write_failure, write_file_durably
+from .atomic import atomic_dir, write_file_durably
 from .cifar_format import (
     BATCH_FILES_TRAIN,
     BATCHES_DIR,
@@ -33,6 +33,7 @@ from .cifar_format import (
     holds_dataset,
 )
 from .errors import DataError
+from .oserrors import os_error
 
 # Peak memory while generating one batch, per image: float32 pattern, noise and their
 # sum (measured at ~16 bytes per pixel byte); reading the data back later takes ~2 copies.
@@ -71,7 +72,7 @@ def write_synthetic(
         with atomic_dir(batches) as tmp:
             _write_files(tmp, train_per_batch, test_count, seed)
     except OSError as exc:
-        raise write_failure(exc, root, elsewhere, DataError) from None
+        raise os_error(exc, root, elsewhere, writing=True, error=DataError) from None
     return batches
 
 
