@@ -200,20 +200,20 @@ def breakdown_svg(passes: Sequence[ProfilePass]) -> str:
 
 
 def accuracy_figure(data: ReportData) -> Figure:
-    return Figure("accuracy", accuracy_svg(data.frame), "Top-1 accuracy (Fig. 3)")
+    return Figure("accuracy", accuracy_svg(data.frame))
 
 
 def size_figure(data: ReportData) -> Figure:
-    return Figure("size", size_svg(data.frame), "Serialized model size (Table I)")
+    return Figure("size", size_svg(data.frame))
 
 
 def training_figure(data: ReportData) -> Figure:
-    return Figure("training", training_svg(data.frame), "Training time per epoch (Table II)")
+    return Figure("training", training_svg(data.frame))
 
 
 def latency_figures(data: ReportData) -> list[Figure]:
     return [
-        Figure(f"latency_b{b}", latency_svg(data.frame, data.latency, b), f"Latency, batch {b}")
+        Figure(f"latency_b{b}", latency_svg(data.frame, data.latency, b))
         for b in latency_batch_sizes(data.latency)
     ]
 
@@ -223,7 +223,7 @@ def breakdown_figure(data: ReportData) -> Figure | None:
     if not breakdown_rows(data.passes):
         return None
     svg_text = breakdown_svg(data.passes)
-    return Figure("breakdown", svg_text, "Where the time goes", wide=True)
+    return Figure("breakdown", svg_text, wide=True)
 
 
 def write_figures(figures: Sequence[Figure], directory: Path) -> list[Path]:

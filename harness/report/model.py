@@ -75,7 +75,6 @@ class Table:
     notes: list[str] = field(default_factory=list)  # what the reader must know to read it
     empty: str = "No data."  # said instead of a table without rows
     wide: bool = False  # many long columns: HTML lets it scroll and puts figures below
-    source: str = "results.csv"  # where its numbers come from
 
     @property
     def headers(self) -> list[str]:
@@ -119,7 +118,6 @@ class StatusList:
 class Figure:
     name: str  # the file stem under figures/
     svg: str
-    caption: str
     wide: bool = False
 
 

@@ -66,7 +66,7 @@ def breakdown_table(passes: Sequence[ProfilePass]) -> Table:
         "latency tables. Both frameworks' ops are sorted into categories by the same rules "
         "(harness_contract.breakdown); shares on one device add up to 100 %."
     )
-    return Table(columns, rows, how, empty=NO_PASSES, wide=True, source="metrics.json profiles")
+    return Table(columns, rows, how, empty=NO_PASSES, wide=True)
 
 
 def _short(name: str, width: int = 60) -> str:
@@ -99,7 +99,7 @@ def top_ops_table(passes: Sequence[ProfilePass], top: int = TOP_OPS) -> Table:
         "the ops with the most self time in each pass, with their share of that device's "
         "profiled op time, in %."
     )
-    return Table(columns, rows, how, title="Top ops", source="metrics.json profiles")
+    return Table(columns, rows, how, title="Top ops")
 
 
 def traces_table(passes: Sequence[ProfilePass]) -> Table:
@@ -129,7 +129,7 @@ def traces_table(passes: Sequence[ProfilePass]) -> Table:
         "TensorBoard's Profile tab (needs tensorboard-plugin-profile). Where a pass has no "
         "trace, the last column says why."
     )
-    return Table(columns, rows, how, empty=NO_PASSES, wide=True, source="traces on disk")
+    return Table(columns, rows, how, empty=NO_PASSES, wide=True)
 
 
 def breakdown(passes: Sequence[ProfilePass], figure: Figure | None) -> Section:
