@@ -253,7 +253,7 @@ def test_non_object_json_is_rejected(tmp_path: Path) -> None:
     assert "schema_version" in line
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None])
+@pytest.mark.parametrize("version", [3, 0, "1", None])
 def test_wrong_schema_version_is_rejected_naming_both_versions(
     tmp_path: Path, version: object
 ) -> None:
@@ -261,7 +261,20 @@ def test_wrong_schema_version_is_rejected_naming_both_versions(
     raw["schema_version"] = version
     line = _read_error(_write_raw(tmp_path / "metrics.json", raw))
     assert f"schema_version {version!r}" in line
-    assert f"reads {SCHEMA_VERSION}" in line
+    assert "reads 1, 2" in line
+
+
+def test_a_schema_1_file_still_loads_without_the_schema_2_fields(tmp_path: Path) -> None:
+    raw = _valid_raw(tmp_path)
+    raw["schema_version"] = 1  # as a schema-1 writer left it: none of the newer fields
+    for key in ("image", "determinism"):
+        del raw["provenance"][key]
+    for variant in raw["variants"].values():
+        del variant["artifacts"]
+    metrics = read_metrics(_write_raw(tmp_path / "metrics.json", raw))
+    assert metrics.schema_version == 1
+    assert metrics.provenance.image is None and metrics.provenance.determinism == {}
+    assert all(v.artifacts == [] for v in metrics.variants.values())
 
 
 def test_missing_schema_version_is_rejected(tmp_path: Path) -> None:

@@ -18,7 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .atomic import write_json_atomic
 from .errors import MetricsError
 
-SCHEMA_VERSION = 1
+# 2: artifact digests per variant, the image identity and determinism switches in the
+# provenance. Files of every version listed in READABLE_VERSIONS still load.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 VARIANTS = ("baseline", "ptq", "qat")
 VariantName = Literal["baseline", "ptq", "qat"]
 
@@ -90,6 +93,15 @@ class SizeStats(_Strict):
     file: str | None = None
     # The same model in other serialized forms, e.g. TensorFlow's fp32 .tflite: format -> bytes.
     other_formats: dict[str, int] = Field(default_factory=dict)
+
+
+class ArtifactDigest(_Strict):
+    """One saved model file (or a file inside a saved model folder) and its sha256, so a
+    rerun can be checked bit for bit."""
+
+    file: str  # relative to the framework directory
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
 
 
 class AccuracyStats(_Strict):
@@ -166,6 +178,8 @@ class VariantMetrics(_Strict):
     memory: MemoryStats | None = None
     # Profiler passes, apart from every timed figure above (a profiler perturbs timings).
     profiles: list[ProfileStats] = Field(default_factory=list)
+    # Every model file this variant saved, with its digest (schema 2).
+    artifacts: list[ArtifactDigest] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
     def latency_at(self, batch_size: int, threads: int | None = None) -> LatencyStats | None:
@@ -192,6 +206,17 @@ class DatasetInfo(_Strict):
     digest: str
 
 
+class ImageIdentity(_Strict):
+    """The container image a runner ran in, as fields rather than free text."""
+
+    repository: str  # e.g. "ghcr.io/org/quant-harness-pytorch"
+    tag: str | None = None
+    # The registry digest it was pulled or pushed as: "repo@sha256:<64 hex>"; None for an
+    # image that never went through a registry (a local build).
+    digest: str | None = Field(default=None, pattern=r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+    id: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")  # the local image id
+
+
 class Provenance(_Strict):
     harness_version: str
     framework_versions: dict[str, str]
@@ -213,6 +238,11 @@ class Provenance(_Strict):
     cuda: str | None = None
     cudnn: str | None = None
     gpu_driver: str | None = None
+    # Set by the Docker backend (schema 2); None when the runner ran on the host.
+    image: ImageIdentity | None = None
+    # What decides bit-exactness besides versions, threads and CPU: the framework's
+    # determinism switches as the runner set them, name -> value (schema 2).
+    determinism: dict[str, str] = Field(default_factory=dict)
 
 
 # A study that ran to its end but in which some phase failed: the CLI exits 1 for it.
@@ -220,7 +250,7 @@ COMPLETE_WITH_FAILURES = "complete with failures"
 
 
 class MetricsFile(_Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     framework: str
     status: Literal["running", "complete", "failed", "interrupted"]
     error: str | None = None
@@ -277,9 +307,10 @@ def read_metrics(path: Path) -> MetricsFile:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MetricsError(f"{path} is not valid JSON ({exc})", "rerun that framework") from None
     version = raw.get("schema_version") if isinstance(raw, dict) else None
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise MetricsError(
-            f"{path} has schema_version {version!r}; this harness reads {SCHEMA_VERSION}",
+            f"{path} has schema_version {version!r}; this harness reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}",
             "re-render it with the harness version that wrote it",
         )
     try:
