@@ -140,6 +140,31 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a results/<run-id> dire
 
 
 @app.command()
+def reproduce(
+    run_dir: Annotated[Path, typer.Argument(help="a finished results/<run-id> directory")],
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", help="local or docker (default: where the run ran)"),
+    ] = None,
+    pull: Annotated[
+        bool, typer.Option("--pull", help="with docker: pull the published images first")
+    ] = False,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="the run's dataset, if it moved")
+    ] = None,
+    force_data: Annotated[
+        bool, typer.Option("--force-data", help="rerun on a dataset whose digest differs")
+    ] = False,
+) -> None:
+    """Rerun a finished run beside it and check every model file bit for bit (0: reproduced)."""
+    from .reproduce.command import reproduce as run_reproduction
+    from .reproduce.plan import ReproduceOptions
+
+    options = ReproduceOptions(run_dir, backend, pull, data, force_data)
+    raise typer.Exit(run_reproduction(options))
+
+
+@app.command()
 def traces(
     run_dir: Annotated[Path, typer.Argument(help="a results/<run-id> directory")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for machine reading")] = False,

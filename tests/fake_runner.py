@@ -6,22 +6,35 @@ Modes: complete, phase_failed, slow (complete after $FAKE_RUNNER_SLOW_S seconds)
 sleep (until SIGTERM, then 'interrupted' like a real runner), stubborn (ignores
 SIGTERM), killed (SIGKILL before writing metrics), crash (leaves 'running', exits 1).
 Every mode first prints its pid and the run's lock file, for the tests to check.
+
+A complete run saves deterministic model files (artifacts/<variant>.bin) with their
+digests, sizes, accuracy and latency rows with raw samples, as a real runner does, so
+``harness reproduce`` can be tested: $FAKE_RUNNER_SALT changes the files' bytes and
+$FAKE_RUNNER_CPU the recorded CPU model (a rerun "elsewhere").
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sys
 import time
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 from harness_contract import events
 from harness_contract.entrypoint import parse_args
 from harness_contract.metrics import (
+    AccuracyStats,
+    ArtifactDigest,
     DatasetInfo,
+    LatencyStats,
     MetricsFile,
     Provenance,
+    SizeStats,
     VariantMetrics,
     now_iso,
     write_metrics,
@@ -30,7 +43,11 @@ from harness_contract.metrics import (
 VARIANTS = ("baseline", "ptq", "qat")
 
 
-def metrics_for(framework: str, run_id: str, status: str = "complete") -> MetricsFile:
+def metrics_for(
+    framework: str, run_id: str, status: str = "complete", out: Path | None = None
+) -> MetricsFile:
+    """A metrics file of the real schema; with ``out``, its variants' model files, figures
+    and latency samples are written there and recorded (see ``add_results``)."""
     provenance = Provenance(
         harness_version="0",
         framework_versions={},
@@ -38,7 +55,7 @@ def metrics_for(framework: str, run_id: str, status: str = "complete") -> Metric
         platform="linux",
         hostname="host",
         runtime="local (fake)",
-        cpu_model="cpu",
+        cpu_model=os.environ.get("FAKE_RUNNER_CPU", "cpu"),
         cpu_flags=[],
         cpu_count=2,
         threads=2,
@@ -49,7 +66,7 @@ def metrics_for(framework: str, run_id: str, status: str = "complete") -> Metric
         v: VariantMetrics(variant=v, status="ok", precision="fp32" if v == "baseline" else "int8")
         for v in VARIANTS
     }
-    return MetricsFile(
+    metrics = MetricsFile(
         framework=framework,
         status=status,  # type: ignore[arg-type]
         run_id=run_id,
@@ -62,6 +79,44 @@ def metrics_for(framework: str, run_id: str, status: str = "complete") -> Metric
         dataset=dataset,
         variants=variants,
     )
+    if out is not None:
+        add_results(metrics, out)
+    return metrics
+
+
+def add_results(metrics: MetricsFile, out: Path) -> None:
+    """Deterministic model files (their bytes depend on framework, variant and seed, plus
+    $FAKE_RUNNER_SALT) with digests, and latency samples that vary from run to run."""
+    salt = os.environ.get("FAKE_RUNNER_SALT", "")
+    rng = np.random.default_rng(zlib.crc32(f"{metrics.run_id}/{metrics.framework}".encode()))
+    (out / "artifacts").mkdir(parents=True, exist_ok=True)
+    for name, variant in metrics.variants.items():
+        if variant.status != "ok":
+            continue
+        rel = f"artifacts/{name}.bin"
+        data = f"{metrics.framework} {name} seed {metrics.seed}{salt}\n".encode() * 64
+        (out / rel).write_bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        variant.artifacts = [ArtifactDigest(file=rel, sha256=digest, bytes=len(data))]
+        variant.size = SizeStats(bytes=len(data), format="fake", parameters=1, file=rel)
+        agreement = None if name == "baseline" else 0.9
+        variant.accuracy = AccuracyStats(
+            top1=0.5, n=10, device="cpu", agreement_with_fp32=agreement
+        )
+        samples = rng.lognormal(0.0, 0.1, 200)
+        samples_file = f"artifacts/latency-{name}-b1.npy"
+        np.save(out / samples_file, samples)
+        variant.latency = [_latency(samples, samples_file)]
+
+
+def _latency(samples: np.ndarray, samples_file: str) -> LatencyStats:
+    p50, p90, p99 = (float(np.percentile(samples, q)) for q in (50, 90, 99))
+    return LatencyStats(
+        batch_size=1, device="cpu", threads=2, n=samples.size, total_s=float(samples.sum()) / 1e3,
+        mean_ms=float(samples.mean()), std_ms=float(samples.std()), min_ms=float(samples.min()),
+        p50_ms=p50, p90_ms=p90, p99_ms=p99, max_ms=float(samples.max()),
+        stop_reason="min_count_and_duration", samples_file=samples_file,
+    )  # fmt: skip
 
 
 def mode_for(framework: str) -> str:
@@ -129,6 +184,7 @@ def main() -> int:
     if mode == "phase_failed":
         metrics.variants["ptq"].status = "failed"
         metrics.variants["ptq"].reason = "out of memory while calibrating"
+    add_results(metrics, out)
     metrics.status = "complete"
     write_metrics(path, metrics)
     return 0

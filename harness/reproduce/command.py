@@ -1,0 +1,103 @@
+"""``harness reproduce``: refuse bad input, verify the original, rerun it beside itself,
+compare, and say the verdict. Exit 0 reproduced (every artifact bit-identical), 1 not
+reproduced, 2 bad input, 130 interrupted. The original is only ever read."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import typer
+
+from harness_contract.errors import HarnessError
+from harness_contract.oserrors import os_error
+
+from .. import lock
+from ..options import RESULTS_FIX
+from ..rundir import RunDir
+from .image_check import check_local_images, pull_recorded
+from .original import Original, open_original
+from .plan import (
+    ReproduceOptions,
+    check_backend,
+    choose_rerun_data,
+    new_run_id,
+    recorded_backend,
+    study_options,
+)
+from .verify import FileCheck, verify_original
+
+
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def reproduce(opts: ReproduceOptions, say: Callable[[str], None] = _say) -> int:
+    original = open_original(opts.run_dir)
+    backend = check_backend(opts.backend or recorded_backend(original))
+    if opts.pull and backend != "docker":
+        raise HarnessError("--pull only applies with --backend docker", "drop --pull")
+    choice = choose_rerun_data(original, opts.data, opts.force_data, say)
+    study = study_options(original, backend, choice, new_run_id(original))
+    if backend == "docker":
+        if opts.pull:
+            pull_recorded(original, say)
+        check_local_images(original, say)
+    checks = _verify(original, say)
+    rerun = RunDir(study.results / str(study.run_id))
+    say(f"reproducing {original.run.path} into {rerun.path} (backend {backend})")
+    from ..study_run import run_study
+
+    try:
+        code = run_study(study, say)
+        if code == 130 or not rerun.spec_path.is_file():
+            _mark_interrupted(rerun, original, code)
+            return code
+        return _conclude(original, rerun, checks, code)
+    except KeyboardInterrupt:
+        _mark_interrupted(rerun, original, 130)
+        raise
+
+
+def _verify(original: Original, say: Callable[[str], None]) -> list[FileCheck]:
+    checks = verify_original(original)
+    bad = [c for c in checks if c.status != "ok"]
+    for check in bad:
+        say(f"warning: original {check.describe()}: this run cannot be reproduced as recorded")
+    say(
+        f"original {original.run.run_id}: {len(checks) - len(bad)} of {len(checks)} artifacts "
+        "match their recorded digests"
+    )
+    return checks
+
+
+def _conclude(original: Original, rerun: RunDir, checks: list[FileCheck], study_code: int) -> int:
+    from .compare import compare_runs
+    from .render import print_table, verdict_line, write_files
+
+    rep = compare_runs(original, rerun, checks)
+    # A rerun the runner refused as bad input (exit 2) stays 2; else the verdict decides.
+    code = 2 if study_code == 2 else (0 if rep.reproduced else 1)
+    print_table(rep)
+    try:
+        with lock.held(rerun.path, rerun.lock_path, lock.command_line()):
+            md, _ = write_files(rep, code)
+    except OSError as exc:
+        raise os_error(exc, rerun.path, RESULTS_FIX) from None
+    typer.echo(f"reproduction: {md} (and reproduction.json)")
+    line = verdict_line(rep)
+    if code == 0:
+        typer.echo(line)
+    else:
+        typer.echo(f"error: {line}", err=True)
+    return code
+
+
+def _mark_interrupted(rerun: RunDir, original: Original, code: int) -> None:
+    """An interrupted reproduction says so in its own directory (never in the original)."""
+    if code != 130 or not rerun.path.is_dir():
+        return
+    from .render import write_interrupted
+
+    with contextlib.suppress(OSError):
+        write_interrupted(rerun.path, original.run.path)

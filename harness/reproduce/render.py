@@ -1,0 +1,252 @@
+"""The verdict, said three ways: a table on the terminal (rich, like the run summary),
+reproduction.md for people and reproduction.json for machines, both in the rerun's
+directory and written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harness_contract.atomic import write_json_atomic, write_text_atomic
+
+from .compare import (
+    AGREEMENT_TOLERANCE_PTS,
+    SIZE_TOLERANCE,
+    TOP1_TOLERANCE_PTS,
+    Figure,
+    Reproduction,
+    VariantResult,
+)
+from .latency_band import CONFIDENCE
+
+MD_FILE = "reproduction.md"
+JSON_FILE = "reproduction.json"
+TOLERANCES = (
+    f"figures agree when top-1 is within {TOP1_TOLERANCE_PTS} points, agreement with fp32 "
+    f"within {AGREEMENT_TOLERANCE_PTS} points and size within {SIZE_TOLERANCE:.1%}; latency "
+    f"p50 is within noise when the bootstrap {CONFIDENCE:.0%} interval of new/old holds 1.0"
+)
+COLUMNS = ("framework", "variant", "artifacts", "top-1 %", "agree %", "size", "p50 new/old")
+
+
+def verdict_line(rep: Reproduction) -> str:
+    if rep.reproduced:
+        n = sum(len(v.artifacts) for fw in rep.frameworks for v in fw.variants)
+        return f"reproduced: all {n} artifacts bit-identical ({rep.rerun})"
+    return f"not reproduced: {'; '.join(rep.reasons())}"
+
+
+def rows(rep: Reproduction) -> list[tuple[str, ...]]:
+    out = []
+    for fw in rep.frameworks:
+        if fw.problem:
+            out.append((fw.framework, "—", fw.problem, "", "", "", ""))
+        for v in fw.variants:
+            out.append((fw.framework, v.variant, _artifacts(v), *_figure_cells(v), _latency(v)))
+    return out
+
+
+def print_table(rep: Reproduction, console: Console | None = None) -> None:
+    table = Table(title=f"reproduction of {rep.original.name}", title_justify="left")
+    for col in COLUMNS:
+        table.add_column(col, no_wrap=col in ("framework", "variant"))
+    for row in rows(rep):
+        table.add_row(*row)
+    console = console or Console()
+    console.print(table)
+    for line in explanations(rep):
+        console.print(line, highlight=False, markup=False)
+
+
+def explanations(rep: Reproduction) -> list[str]:
+    """For each framework whose bits differ: why, from the recorded contexts, and whether
+    its figures still agree within the stated tolerances."""
+    out = []
+    for fw in rep.frameworks:
+        differ = [v for v in fw.variants if not v.bit_identical and not v.problem]
+        if not differ:
+            continue
+        why = f"recorded context differs: {_context(fw.context)}" if fw.context else SAME_CONTEXT
+        agree = all(v.figures_agree for v in differ)
+        figures = "the figures still agree" if agree else "the figures do NOT agree"
+        out.append(f"{fw.framework}: bits differ; {why}; {figures} ({TOLERANCES})")
+    return out
+
+
+def write_files(rep: Reproduction, exit_code: int) -> tuple[Path, Path]:
+    md, js = rep.rerun / MD_FILE, rep.rerun / JSON_FILE
+    write_text_atomic(md, markdown(rep))
+    write_json_atomic(js, to_json(rep, exit_code))
+    return md, js
+
+
+def write_interrupted(rerun: Path, original: Path) -> None:
+    """Mark a reproduction stopped before its verdict (its rerun is incomplete)."""
+    write_json_atomic(
+        rerun / JSON_FILE,
+        {"original": str(original), "rerun": str(rerun), "verdict": "interrupted"}
+        | {"exit_code": 130},
+    )
+    write_text_atomic(
+        rerun / MD_FILE,
+        f"# Reproduction of {original.name}\n\n**Interrupted** before its verdict: this "
+        f"directory holds an incomplete rerun; reproduce {original} again.\n",
+    )
+
+
+def markdown(rep: Reproduction) -> str:
+    lines = [
+        f"# Reproduction of {rep.original.name}",
+        "",
+        f"Original: `{rep.original}`  ",
+        f"Rerun: `{rep.rerun}`",
+        "",
+        f"**Verdict** {verdict_line(rep)}",
+        "",
+        f"Tolerances: {TOLERANCES}. Latency is never part of bit-identical. "
+        "OUT: outside the tolerance or the noise band.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+        *("| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows(rep)),
+    ]
+    for line in explanations(rep):
+        lines += ["", line]
+    return "\n".join(lines) + "\n"
+
+
+SAME_CONTEXT = (
+    "the recorded context is the same (CPU and ISA, threads, versions, device, determinism "
+    "switches, image): the difference is not explained by what the runs record"
+)
+
+
+def to_json(rep: Reproduction, exit_code: int) -> dict[str, Any]:
+    return {
+        "original": str(rep.original),
+        "rerun": str(rep.rerun),
+        "verdict": "reproduced" if rep.reproduced else "not reproduced",
+        "exit_code": exit_code,
+        "reasons": rep.reasons(),
+        "tolerances": {
+            "top1_pts": TOP1_TOLERANCE_PTS,
+            "agreement_pts": AGREEMENT_TOLERANCE_PTS,
+            "size_relative": SIZE_TOLERANCE,
+            "latency_confidence": CONFIDENCE,
+        },
+        "original_check": [
+            {"file": c.where, "variant": c.variant, "status": c.status} for c in rep.checks
+        ],
+        "frameworks": [
+            {
+                "framework": fw.framework,
+                "problem": fw.problem,
+                "context_differences": [
+                    {"field": d.field, "original": d.old, "rerun": d.new} for d in fw.context
+                ],
+                "variants": [_variant_json(v) for v in fw.variants],
+            }
+            for fw in rep.frameworks
+        ],
+    }
+
+
+def _variant_json(v: VariantResult) -> dict[str, Any]:
+    return {
+        "variant": v.variant,
+        "problem": v.problem,
+        "bit_identical": v.bit_identical,
+        "figures_agree": v.figures_agree,
+        "artifacts": [
+            {"file": a.file, "original": a.old_sha256, "rerun": a.new_sha256}
+            | {"identical": a.identical}
+            for a in v.artifacts
+        ],
+        "figures": [
+            {
+                "name": f.name,
+                "unit": f.unit,
+                "original": f.old,
+                "rerun": f.new,
+                "difference": f.difference,
+                "tolerance": f.tolerance,
+                "within": f.within,
+            }
+            for f in v.figures
+        ],  # fmt: skip
+        "latency": [
+            {
+                "batch_size": r.batch_size,
+                "threads": r.threads,
+                "original_p50_ms": r.old_p50_ms,
+                "rerun_p50_ms": r.new_p50_ms,
+                "ratio": r.band.ratio if r.band else None,
+                "interval": [r.band.low, r.band.high] if r.band else None,
+                "within_noise": r.band.within_noise if r.band else None,
+            }
+            for r in v.latency
+        ],
+    }
+
+
+# ---------------------------------------------------------------- cells
+
+
+def _artifacts(v: VariantResult) -> str:
+    if v.problem:
+        return v.problem
+    if v.bit_identical:
+        return f"identical ({len(v.artifacts)})"
+    return f"DIFFER: {', '.join(v.differing)}"
+
+
+def _figure_cells(v: VariantResult) -> tuple[str, str, str]:
+    by_name = {f.name: f for f in v.figures}
+    return (
+        _pts(by_name.get("top-1")),
+        _pts(by_name.get("agreement with fp32")),
+        _size(by_name.get("size")),
+    )
+
+
+def _pts(f: Figure | None) -> str:
+    if f is None or f.new is None or f.old is None or f.difference is None:
+        return "—"
+    if f.difference == 0:
+        return f"{f.new:.1f} same"
+    mark = "" if f.within else " OUT"
+    return f"{f.old:.1f}->{f.new:.1f} ({f.difference:+.2f}){mark}"
+
+
+def _size(f: Figure | None) -> str:
+    if f is None or f.new is None or f.old is None or f.difference is None:
+        return "—"
+    if f.difference == 0:
+        return "same"
+    mark = "" if f.within else " OUT"
+    return f"{f.difference:+.0f} B{mark}"
+
+
+def _latency(v: VariantResult) -> str:
+    parts = []
+    for r in v.latency:
+        if r.band is None:
+            parts.append(f"b{r.batch_size}: no rerun row")
+        elif r.band.low is None or r.band.high is None:
+            parts.append(f"b{r.batch_size}: {r.band.ratio:.2f}x (no samples)")
+        else:
+            noise = "in noise" if r.band.within_noise else "OUT of noise"
+            span = f"{r.band.low:.2f}-{r.band.high:.2f}"
+            parts.append(f"b{r.batch_size}: {r.band.ratio:.2f}x ({span}) {noise}")
+    return "\n".join(parts) or "—"
+
+
+def _md_cell(cell: str) -> str:
+    return cell.replace("|", "/").replace("\n", "<br>")
+
+
+def _context(diffs: list) -> str:
+    return "; ".join(d.describe() for d in diffs)
