@@ -43,25 +43,41 @@ def images_build(
         typer.echo(f"built {ref}")
 
 
-@images_app.command("pull")
-def images_pull(frameworks: ImageFrameworks = None) -> None:
-    """Pull the published images by the digests in images/lock.toml."""
-    from .images import pull
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="HOST[:PORT]",
+        help="registry to use instead of the lock's (also: $HARNESS_REGISTRY)",
+    ),
+]
 
-    for ref in pull(_image_frameworks(frameworks), progress=_say):
+
+@images_app.command("pull")
+def images_pull(frameworks: ImageFrameworks = None, registry: RegistryOption = None) -> None:
+    """Pull the published images by the digests in the image lock and check them."""
+    from .registry import pull
+
+    for ref in pull(_image_frameworks(frameworks), registry=registry, progress=_say):
         typer.echo(f"pulled {ref}")
 
 
 @images_app.command("push")
 def images_push(
     frameworks: ImageFrameworks = None,
-    registry: Annotated[str | None, typer.Option(help="e.g. ghcr.io")] = None,
+    registry: RegistryOption = None,
+    allow_cpu_base: Annotated[
+        bool,
+        typer.Option(
+            "--allow-cpu-base", help="push a build FROM the CPU base to the release registry"
+        ),
+    ] = False,
 ) -> None:
-    """Push the local images to a registry (as the publishing workflow does)."""
-    from .images import push
+    """Push the local images and record their digests in the image lock."""
+    from .registry import push
 
-    for ref in push(_image_frameworks(frameworks), registry=registry, progress=_say):
-        typer.echo(f"pushed {ref}")
+    chosen = _image_frameworks(frameworks)
+    for pushed in push(chosen, registry=registry, allow_cpu_base=allow_cpu_base, progress=_say):
+        typer.echo(f"pushed {pushed.reference}")
 
 
 @images_app.command("list")

@@ -176,7 +176,27 @@ def _harness_images(client: Any | None) -> Check:
     ]
     detail = "; ".join(present + [f"{ref} missing" for ref in missing])
     fix = "harness images build (or harness images pull)" if missing else ""
+    unlocked = _not_locked(client, [f for f in images.FRAMEWORKS if images.image_ref(f) in rows])
+    if unlocked:
+        return Check(name, False, "; ".join(unlocked), "harness images pull")
     return Check(name, not missing, detail, fix)
+
+
+def _not_locked(client: Any, frameworks: list[str]) -> list[str]:
+    """A line per local image that is not the one the lock's published digest names."""
+    from .image_identity import mismatch
+
+    try:
+        lock = images.load_lock()
+    except HarnessError as exc:
+        return [exc.one_line()]
+    found = []
+    for framework in frameworks:
+        ref = images.image_ref(framework)
+        problem = mismatch(client.images.get(ref), framework, ref, lock)
+        if problem:
+            found.append(problem)
+    return found
 
 
 def _dataset() -> Check:

@@ -1,4 +1,4 @@
-"""Build, pull, push and list the harness's runner images (host side).
+"""Build and list the harness's runner images (host side; pushing and pulling: registry.py).
 
 What the images are built from lives in ``images/lock.toml``; the Dockerfiles beside
 it hold the same defaults (a test checks they agree). The Docker SDK is imported only
@@ -29,6 +29,8 @@ LOCAL_REPOSITORY = "quant-harness"
 VERSIONS_LABEL = "io.quant-harness.framework-versions"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCK_FILE = REPO_ROOT / "images" / "lock.toml"
+# A copy of the lock elsewhere (CI, a lab mirror): read and written instead of the tracked file.
+LOCK_ENV = "HARNESS_IMAGE_LOCK"
 DOCKER_FIX = "start the Docker engine (or set DOCKER_HOST), or use the local backend"
 
 Progress = Callable[[str], None]
@@ -43,6 +45,8 @@ class FrameworkLock:
     base_digest: str
     published_digest: str
     packages: dict[str, str] = field(default_factory=dict)
+    # Where `harness images push` last pushed it: "<registry>/<repository>@sha256:...".
+    published_ref: str = ""
 
     @property
     def base_ref(self) -> str:
@@ -81,8 +85,14 @@ class ImageRow:
     framework_versions: str
 
 
-def load_lock(path: Path = LOCK_FILE) -> Lock:
+def lock_file() -> Path:
+    """The lock file to read and write: ``$HARNESS_IMAGE_LOCK`` or ``images/lock.toml``."""
+    return Path(os.environ.get(LOCK_ENV) or LOCK_FILE)
+
+
+def load_lock(path: Path | None = None) -> Lock:
     """Read the lock file; a missing or malformed one is a one-line error."""
+    path = path or lock_file()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         frameworks = {
@@ -92,6 +102,7 @@ def load_lock(path: Path = LOCK_FILE) -> Lock:
                 base_digest=data[name].get("base_digest", ""),
                 published_digest=data[name].get("published_digest", ""),
                 packages=dict(data[name]["packages"]),
+                published_ref=data[name].get("published_ref", ""),
             )
             for name in FRAMEWORKS
         }
@@ -173,54 +184,6 @@ def build(
             _follow(chunks, progress, f"building {ref}")
             built.append(ref)
     return built
-
-
-def pull(frameworks: Iterable[str], progress: Progress = print) -> list[str]:
-    """Pull the published images by digest and tag them as the backend's local refs."""
-    frameworks = [_check_framework(name) for name in frameworks]
-    lock = load_lock()
-    missing = [name for name in frameworks if not lock.frameworks[name].published_digest]
-    if missing:
-        raise HarnessError(
-            f"no published image digest recorded in images/lock.toml for {', '.join(missing)}",
-            "build the images locally with `harness images build`",
-        )
-    client = docker_client()
-    pulled = []
-    for framework in frameworks:
-        remote = lock.published_repository(framework)
-        digest = lock.frameworks[framework].published_digest
-        progress(f"pulling {remote}@{digest}")
-        _follow(
-            client.api.pull(remote, tag=digest, stream=True, decode=True),
-            progress,
-            f"pulling {remote}@{digest}",
-        )
-        client.images.get(f"{remote}@{digest}").tag(f"{LOCAL_REPOSITORY}/{framework}", __version__)
-        pulled.append(image_ref(framework))
-    return pulled
-
-
-def push(
-    frameworks: Iterable[str], registry: str | None = None, progress: Progress = print
-) -> list[str]:
-    """Tag the local images for ``registry`` (default: the lock's) and push them."""
-    frameworks = [_check_framework(name) for name in frameworks]
-    lock = load_lock()
-    client = docker_client()
-    pushed = []
-    for framework in frameworks:
-        image = _local_image(client, framework)
-        remote = lock.published_repository(framework, registry)
-        image.tag(remote, __version__)
-        progress(f"pushing {remote}:{__version__}")
-        _follow(
-            client.api.push(remote, tag=__version__, stream=True, decode=True),
-            progress,
-            f"pushing {remote}:{__version__}",
-        )
-        pushed.append(f"{remote}:{__version__}")
-    return pushed
 
 
 def list_images(client: Any | None = None) -> list[ImageRow]:
@@ -350,8 +313,6 @@ def _failure_fix(action: str) -> str:
         return (
             "read the build log above; for a CPU build pass --base quant-harness/cpu-base:bookworm"
         )
-    if action.startswith("pushing"):
-        return "log in to the registry first (docker login)"
     return "check the registry is reachable and the digest in images/lock.toml"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import doctor, images
+from harness import doctor, images, registry
 from harness_contract import __version__
 from harness_contract.errors import HarnessError
 
@@ -76,7 +76,7 @@ def test_pull_without_a_published_digest_says_so_in_one_line() -> None:
     if all(entry.published_digest for entry in images.load_lock().frameworks.values()):
         pytest.skip("both published digests are recorded")
     with pytest.raises(HarnessError, match="no published image digest") as caught:
-        images.pull(images.FRAMEWORKS, progress=lambda line: None)
+        registry.pull(images.FRAMEWORKS, progress=lambda line: None)
     assert "harness images build" in caught.value.one_line()
 
 
@@ -153,6 +153,7 @@ def test_tensorflow_image_runs_as_non_root_with_its_labels(cpu_base_engine, tens
     assert labels["org.opencontainers.image.version"] == __version__
     expected = images.load_lock().frameworks["tensorflow"].versions_label
     assert labels[images.VERSIONS_LABEL] == expected
+    assert labels[registry.BASE_LABEL] == images.load_lock().cpu_base  # push reads it
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import harness_contract
 from harness_contract.entrypoint import runner_command
+from harness_contract.errors import HarnessError
 
 from .. import interrupts
 from ..gpus import NO_GPUS, GpuRequest
@@ -42,6 +43,9 @@ from .base import (
 if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container
+
+    from ..image_identity import RunImage
+    from ..images import Lock
 
 # How long a stopped runner gets to save its completed phases before the engine kills it.
 GRACE_S = 30
@@ -74,10 +78,12 @@ class DockerBackend(Backend):
         image_for: Callable[[str], str] = default_image_for,
         gpus: GpuRequest = NO_GPUS,
         client: DockerClient | None = None,
+        lock: Callable[[], Lock] | None = None,
     ) -> None:
         self.image_for = image_for
         self.gpus = gpus
         self._docker = client
+        self._lock = lock  # the image lock (default: $HARNESS_IMAGE_LOCK or images/lock.toml)
 
     # -- availability -------------------------------------------------------------------
 
@@ -138,6 +144,10 @@ class DockerBackend(Backend):
                 f"image {ref} is not here; build it with `harness images build` "
                 f"or pull it with `harness images pull`",
             )
+        try:
+            run_image = self._run_image(image, fw, ref)
+        except HarnessError as exc:  # not the locked image: refused before anything starts
+            return result(request, "user_error", None, exc.one_line())
         user = _container_user(request)
         unreadable = _unreadable_by(request.data_dir, user)
         if unreadable:
@@ -148,8 +158,8 @@ class DockerBackend(Backend):
                 f"{unreadable} is not readable by the container's user ({user}); make the "
                 f"dataset readable: chmod -R a+rX {request.data_dir}",
             )
-        kwargs = self._container_kwargs(request, ref, _image_identity(image), user)
-        log.write(f"$ docker run {ref} {' '.join(kwargs['command'])} (user {user})\n")
+        kwargs = self._container_kwargs(request, run_image, user)
+        log.write(f"$ docker run {run_image.ref} {' '.join(kwargs['command'])} (user {user})\n")
         log.flush()
         try:
             container = client.containers.create(**kwargs)
@@ -162,24 +172,31 @@ class DockerBackend(Backend):
         finally:
             _remove(container)
 
+    def _run_image(self, image: Any, framework: str, ref: str) -> RunImage:
+        """The image by locked digest (or local tag), checked against the lock."""
+        from ..image_identity import resolve
+        from ..images import load_lock
+
+        return resolve(image, framework, ref, (self._lock or load_lock)())
+
     def _container_kwargs(
-        self, request: LaunchRequest, ref: str, identity: str, user: str
+        self, request: LaunchRequest, run_image: RunImage, user: str
     ) -> dict[str, Any]:
         from docker.types import Mount
 
         fw = request.framework.name
         # The image's entrypoint runs the runner; its arguments are the contract's own.
-        command = runner_command(
+        command = _runner_args(
             PurePosixPath(CONTAINER_RESULTS) / request.spec_path.name,
             PurePosixPath(CONTAINER_DATA),
             PurePosixPath(CONTAINER_RESULTS) / request.out_dir.name,
             request.run_id,
-            f"docker image {ref} ({identity})",
+            run_image,
         )
         data = str(request.data_dir.resolve())
         run_dir = str(request.out_dir.parent.resolve())
         return {
-            "image": ref,
+            "image": run_image.ref,
             "command": command,
             "name": container_name(request.run_id, fw),
             "labels": {"harness.run_id": request.run_id, "harness.framework": fw},
@@ -339,9 +356,11 @@ def _writable_home_env() -> dict[str, str]:
     }
 
 
-def _image_identity(image: Any) -> str:
-    digests = image.attrs.get("RepoDigests") or []
-    return digests[0] if digests else image.id
+def _runner_args(
+    spec: PurePosixPath, data: PurePosixPath, out: PurePosixPath, run_id: str, image: RunImage
+) -> list[str]:
+    runtime = f"docker image {image.ref} ({image.identity.id})"
+    return runner_command(spec, data, out, run_id, runtime, image=image.identity)
 
 
 def _api_failure(request: LaunchRequest, exc: Exception, name: str) -> LaunchResult:
