@@ -9,13 +9,14 @@ Every mode first prints its pid and the run's lock file, for the tests to check.
 
 A complete run saves deterministic model files (artifacts/<variant>.bin) with their
 digests, sizes, accuracy and latency rows with raw samples, as a real runner does, so
-``harness reproduce`` can be tested: $FAKE_RUNNER_SALT changes the files' bytes and
+``harness reproduce`` can be tested: $FAKE_RUNNER_SALT changes the files' bytes (not their size) and
 $FAKE_RUNNER_CPU the recorded CPU model (a rerun "elsewhere").
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import signal
 import sys
@@ -94,7 +95,9 @@ def add_results(metrics: MetricsFile, out: Path) -> None:
         if variant.status != "ok":
             continue
         rel = f"artifacts/{name}.bin"
-        data = f"{metrics.framework} {name} seed {metrics.seed}{salt}\n".encode() * 64
+        data = f"{metrics.framework} {name} seed {metrics.seed}\n".encode() * 64
+        if salt:  # other bytes, same size (as a rerun on another CPU gives)
+            data = bytes(b ^ s for b, s in zip(data, itertools.cycle(salt.encode()), strict=False))
         (out / rel).write_bytes(data)
         digest = hashlib.sha256(data).hexdigest()
         variant.artifacts = [ArtifactDigest(file=rel, sha256=digest, bytes=len(data))]

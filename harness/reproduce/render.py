@@ -58,21 +58,32 @@ def print_table(rep: Reproduction, console: Console | None = None) -> None:
     console = console or Console()
     console.print(table)
     for line in explanations(rep):
-        console.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def explanations(rep: Reproduction) -> list[str]:
     """For each framework whose bits differ: why, from the recorded contexts, and whether
-    its figures still agree within the stated tolerances."""
+    its figures still agree within the stated tolerances (named when they do not)."""
     out = []
     for fw in rep.frameworks:
         differ = [v for v in fw.variants if not v.bit_identical and not v.problem]
         if not differ:
             continue
         why = f"recorded context differs: {_context(fw.context)}" if fw.context else SAME_CONTEXT
-        agree = all(v.figures_agree for v in differ)
-        figures = "the figures still agree" if agree else "the figures do NOT agree"
-        out.append(f"{fw.framework}: bits differ; {why}; {figures} ({TOLERANCES})")
+        outside = [
+            f"{v.variant} {f.name} {f.difference:+g} {f.unit}"
+            for v in differ
+            for f in v.figures
+            if f.within is False
+        ]
+        figures = (
+            f"figures outside the tolerances: {', '.join(outside)}"
+            if outside
+            else "the figures still agree within the tolerances"
+        )
+        out.append(f"{fw.framework}: bits differ; {why}; {figures}")
+    if out:
+        out.append(f"tolerances: {TOLERANCES}")
     return out
 
 
