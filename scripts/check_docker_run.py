@@ -1,13 +1,20 @@
 """Check a `harness compare --backend docker` run: both frameworks complete, in containers,
 as a non-root user, with no network, profiler traces written inside the container, and
-the merged report written.
+the merged report written. With --locked LOCK, each framework's metrics.json must name
+its image by the digest reference that lock records (and the local image id). With
+--reproduction RESULTS, the `harness reproduce` rerun in RESULTS must report every
+artifact of both frameworks bit-identical.
 
-    python scripts/check_docker_run.py RUN_DIR
+    python scripts/check_docker_run.py RUN_DIR [--locked LOCK]
+    python scripts/check_docker_run.py --reproduction RESULTS
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +25,9 @@ from harness_contract.metrics import read_metrics
 FRAMEWORKS = ("pytorch", "tensorflow")
 
 
-def problems(run_dir: Path) -> list[str]:
+def problems(run_dir: Path, locked: Path | None = None) -> list[str]:
     found = []
+    lock = tomllib.loads(locked.read_text()) if locked else None
     run = RunDir(run_dir)
     for fw in FRAMEWORKS:
         out = run.framework(fw)
@@ -34,6 +42,8 @@ def problems(run_dir: Path) -> list[str]:
         ]
         if not p.runtime.startswith("docker image"):
             found.append(f"{fw}: ran in '{p.runtime}', not in a container")
+        if lock is not None:
+            found += _image_problems(fw, p.image, lock[fw].get("published_ref", ""))
         if p.uid in (None, 0):
             found.append(f"{fw}: ran as uid {p.uid}, not as a non-root user")
         if p.network_interfaces != ["lo"]:
@@ -55,16 +65,62 @@ def problems(run_dir: Path) -> list[str]:
     return found
 
 
+def _image_problems(fw: str, image: object, locked_ref: str) -> list[str]:
+    if image is None:
+        return [f"{fw}: metrics.json names no image (provenance.image is empty)"]
+    digest, image_id = getattr(image, "digest", None), getattr(image, "id", "")
+    found = []
+    if digest != locked_ref:
+        found.append(f"{fw}: ran in {digest}, not the locked {locked_ref or '(none)'}")
+    if not image_id.startswith("sha256:"):
+        found.append(f"{fw}: image id {image_id!r} is not a local image id")
+    return found
+
+
+def reproduction_problems(results: Path) -> list[str]:
+    """Every artifact of both frameworks bit-identical in the rerun's reproduction.json."""
+    reports = sorted(results.glob("*/reproduction.json"))
+    if len(reports) != 1:
+        return [f"expected one reproduction.json under {results}, found {len(reports)}"]
+    data = json.loads(reports[0].read_text())
+    by_fw = {fw["framework"]: fw for fw in data["frameworks"]}
+    found = [f"{fw}: not in {reports[0]}" for fw in FRAMEWORKS if fw not in by_fw]
+    for name, fw in by_fw.items():
+        artifacts = [a for v in fw["variants"] for a in v["artifacts"]]
+        if fw.get("problem") or not artifacts:
+            found.append(f"{name}: {fw.get('problem') or 'no artifacts compared'}")
+        found += [
+            f"{name}: {a['file']} differs ({a['original'][:12]} vs {a['rerun'][:12]})"
+            for a in artifacts
+            if not a["identical"]
+        ]
+        if not found:
+            print(f"docker run check: {name}: all {len(artifacts)} artifacts bit-identical")
+    return found
+
+
 def main() -> int:
-    run_dir = Path(sys.argv[1])
-    found = problems(run_dir)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path, nargs="?")
+    parser.add_argument("--locked", type=Path, help="image lock whose digests the run must name")
+    parser.add_argument("--reproduction", type=Path, metavar="RESULTS")
+    args = parser.parse_args()
+    if args.reproduction:
+        found = reproduction_problems(args.reproduction)
+        what = f"{args.reproduction}: the reproduction is bit-identical for both frameworks"
+    elif args.run_dir:
+        found = problems(args.run_dir, args.locked)
+        what = (
+            f"{args.run_dir}: both frameworks complete in containers, non-root, no network, "
+            "traces written, report written"
+            + (", images named by their locked digests" if args.locked else "")
+        )
+    else:
+        parser.error("give RUN_DIR or --reproduction RESULTS")
     for line in found:
         print(f"docker run check: {line}")
     if not found:
-        print(
-            f"docker run check: {run_dir}: both frameworks complete in containers, non-root, "
-            "no network, traces written, report written"
-        )
+        print(f"docker run check: {what}")
     return 1 if found else 0
 
 

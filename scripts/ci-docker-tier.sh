@@ -1,43 +1,143 @@
 #!/usr/bin/env bash
 # The real-engine tier: start a Docker engine if none answers (as root), build the CPU
-# base and both images on it, run the smoke study in containers, check the result,
-# and stop the engine this script started. Exit 0 with "SKIPPED: <why>" when this
-# machine cannot run an engine; non-zero when the tier ran and failed.
+# base and both images on it, run the docker-marked tests, then the publish/reproduce
+# path through a real registry: start Debian's docker-registry on 127.0.0.1:5000 (a
+# config written here: filesystem storage in a temp folder, no auth), push both images,
+# check the lock holds both digests, remove the images, pull them back by digest, run the
+# smoke study in containers, and `harness reproduce` it: every artifact of both
+# frameworks must be bit-identical. Stops the registry and any engine it started by PID.
+#
+# The tracked images/lock.toml is never written: the digests go into a copy named by
+# $HARNESS_IMAGE_LOCK, and $HARNESS_REGISTRY points push and pull at the local registry.
+# Exit 0 with "SKIPPED: <why>" when this machine cannot run an engine; non-zero when the
+# tier ran and failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+REGISTRY_ADDR=127.0.0.1:5000
 skip() { echo "tier docker: SKIPPED, $1"; exit 0; }
+tier_start=$(date +%s)
+step_start=$tier_start
+ran=()
+step() {  # step NAME: print how long the step since the last call took
+  local now; now=$(date +%s)
+  echo "tier docker: TIME $1 $(( now - step_start )) s"
+  ran+=("$1")
+  step_start=$now
+}
+work=$(mktemp -d)
 started_pid=""
+registry_pid=""
 cleanup() {
+  if [[ -n "$registry_pid" ]]; then
+    kill "$registry_pid" 2>/dev/null || true
+    wait "$registry_pid" 2>/dev/null || true
+    echo "tier docker: stopped the registry it started (pid $registry_pid)"
+  fi
   if [[ -n "$started_pid" ]]; then
     kill "$started_pid" 2>/dev/null || true
     wait "$started_pid" 2>/dev/null || true
     echo "tier docker: stopped the engine it started (pid $started_pid)"
   fi
+  echo "tier docker: ran: ${ran[*]:-nothing}"
 }
 trap cleanup EXIT
 
-if ! docker_ok=$(.venv/bin/python -c 'import docker; docker.from_env().ping(); print("yes")' 2>/dev/null); then
+need_packages=()
+command -v dockerd >/dev/null || need_packages+=(docker.io)
+command -v debootstrap >/dev/null || need_packages+=(debootstrap)
+command -v docker-registry >/dev/null || need_packages+=(docker-registry)
+if ! .venv/bin/python -c 'import docker; docker.from_env().ping()' 2>/dev/null; then
   [[ $(id -u) -eq 0 ]] || skip "no Docker engine answers and starting one needs root"
-  if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
-    (apt-get update -qq && apt-get install -y -qq docker.io debootstrap >/dev/null) \
-      || skip "docker.io/debootstrap could not be installed from Debian's packages"
+  if (( ${#need_packages[@]} )); then
+    (apt-get update -qq && apt-get install -y -qq "${need_packages[@]}" >/dev/null) \
+      || skip "${need_packages[*]} could not be installed from Debian's packages"
+    need_packages=()
   fi
-  dockerd >/tmp/ci-dockerd.log 2>&1 &
+  dockerd >"$work/dockerd.log" 2>&1 &
   started_pid=$!
   for _ in $(seq 1 60); do [[ -S /var/run/docker.sock ]] && break; sleep 1; done
   .venv/bin/python -c 'import docker; docker.from_env().ping()' 2>/dev/null \
-    || skip "dockerd did not come up (see /tmp/ci-dockerd.log)"
+    || skip "dockerd did not come up (see $work/dockerd.log)"
+fi
+if (( ${#need_packages[@]} )) && [[ $(id -u) -eq 0 ]]; then
+  (apt-get update -qq && apt-get install -y -qq "${need_packages[@]}" >/dev/null) || true
 fi
 echo "tier docker: engine $(.venv/bin/python -c 'import docker; print(docker.from_env().version()["Version"])')"
+step engine
 
-start=$(date +%s)
 bash scripts/build-cpu-base.sh
 .venv/bin/harness images build --base quant-harness/cpu-base:bookworm
-echo "tier docker: images built in $(( $(date +%s) - start )) s"
+step build
+
+# The docker-marked tests come before the images are removed: the image test rebuilds
+# the TensorFlow image, all from cache while the build's layers are still here.
+env -u HARNESS_IMAGE_LOCK -u HARNESS_REGISTRY .venv/bin/pytest -q -p no:cacheprovider -m docker tests
+step docker-tests
+
+# -- publish and reproduce through a real registry ---------------------------------------
+command -v docker-registry >/dev/null \
+  || { echo "tier docker: docker-registry is not installed (apt-get install docker-registry)"; exit 1; }
+cat >"$work/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: $REGISTRY_ADDR
+EOF
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 1 50); do
+  .venv/bin/python -c "import urllib.request; urllib.request.urlopen('http://$REGISTRY_ADDR/v2/', timeout=1)" 2>/dev/null && break
+  kill -0 "$registry_pid" 2>/dev/null || { cat "$work/registry.log"; echo "tier docker: the registry exited"; exit 1; }
+  sleep 0.2
+done
+echo "tier docker: registry on $REGISTRY_ADDR (pid $registry_pid, storage $work/registry)"
+cp images/lock.toml "$work/lock.toml"
+tracked_lock=$(sha256sum images/lock.toml)
+export HARNESS_IMAGE_LOCK="$work/lock.toml" HARNESS_REGISTRY="$REGISTRY_ADDR"
+step registry-start
+
+.venv/bin/harness images push
+.venv/bin/python - "$HARNESS_IMAGE_LOCK" <<'EOF'
+import re, sys, tomllib
+lock = tomllib.load(open(sys.argv[1], "rb"))
+for fw in ("pytorch", "tensorflow"):
+    digest, ref = lock[fw].get("published_digest", ""), lock[fw].get("published_ref", "")
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{fw}: no digest in the lock"
+    assert ref.startswith("127.0.0.1:5000/") and ref.endswith("@" + digest), f"{fw}: ref {ref}"
+    print(f"tier docker: lock records {fw} {ref}")
+EOF
+[[ $(sha256sum images/lock.toml) == "$tracked_lock" ]] \
+  || { echo "tier docker: the push wrote the tracked images/lock.toml"; exit 1; }
+step push
+
+# Remove every local name of both images, so the pull below must fetch them by digest.
+for fw in pytorch tensorflow; do
+  id=$(docker image inspect --format '{{.Id}}' "quant-harness/$fw:$(.venv/bin/python -c 'import harness_contract; print(harness_contract.__version__)')")
+  docker image rm --force "$id" >/dev/null
+  if docker image inspect "$id" >/dev/null 2>&1; then echo "tier docker: $fw image $id still here"; exit 1; fi
+  echo "tier docker: removed the local $fw image $id"
+done
+step remove
+
+.venv/bin/harness images pull
+step pull
 
 results=$(mktemp -d)
 .venv/bin/harness compare --backend docker --preset smoke --results "$results" --run-id docker-smoke
-.venv/bin/python scripts/check_docker_run.py "$results/docker-smoke"
-.venv/bin/pytest -q -p no:cacheprovider -m docker tests
-echo "tier docker: passed in $(( $(date +%s) - start )) s"
+.venv/bin/python scripts/check_docker_run.py "$results/docker-smoke" --locked "$HARNESS_IMAGE_LOCK"
+step smoke-compare
+
+if .venv/bin/harness reproduce --help >/dev/null 2>&1; then
+  .venv/bin/harness reproduce "$results/docker-smoke" --backend docker
+  .venv/bin/python scripts/check_docker_run.py --reproduction "$results"
+  step reproduce
+else
+  echo "tier docker: SKIPPED reproduce: this harness has no \`harness reproduce\`"
+fi
+echo "tier docker: TIME total $(( $(date +%s) - tier_start )) s"
+echo "tier docker: passed"

@@ -183,12 +183,16 @@ def test_timeout_stops_and_removes_the_container(fake_image, run_dir, data_dir) 
 
 def test_ctrl_c_stops_the_container_and_reports_interrupted(fake_image, run_dir, data_dir) -> None:
     request = _request(run_dir, data_dir, "SLEEP=60")
+    # A shell starts background jobs with SIGINT ignored (CI scripts run under `&` or
+    # nohup): restore Python's handler so the Ctrl-C below arrives as KeyboardInterrupt.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
         result, _ = _launch(fake_image, request)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert result.outcome == "interrupted"
 
 
