@@ -34,9 +34,9 @@ def resolve(image: Any, framework: str, local_ref: str, lock: Lock | None = None
     problem = mismatch(image, framework, local_ref, lock)
     if problem:
         raise HarnessError(problem, PULL_FIX)
-    repository, _, tag = local_ref.rpartition(":")
-    if not repository or "/" in tag:  # a ref without a tag ("host:5000/repo")
-        repository, tag = local_ref, ""
+    repository, _, tag = local_ref.split("@", 1)[0].rpartition(":")
+    if not repository or "/" in tag:  # a ref without a tag ("host:5000/repo", "repo@sha256:")
+        repository, tag = local_ref.split("@", 1)[0], ""
     digest = _locked_repo_digest(image, framework, lock) or _release_repo_digest(
         image, framework, lock
     )

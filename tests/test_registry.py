@@ -403,3 +403,18 @@ def test_a_malformed_digest_is_not_recorded(lock_copy: Path) -> None:
     with pytest.raises(HarnessError, match="refusing to record"):
         record_published(lock_copy, "pytorch", "sha256:abc", "x@sha256:abc")
     assert lock_copy.read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("ref", "repository", "tag"),
+    [
+        ("quant-harness/pytorch:0.1.0", "quant-harness/pytorch", "0.1.0"),
+        ("127.0.0.1:5000/x/pytorch", "127.0.0.1:5000/x/pytorch", None),
+        (f"127.0.0.1:5000/x/pytorch@{DIGEST_PT}", "127.0.0.1:5000/x/pytorch", None),
+    ],
+)
+def test_the_identity_splits_any_local_reference(
+    lock_copy: Path, ref: str, repository: str, tag: str | None
+) -> None:
+    run = image_identity.resolve(FakeImage("pytorch", "x"), "pytorch", ref)
+    assert (run.identity.repository, run.identity.tag) == (repository, tag)
