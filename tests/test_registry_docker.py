@@ -9,12 +9,15 @@ Skips with the reason where no engine answers or the registry binary is absent.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import time
 import tomllib
+import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,25 +47,37 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def registry_host(tmp_path_factory: pytest.TempPathFactory, client) -> Iterator[str]:
+@contextlib.contextmanager
+def _registry(root: Path, auth: bool = False) -> Iterator[str]:
+    """A registry on a free loopback port; with ``auth``, htpasswd that nobody logs in to."""
     binary = shutil.which("docker-registry")
     if binary is None:
         pytest.skip("docker-registry not installed (apt-get install docker-registry)")
-    root = tmp_path_factory.mktemp("registry")
     host = f"127.0.0.1:{_free_port()}"
-    config = root / "config.yml"
-    config.write_text(
+    config = (
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
         f"    rootdirectory: {root / 'storage'}\nhttp:\n  addr: {host}\n"
     )
+    if auth:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt  # bcrypt through libc: the registry's htpasswd wants bcrypt
+
+            hashed = crypt.crypt("secret", crypt.mksalt(crypt.METHOD_BLOWFISH))
+        (root / "htpasswd").write_text(f"someone:{hashed}\n")
+        config += f"auth:\n  htpasswd:\n    realm: test\n    path: {root / 'htpasswd'}\n"
+    (root / "config.yml").write_text(config)
     with open(root / "registry.log", "w") as log:
-        process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
+        process = subprocess.Popen(
+            [binary, "serve", str(root / "config.yml")], stdout=log, stderr=log
+        )
     try:
         for _ in range(100):
             try:
                 urllib.request.urlopen(f"http://{host}/v2/", timeout=1)
                 break
+            except urllib.error.HTTPError:
+                break  # 401: it is up and wants credentials
             except OSError:
                 time.sleep(0.1)
         else:
@@ -71,6 +86,12 @@ def registry_host(tmp_path_factory: pytest.TempPathFactory, client) -> Iterator[
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def registry_host(tmp_path_factory: pytest.TempPathFactory, client) -> Iterator[str]:
+    with _registry(tmp_path_factory.mktemp("registry")) as host:
+        yield host
 
 
 def _build(client, tmp_path: Path, framework: str, content: str, versions: str | None = None):
@@ -162,3 +183,16 @@ def test_pull_of_a_framework_versions_mismatch_is_refused(
     registry.push(["pytorch"], progress=lambda line: None)
     with pytest.raises(HarnessError, match="torch==0.0.1"):
         registry.pull(["pytorch"], progress=lambda line: None)
+
+
+def test_a_registry_asking_for_credentials_is_one_line_naming_docker_login(
+    client, isolated: Path, tmp_path: Path
+) -> None:
+    _build(client, tmp_path, "pytorch", f"auth {time.time()}")
+    (tmp_path / "auth-registry").mkdir()
+    with (
+        _registry(tmp_path / "auth-registry", auth=True) as host,
+        pytest.raises(HarnessError, match="asks for credentials") as caught,
+    ):
+        registry.push(["pytorch"], registry=host, progress=lambda line: None)
+    assert f"docker login {host}" in caught.value.one_line()
