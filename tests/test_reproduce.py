@@ -92,6 +92,16 @@ def test_each_reproduction_gets_its_own_directory(
     assert (_repro(original, 2).path / "reproduction.json").is_file()
 
 
+def test_a_run_named_from_inside_it_is_rerun_beside_it(
+    original: RunDir, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(original.path)
+    before = snapshot(original.path)
+    assert main(["reproduce", "."]) == 0, capsys.readouterr().err
+    assert (_repro(original).path / "reproduction.json").is_file()
+    assert snapshot(original.path) == before
+
+
 def test_latency_is_judged_against_the_old_samples_but_never_decides_the_verdict(
     original: RunDir, capsys: pytest.CaptureFixture[str]
 ) -> None:

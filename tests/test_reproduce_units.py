@@ -3,11 +3,20 @@ context differences that explain other bits, and the figures' tolerances."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
+import pytest
 
 from harness.reproduce.compare import TOP1_TOLERANCE_PTS, Figure
 from harness.reproduce.explain import context_differences
 from harness.reproduce.latency_band import p50_ratio_band
+from harness.reproduce.original import Original
+from harness.rundir import RunDir
+from harness_contract.metrics import ImageIdentity
+from harness_contract.spec import build_spec
 from tests.fake_runner import metrics_for
 
 
@@ -64,3 +73,57 @@ def test_top1_within_the_stated_tolerance_agrees() -> None:
     inside = Figure("top-1", "pts", 50.0, 50.0 + TOP1_TOLERANCE_PTS, TOP1_TOLERANCE_PTS)
     outside = Figure("top-1", "pts", 50.0, 50.0 + 2 * TOP1_TOLERANCE_PTS, TOP1_TOLERANCE_PTS)
     assert inside.within is True and outside.within is False
+
+
+# ---------------------------------------------------------------- images (no engine needed)
+
+
+class _Images:
+    def __init__(self, ids: dict[str, str]) -> None:
+        self.ids = ids
+
+    def get(self, ref: str) -> SimpleNamespace:
+        import docker
+
+        if ref not in self.ids:
+            raise docker.errors.ImageNotFound(ref)
+        return SimpleNamespace(id=self.ids[ref])
+
+
+def _original_in_images(tmp_path: Path, identities: dict[str, ImageIdentity]) -> Original:
+    metrics = {}
+    for name, identity in identities.items():
+        m = metrics_for(name, "r")
+        m.provenance.image = identity
+        metrics[name] = m
+    return Original(RunDir(tmp_path), build_spec("smoke"), None, metrics)
+
+
+def test_image_notes_say_where_the_rerun_image_is_not_the_recorded_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("docker")
+    import harness.images
+    from harness.reproduce.image_check import image_notes
+
+    same, other, locked = ("sha256:" + c * 64 for c in "123")
+    original = _original_in_images(
+        tmp_path,
+        {
+            "pytorch": ImageIdentity(repository="quant-harness/pytorch", tag="0.1.0", id=same),
+            "tensorflow": ImageIdentity(repository="reg/x", digest=f"reg/x@{other}", id=other),
+        },
+    )
+    lock = harness.images.load_lock()
+    rows = {
+        **lock.frameworks,
+        "tensorflow": replace(lock.frameworks["tensorflow"], published_digest=locked),
+    }
+    monkeypatch.setattr(harness.images, "load_lock", lambda: replace(lock, frameworks=rows))
+    client = SimpleNamespace(images=_Images({harness.images.image_ref("pytorch"): same}))
+    monkeypatch.setattr(harness.images, "docker_client", lambda: client)
+
+    notes = image_notes(original)
+
+    assert len(notes) == 1  # pytorch's local image is the recorded one
+    assert f"reg/x@{other}" in notes[0] and locked in notes[0]

@@ -15,7 +15,7 @@ from harness_contract.oserrors import os_error
 from .. import lock
 from ..options import RESULTS_FIX
 from ..rundir import RunDir
-from .image_check import check_local_images, pull_recorded
+from .image_check import image_notes, pull_locked
 from .original import Original, open_original
 from .plan import (
     ReproduceOptions,
@@ -41,8 +41,9 @@ def reproduce(opts: ReproduceOptions, say: Callable[[str], None] = _say) -> int:
     study = study_options(original, backend, choice, new_run_id(original))
     if backend == "docker":
         if opts.pull:
-            pull_recorded(original, say)
-        check_local_images(original, say)
+            pull_locked(original, say)
+        for note in image_notes(original):
+            say(f"note: {note}; the bits may differ")
     checks = _verify(original, say)
     rerun = RunDir(study.results / str(study.run_id))
     say(f"reproducing {original.run.path} into {rerun.path} (backend {backend})")

@@ -1,10 +1,12 @@
-"""With the Docker backend, the rerun should run in the images the original ran in:
-``--pull`` fetches them first, and a local image that is not the recorded one is said
-before the run (its bits may differ; the verdict then names the image)."""
+"""With the Docker backend, the rerun should run in the images the original ran in. The
+backend runs what the image lock names (refusing a local image that is not the locked
+one), so this only says, before the run, where that differs from what the original
+recorded: its bits may then differ, and the verdict's context names the image."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from harness_contract.metrics import ImageIdentity
 
@@ -15,34 +17,41 @@ def recorded_images(original: Original) -> dict[str, ImageIdentity | None]:
     return {name: m.provenance.image for name, m in original.metrics.items()}
 
 
-def pull_recorded(original: Original, say: Callable[[str], None]) -> None:
-    """Pull the frameworks' images. Today's ``harness.images.pull`` fetches the digests in
-    images/lock.toml (which a release records), not those in the run's metrics: the check
-    below says when they are not the same image."""
-    from ..images import pull
+def pull_locked(original: Original, say: Callable[[str], None]) -> None:
+    """``harness images pull`` for the run's frameworks: the digests in the image lock
+    (which a release records), checked against it; registry errors are one line."""
+    from ..registry import pull
 
-    pull(original.frameworks, progress=say)
+    for line in pull(original.frameworks, progress=say):
+        say(f"pulled {line}")
 
 
-def check_local_images(original: Original, say: Callable[[str], None]) -> None:
-    """A note per framework whose local image is not the one the run recorded."""
-    from ..images import docker_client, image_ref
+def image_notes(original: Original) -> list[str]:
+    """One note per framework whose rerun image is not the one the run recorded."""
+    from ..images import docker_client, image_ref, load_lock
 
-    client = docker_client()
+    client, lock = docker_client(), load_lock()
+    notes = []
     for name, recorded in recorded_images(original).items():
         ref = image_ref(name)
         local = _local_id(client, ref)
+        locked = lock.frameworks[name].published_digest
         if recorded is None:
-            say(f"note: {name} ran on the host; its rerun runs in {ref} ({local or 'missing'})")
-        elif local != recorded.id:
-            want = recorded.digest or recorded.id
-            say(
-                f"note: {ref} is {local or 'missing'}, not the image {name} ran in ({want}); "
-                "the bits may differ (pass --pull to fetch the published images)"
+            notes.append(f"{name} ran on the host; its rerun runs in {ref} ({local or 'missing'})")
+        elif recorded.digest and locked and not recorded.digest.endswith("@" + locked):
+            notes.append(
+                f"{name} ran in {recorded.digest}, but the image lock names {locked}: the "
+                "rerun runs the locked image (use the lock of the release that made the run)"
             )
+        elif local != recorded.id:
+            notes.append(
+                f"{ref} is {local or 'missing'}, not the image {name} ran in "
+                f"({recorded.digest or recorded.id}); pass --pull to fetch the locked images"
+            )
+    return notes
 
 
-def _local_id(client, ref: str) -> str | None:  # noqa: ANN001 (docker SDK client)
+def _local_id(client: Any, ref: str) -> str | None:
     import docker
 
     try:

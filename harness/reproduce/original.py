@@ -63,7 +63,7 @@ def _run_dir(path: Path) -> RunDir:
             f"{path} is not a run directory (no {SPEC_FILE})",
             "pass a results/<run-id> directory made by `harness compare` or `harness run`",
         )
-    return run
+    return RunDir(path.resolve())  # "." must still name the run, so the rerun goes beside it
 
 
 def _refuse_if_live(run: RunDir) -> None:

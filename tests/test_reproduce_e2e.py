@@ -1,0 +1,55 @@
+"""`harness reproduce` of a real local-backend smoke run of PyTorch: every model file is
+bit-identical (the runners are deterministic on CPU), exit 0, the original untouched."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness_contract.metrics import read_metrics
+from tests.test_cli_e2e import E2E_OVERRIDES, E2E_TIMEOUT_S
+from tests.test_reproduce import snapshot
+
+pytestmark = pytest.mark.slow
+
+
+def _harness(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=E2E_TIMEOUT_S,
+    )
+
+
+def test_a_local_smoke_run_reproduces_bit_for_bit(synthetic_data: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    sets = [arg for o in E2E_OVERRIDES for arg in ("--set", o)]
+    first = _harness(
+        "run", "pytorch", "--preset", "smoke", "--data", str(synthetic_data),
+        "--results", str(results), "--run-id", "orig", *sets,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    original = results / "orig"
+    metrics = read_metrics(original / "pytorch" / "metrics.json")
+    if not any(v.artifacts for v in metrics.variants.values()):
+        pytest.skip(
+            "the PyTorch runner records no artifact digests in metrics.json yet "
+            "(VariantMetrics.artifacts is empty): nothing to check bit for bit"
+        )
+    before = snapshot(original)
+
+    proc = _harness("reproduce", str(original))
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    verdict = json.loads((results / "orig-repro-1" / "reproduction.json").read_text())
+    artifacts = [a for fw in verdict["frameworks"] for v in fw["variants"] for a in v["artifacts"]]
+    expected = sum(len(v.artifacts) for v in metrics.variants.values())
+    assert len(artifacts) == expected and all(a["identical"] for a in artifacts), artifacts
+    assert "bit-identical" in proc.stdout
+    assert snapshot(original) == before
