@@ -8,6 +8,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from harness.cli import main
 from harness.rundir import RunDir
 from harness_contract.cifar import write_synthetic
 from tests.cli_output import one_error_line
+from tests.fake_runner import CLI_DRIVER
 
 pytest_plugins = ("tests.run_fixtures",)
 
@@ -211,6 +216,32 @@ def test_an_interrupted_reproduction_marks_its_own_directory_only(
     marker = json.loads((_repro(original).path / "reproduction.json").read_text())
     assert marker["verdict"] == "interrupted"
     assert "Interrupted" in (_repro(original).path / "reproduction.md").read_text()
+    assert snapshot(original.path) == before
+
+
+def test_ctrl_c_during_the_rerun_prints_one_line_and_marks_only_the_rerun(
+    original: RunDir, fake_runners, tmp_path: Path
+) -> None:
+    fake_runners.setenv("FAKE_RUNNER", "sleep")
+    before = snapshot(original.path)
+    rerun = _repro(original)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLI_DRIVER, "reproduce", str(original.path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+        cwd=tmp_path,
+    )  # fmt: skip
+    log = rerun.framework("pytorch").log
+    deadline = time.monotonic() + 30
+    while not (log.is_file() and "READY" in log.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130
+    assert "interrupted" in one_error_line(err)
+    assert json.loads((rerun.path / "reproduction.json").read_text())["verdict"] == "interrupted"
     assert snapshot(original.path) == before
 
 

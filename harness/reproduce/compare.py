@@ -147,7 +147,9 @@ def compare_runs(original: Original, rerun: RunDir, checks: list[FileCheck]) -> 
     return Reproduction(original.run.path, rerun.path, checks, frameworks)
 
 
-def _framework(name: str, old_dir: FrameworkDir, old: MetricsFile, new_dir: FrameworkDir):
+def _framework(
+    name: str, old_dir: FrameworkDir, old: MetricsFile, new_dir: FrameworkDir
+) -> FrameworkResult:
     try:
         new = read_metrics(new_dir.metrics)
     except HarnessError as exc:
