@@ -22,6 +22,7 @@ from harness_contract.framework import (
     Framework,
     ProfileCapture,
     Quantized,
+    Saved,
     Trainer,
 )
 from harness_contract.metrics import ConversionStats, SizeStats
@@ -120,7 +121,13 @@ class NumpyFramework(Framework):
 
     def setup(self, spec: ExperimentSpec, threads: int) -> DeviceInfo:
         self.rng = np.random.default_rng(spec.seed)
+        self.seed = spec.seed
         return DeviceInfo(train_device="cpu")
+
+    def determinism(self, enabled: bool) -> dict[str, str]:
+        # numpy's kernels here are deterministic either way: only the request is recorded.
+        self.deterministic = enabled
+        return {"seed": str(self.seed), "deterministic": str(enabled)}
 
     def build(self, weights: dict[str, np.ndarray] | None) -> Linear:
         # The shared ResNet weights don't fit a linear model: take the fc bias as a
@@ -166,12 +173,13 @@ class NumpyFramework(Framework):
         )
         return Quantized(q, stats)
 
-    def save(self, model: Any, directory: Path, stem: str) -> SizeStats:
+    def save(self, model: Any, directory: Path, stem: str) -> Saved:
         path = directory / f"{stem}.npz"
         np.savez(path, w=model.w, b=model.b)
-        return SizeStats(
+        size = SizeStats(
             bytes=path.stat().st_size, format="npz", parameters=192 * 10 + 10, file=path.name
         )
+        return Saved(size, (path,))
 
     def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
         x = features(images)

@@ -20,6 +20,7 @@ from harness.progress import RunDisplay
 from harness.rundir import RunDir
 from harness_contract.entrypoint import parse_args, runner_command
 from harness_contract.layout import FrameworkDir
+from harness_contract.metrics import ImageIdentity
 from harness_contract.spec import build_spec
 
 pytest_plugins = ("tests.run_fixtures",)
@@ -33,6 +34,35 @@ def test_runner_command_round_trips_through_the_parser() -> None:
     assert args.spec == Path("/r/spec.json") and args.data == Path("/d ata")
     assert args.out == Path("/r/pytorch") and args.run_id == "run 1"
     assert args.runtime == "local (python)"
+
+
+IMAGE = ImageIdentity(
+    repository="127.0.0.1:5000/quant-harness-pytorch",
+    tag="0.1.0",
+    digest="127.0.0.1:5000/quant-harness-pytorch@sha256:" + "a" * 64,
+    id="sha256:" + "b" * 64,
+)
+
+
+def test_the_image_identity_round_trips_through_the_parser() -> None:
+    argv = runner_command(Path("/s"), Path("/d"), Path("/o"), "r", "docker", image=IMAGE)
+    assert argv[-2] == "--image"
+    assert parse_args(argv, "runner").image == IMAGE
+
+
+def test_without_an_image_the_command_line_has_no_image_argument() -> None:
+    argv = runner_command(Path("/s"), Path("/d"), Path("/o"), "r", "local")
+    assert "--image" not in argv and parse_args(argv, "runner").image is None
+
+
+def test_a_malformed_image_identity_exits_2_naming_the_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = runner_command(Path("/s"), Path("/d"), Path("/o"), "r", "docker")
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([*argv, "--image", '{"repository": "r", "id": "sha256:short"}'], "runner")
+    assert exit_info.value.code == 2
+    assert "argument --image: not an image identity (id:" in capsys.readouterr().err
 
 
 def test_the_local_backend_starts_the_runner_with_the_contract_command_line(
@@ -55,20 +85,24 @@ def test_the_local_backend_starts_the_runner_with_the_contract_command_line(
 def test_the_docker_backend_passes_the_contract_command_line(tmp_path: Path) -> None:
     pytest.importorskip("docker", reason="docker SDK not installed")
     from harness.backends.docker_backend import DockerBackend
+    from harness.image_identity import RunImage
 
     request = LaunchRequest(
         FRAMEWORKS["pytorch"], tmp_path / "spec.json", tmp_path, tmp_path / "pytorch", "r", None
     )
-    kwargs = DockerBackend(client=object())._container_kwargs(request, "img:1", "sha256:x", "1:1")
+    run_image = RunImage(ref=IMAGE.digest or "", identity=IMAGE)
+    kwargs = DockerBackend(client=object())._container_kwargs(request, run_image, "1:1")
 
     assert kwargs["command"] == runner_command(
         PurePosixPath("/results/spec.json"),
         PurePosixPath("/data"),
         PurePosixPath("/results/pytorch"),
         "r",
-        "docker image img:1 (sha256:x)",
+        f"docker image {IMAGE.digest} ({IMAGE.id})",
+        image=IMAGE,
     )
-    assert parse_args(kwargs["command"], "runner").out == Path("/results/pytorch")
+    args = parse_args(kwargs["command"], "runner")
+    assert args.out == Path("/results/pytorch") and args.image == IMAGE
 
 
 def test_a_launch_request_logs_where_the_layout_says(tmp_path: Path) -> None:

@@ -373,6 +373,7 @@ _CHANGE_EVERY_FIELD = {
     "name": "other",
     "seed": "1",
     "device": "cpu",
+    "deterministic": "true",
     "model.variant": "bn",
     "model.width_multiplier": "0.5",
     "model.zero_init_residual": "false",

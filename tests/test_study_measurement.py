@@ -1,4 +1,5 @@
-"""The measurement unit on its own: accuracy, size and the latency sweep with raw samples."""
+"""The measurement unit on its own: accuracy, size and artifact digests, and the latency
+sweep with raw samples."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_contract.framework import ThreadsUnsupported
+from harness_contract.digests import sha256_file
+from harness_contract.framework import Saved, ThreadsUnsupported
 from harness_contract.layout import FrameworkDir
 from harness_contract.measurement import Measurement, accuracy, latency_images, time_forward
 from harness_contract.metrics import VariantMetrics
@@ -60,6 +62,55 @@ def test_measure_saves_the_model_and_times_each_batch_size_with_its_samples(
     for lat in variant.latency:
         assert lat.samples_file == f"artifacts/latency-baseline-b{lat.batch_size}.npy"
         assert np.load(tmp_path / lat.samples_file).size == lat.n >= 5
+
+
+def test_measure_digests_every_saved_file_and_no_latency_sample(tmp_path: Path) -> None:
+    fw = NumpyFramework()
+    m = _measurement(fw, tmp_path)
+    variant = VariantMetrics(variant="ptq", status="ok", precision="int8")
+    m.measure(fw.build(None), variant, "ptq")
+    (artifact,) = variant.artifacts
+    path = tmp_path / "artifacts/ptq.npz"
+    assert artifact.file == "artifacts/ptq.npz" and artifact.bytes == path.stat().st_size
+    assert artifact.sha256 == sha256_file(path)
+    assert any(p.name.startswith("latency-ptq") for p in path.parent.iterdir())
+
+
+class TwoFormats(NumpyFramework):
+    """Saves the model twice, the second time as a folder of files (a SavedModel's shape)."""
+
+    def save(self, model, directory: Path, stem: str) -> Saved:
+        saved = super().save(model, directory, stem)
+        folder = directory / f"{stem}_saved"
+        (folder / "variables").mkdir(parents=True, exist_ok=True)
+        (folder / "saved_model.pb").write_bytes(b"graph")
+        np.save(folder / "variables" / "w.npy", model.w)
+        return Saved(saved.size, (folder, *saved.files))
+
+
+def test_a_saved_folder_is_digested_file_by_file_in_name_order(tmp_path: Path) -> None:
+    fw = TwoFormats()
+    m = _measurement(fw, tmp_path)
+    variant = VariantMetrics(variant="baseline", status="ok", precision="fp32")
+    m.measure(fw.build(None), variant, "baseline")
+    assert [a.file for a in variant.artifacts] == [
+        "artifacts/baseline.npz",
+        "artifacts/baseline_saved/saved_model.pb",
+        "artifacts/baseline_saved/variables/w.npy",
+    ]
+
+
+class ForgetsItsFile(NumpyFramework):
+    def save(self, model, directory: Path, stem: str) -> Saved:
+        return Saved(super().save(model, directory, stem).size, ())
+
+
+def test_a_save_that_does_not_list_its_own_sized_file_is_a_runner_bug(tmp_path: Path) -> None:
+    fw = ForgetsItsFile()
+    m = _measurement(fw, tmp_path)
+    variant = VariantMetrics(variant="baseline", status="ok", precision="fp32")
+    with pytest.raises(RuntimeError, match="did not list its own file baseline.npz"):
+        m.measure(fw.build(None), variant, "baseline")
 
 
 class Threaded(NumpyFramework):

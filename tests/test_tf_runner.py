@@ -16,6 +16,7 @@ import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is f
 from harness_contract import events
 from harness_contract.architecture import resnet18
 from harness_contract.cifar import Cifar10, load_cifar10
+from harness_contract.digests import sha256_file
 from harness_contract.framework import Quantized
 from harness_contract.metrics import MetricsFile, read_metrics
 from harness_contract.spec import ExperimentSpec, build_spec
@@ -169,9 +170,32 @@ def test_versions_and_int8_notes_name_the_interpreter(completed: Completed) -> N
         major_minor = version.rsplit(".", 1)[0] + "."
         assert versions[package.replace("-", "_")].startswith(major_minor), package
     assert versions["tflite_interpreter"] == "ai_edge_litert.interpreter"
+    assert "HDF5" in versions["h5py"] and "numpy" in versions
     for name in ("ptq", "qat"):
         notes = " ".join(completed.metrics.variants[name].notes)
         assert "LiteRT interpreter" in notes and f"num_threads={THREADS}" in notes
+
+
+@pytest.mark.slow
+def test_every_saved_model_file_is_an_artifact_with_its_digest(completed: Completed) -> None:
+    variants = completed.metrics.variants
+    files = {name: [a.file for a in v.artifacts] for name, v in variants.items()}
+    assert files == {
+        "baseline": ["artifacts/baseline.tflite", "artifacts/baseline.weights.h5"],
+        "ptq": ["artifacts/ptq.tflite"],
+        "qat": ["artifacts/qat.tflite"],
+    }
+    for artifact in (a for v in variants.values() for a in v.artifacts):
+        path = completed.out / artifact.file
+        assert artifact.sha256 == sha256_file(path) and artifact.bytes == path.stat().st_size
+
+
+@pytest.mark.slow
+def test_op_determinism_is_on_for_a_cpu_run_and_recorded(completed: Completed) -> None:
+    switches = completed.metrics.provenance.determinism
+    assert switches["tf.config.experimental.enable_op_determinism"] == "True"
+    assert switches["TF_DETERMINISTIC_OPS"] == "1" and switches["seed"].startswith("0 ")
+    assert "TF_ENABLE_ONEDNN_OPTS" in switches
 
 
 def test_device_cuda_without_a_gpu_exits_2_with_one_error_line(
@@ -307,7 +331,10 @@ def full_width(tmp_path_factory: pytest.TempPathFactory) -> FullWidth:
 
 @pytest.mark.slow
 def test_full_width_keras_weights_and_fp32_tflite_are_42_6_mib(full_width: FullWidth) -> None:
-    size = full_width.fw.save(full_width.model, full_width.out, "baseline")
+    saved = full_width.fw.save(full_width.model, full_width.out, "baseline")
+    size = saved.size
+    out = full_width.out
+    assert saved.files == (out / "baseline.weights.h5", out / "baseline.tflite")
     assert size.parameters == resnet18(full_width.fw.spec.model).parameter_count() == 11_169_162
     assert size.bytes / MIB == pytest.approx(42.69, abs=0.3)
     assert size.other_formats["tflite_fp32"] / MIB == pytest.approx(42.60, abs=0.3)
@@ -315,7 +342,8 @@ def test_full_width_keras_weights_and_fp32_tflite_are_42_6_mib(full_width: FullW
 
 @pytest.mark.slow
 def test_full_width_int8_tflite_is_10_8_mib(full_width: FullWidth) -> None:
-    size = full_width.fw.save(full_width.ptq.model, full_width.out, "ptq")
-    assert size.format == "tflite"
+    saved = full_width.fw.save(full_width.ptq.model, full_width.out, "ptq")
+    size = saved.size
+    assert saved.files == (full_width.out / "ptq.tflite",) and size.format == "tflite"
     assert size.bytes / MIB == pytest.approx(10.77, abs=0.3)
     assert "CONV_2D[int8]" in full_width.ptq.conversion.quantized_ops

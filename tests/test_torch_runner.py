@@ -20,6 +20,7 @@ pytest.importorskip("torchao")
 from harness_contract import events  # noqa: E402
 from harness_contract.architecture import resnet18  # noqa: E402
 from harness_contract.cifar import Cifar10, load_cifar10, write_synthetic  # noqa: E402
+from harness_contract.digests import sha256_file  # noqa: E402
 from harness_contract.framework import Quantized  # noqa: E402
 from harness_contract.metrics import read_metrics  # noqa: E402
 from harness_contract.spec import ExperimentSpec, build_spec  # noqa: E402
@@ -115,7 +116,9 @@ def full_width(tmp_path_factory: pytest.TempPathFactory) -> FullWidth:
 
 @pytest.mark.slow
 def test_full_width_fp32_state_dict_is_42_6_mib_as_in_table_1(full_width: FullWidth) -> None:
-    size = full_width.fw.save(full_width.model, full_width.out, "baseline")
+    saved = full_width.fw.save(full_width.model, full_width.out, "baseline")
+    size = saved.size
+    assert saved.files == (full_width.out / "baseline.pt",)
     assert size.bytes == (full_width.out / "baseline.pt").stat().st_size
     assert size.bytes / MIB == pytest.approx(42.6, abs=0.1)
     assert size.format == "state_dict"
@@ -124,7 +127,9 @@ def test_full_width_fp32_state_dict_is_42_6_mib_as_in_table_1(full_width: FullWi
 
 @pytest.mark.slow
 def test_full_width_ptq_int8_state_dict_is_about_10_8_mib(full_width: FullWidth) -> None:
-    size = full_width.fw.save(full_width.ptq.model, full_width.out, "ptq")
+    saved = full_width.fw.save(full_width.ptq.model, full_width.out, "ptq")
+    size = saved.size
+    assert saved.files == (full_width.out / "ptq.pt",)
     assert 10.6 <= size.bytes / MIB <= 11.0
     assert size.parameters == FULL_WIDTH_PARAMS["nobn"]
     # Every stored conv/linear weight is int8: no fp32 copy was left behind.
@@ -323,6 +328,31 @@ def test_runner_entrypoint_completes_and_writes_metrics(completed_runner: tuple)
     kinds = [e["event"] for e in _events(proc.stdout)]
     assert kinds[0] == "start" and kinds[-1] == "done"
     assert {p.name for p in (out / "artifacts").iterdir()} >= {"baseline.pt", "ptq.pt", "qat.pt"}
+
+
+@pytest.mark.slow
+def test_each_variant_records_its_state_dict_digest(completed_runner: tuple) -> None:
+    _, out = completed_runner
+    metrics = read_metrics(out / "metrics.json")
+    for name, variant in metrics.variants.items():
+        (artifact,) = variant.artifacts
+        assert artifact.file == f"artifacts/{name}.pt"
+        assert artifact.sha256 == sha256_file(out / artifact.file)
+        assert artifact.bytes == variant.size.bytes
+
+
+@pytest.mark.slow
+def test_a_cpu_run_turns_deterministic_algorithms_on_and_records_what_decides_bits(
+    completed_runner: tuple,
+) -> None:
+    _, out = completed_runner
+    provenance = read_metrics(out / "metrics.json").provenance
+    switches = provenance.determinism
+    assert switches["torch.use_deterministic_algorithms"] == "True"
+    assert switches["warn_only"] == "True" and switches["seed"].startswith("0 ")
+    assert switches["torch.backends.cpu.get_cpu_capability"] in {"DEFAULT", "AVX2", "AVX512"}
+    assert {"torch", "torchao", "numpy", "onednn"} <= set(provenance.framework_versions)
+    assert provenance.image is None  # ran on the host
 
 
 @pytest.mark.slow

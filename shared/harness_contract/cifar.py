@@ -36,6 +36,7 @@ from .cifar_format import (
     parse_batch,
     parse_label_names,
 )
+from .disk import sha256_file
 from .errors import DataError
 from .synthetic import write_synthetic
 
@@ -238,14 +239,6 @@ def check_dataset(
 # Checksums and verify
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _find_sums(root: Path) -> Path | None:
     # Our synthetic writer puts SHA256SUMS beside the batches; the shared real subset keeps
     # it one level up, next to the cifar-10-batches-py folder.
@@ -278,7 +271,7 @@ def _check_sums(root: Path, sums: Path) -> None:
         target = next((p for p in (sums.parent / name, root / name) if p.is_file()), None)
         if target is None:
             raise DataError(f"{sums} lists {name}, which is missing", broken_fix(root / name))
-        actual = _sha256_file(target)
+        actual = sha256_file(target)
         if actual != expected:
             raise DataError(
                 f"{target} does not match its checksum in {sums} "

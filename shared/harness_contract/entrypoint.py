@@ -1,4 +1,5 @@
-"""The entrypoint contract every runner shares: ``--spec FILE --data DIR --out DIR``.
+"""The entrypoint contract every runner shares: ``--spec FILE --data DIR --out DIR``
+(and ``--run-id``, ``--runtime``, ``--image`` as the host knows them).
 
 Exit codes: 0 study complete (individual phases may still have failed: see
 metrics.json), 2 a problem the user can fix (one line on stderr), 130
@@ -21,6 +22,7 @@ from .errors import HarnessError
 
 if TYPE_CHECKING:
     from .framework import Framework
+    from .metrics import ImageIdentity
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -34,12 +36,42 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="this framework's output directory")
     p.add_argument("--run-id", default=None, help="defaults to the name of --out's parent")
     p.add_argument("--runtime", default=None, help="where this runs, recorded as provenance")
+    p.add_argument(
+        "--image",
+        type=_image_identity,
+        default=None,
+        help="the container image this runs in, as JSON (repository, tag, digest, id); "
+        "recorded as provenance",
+    )
     return p.parse_args(argv)
 
 
-def runner_command(spec: Path, data: Path, out: Path, run_id: str, runtime: str) -> list[str]:
+def _image_identity(text: str) -> ImageIdentity:
+    from pydantic import ValidationError
+
+    from .metrics import ImageIdentity
+
+    try:
+        return ImageIdentity.model_validate_json(text)
+    except ValidationError as exc:  # argparse turns this into one line and exit 2
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "value"
+        raise argparse.ArgumentTypeError(
+            f"not an image identity ({where}: {first['msg']}): {text!r}"
+        ) from None
+
+
+def runner_command(
+    spec: Path,
+    data: Path,
+    out: Path,
+    run_id: str,
+    runtime: str,
+    image: ImageIdentity | None = None,
+) -> list[str]:
     """The arguments ``parse_args`` reads, in the order it documents: the one place a
     backend gets a runner's command line from (paths as the runner will see them)."""
+    image_args = [] if image is None else ["--image", image.model_dump_json()]
     return [
         "--spec",
         str(spec),
@@ -51,6 +83,7 @@ def runner_command(spec: Path, data: Path, out: Path, run_id: str, runtime: str)
         run_id,
         "--runtime",
         runtime,
+        *image_args,
     ]
 
 
@@ -104,7 +137,8 @@ def main(
         data = load_cifar10(args.data, spec.data.train_limit, spec.data.test_limit)
         fw = make_framework()
         runtime = args.runtime or f"local ({sys.executable})"
-        study = Study(fw, spec, data, out_dir, args.run_id or out_dir.parent.name, runtime)
+        run_id = args.run_id or out_dir.parent.name
+        study = Study(fw, spec, data, out_dir, run_id, runtime, image=args.image)
         study.run(effective_threads(spec))
         return EXIT_OK
     except HarnessError as exc:

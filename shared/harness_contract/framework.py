@@ -3,7 +3,8 @@
 Everything that must be identical across frameworks (data order, augmentation,
 initial weights, learning-rate schedule, phase order, timing, latency method,
 metrics) lives in the pipeline; a runner only says how its framework builds,
-steps, predicts, quantizes, saves and calls a model.
+steps, predicts, quantizes, saves and calls a model, and which determinism switches
+it sets.
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ class Quantized:
     conversion: ConversionStats
 
 
+@dataclass(frozen=True)
+class Saved:
+    """What ``Framework.save`` wrote: the size figure, and every model file (or folder,
+    e.g. a SavedModel) it saved, each digested into the variant's ``artifacts``."""
+
+    size: SizeStats
+    files: tuple[Path, ...]
+
+
 class Trainer(ABC):
     """One optimizer over one model; ``step`` must not synchronize with the device."""
 
@@ -77,6 +87,13 @@ class Framework(ABC):
     @abstractmethod
     def setup(self, spec: ExperimentSpec, threads: int) -> DeviceInfo:
         """Fix threads and seeds, pick the device."""
+
+    @abstractmethod
+    def determinism(self, enabled: bool) -> dict[str, str]:
+        """Turn the framework's determinism switches on (or leave them at its defaults),
+        after ``setup`` and before any model is built; return every switch that decides
+        bits as it now stands, seeds included: name -> value, recorded in the provenance.
+        Must cost nothing noticeable on CPU."""
 
     @abstractmethod
     def build(self, weights: dict[str, np.ndarray] | None) -> Any:
@@ -105,7 +122,9 @@ class Framework(ABC):
     def convert_qat(self, model: Any) -> Quantized: ...
 
     @abstractmethod
-    def save(self, model: Any, directory: Path, stem: str) -> SizeStats: ...
+    def save(self, model: Any, directory: Path, stem: str) -> Saved:
+        """Write the model under ``directory`` as ``<stem>.*``; its size, and every file
+        written (latency samples and traces are not the runner's to list)."""
 
     @abstractmethod
     def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:

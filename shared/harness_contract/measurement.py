@@ -1,6 +1,6 @@
 """What is measured of every model, identically for every framework: accuracy on the
-test split, size on disk, and latency at each batch size and thread count (with the raw
-per-call samples kept beside metrics.json)."""
+test split, size on disk with the digest of every saved model file, and latency at each
+batch size and thread count (with the raw per-call samples kept beside metrics.json)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import numpy as np
 
 from . import events
 from .cifar import Cifar10
-from .framework import Framework, ThreadsUnsupported
+from .digests import artifact_digests
+from .framework import Framework, Saved, ThreadsUnsupported
 from .latency import LatencyRun, measure_latency
 from .layout import FrameworkDir
-from .metrics import AccuracyStats, LatencyStats, VariantMetrics
+from .metrics import AccuracyStats, ArtifactDigest, LatencyStats, VariantMetrics
 from .spec import LatencySpec, MeasureSpec
 from .stream import eval_batches
 
@@ -85,11 +86,14 @@ class Measurement:
         )
 
     def measure(self, model: Any, variant: VariantMetrics, stem: str) -> None:
-        """Size on disk (the model saved as ``artifacts/<stem>.*``), then latency at every
-        batch size: at the run's threads, then at 1 thread where the sweep asks for it. A
-        thread count the framework cannot switch to leaves a note instead of rows."""
+        """Size on disk and the digest of every file saved (the model as
+        ``artifacts/<stem>.*``), then latency at every batch size: at the run's threads,
+        then at 1 thread where the sweep asks for it. A thread count the framework cannot
+        switch to leaves a note instead of rows."""
         self.out.artifacts.mkdir(parents=True, exist_ok=True)
-        variant.size = self.fw.save(model, self.out.artifacts, stem)
+        saved = self.fw.save(model, self.out.artifacts, stem)
+        variant.size = saved.size
+        variant.artifacts = self.digests(saved)
         rule = self.spec.latency
         thread_counts = [self.threads]
         if rule.thread_sweep and self.threads > 1:
@@ -101,6 +105,16 @@ class Measurement:
                         variant.latency.append(self.latency(model, stem, bs, threads))
             except ThreadsUnsupported as exc:
                 variant.notes.append(f"no latency at {threads} thread(s): {exc.one_line()}")
+
+    def digests(self, saved: Saved) -> list[ArtifactDigest]:
+        """The saved files' digests; the file the size figure names must be among them."""
+        digests = artifact_digests(saved.files, self.out.path)
+        named = saved.size.file
+        if named is not None and self.out.relative(self.out.artifacts / named) not in {
+            d.file for d in digests
+        }:  # a runner bug: its size names a file it did not declare
+            raise RuntimeError(f"{self.fw.name}.save did not list its own file {named}")
+        return digests
 
     def latency(self, model: Any, stem: str, batch_size: int, threads: int) -> LatencyStats:
         """One latency row; its raw samples are saved as artifacts/latency-<stem>-b<bs>.npy

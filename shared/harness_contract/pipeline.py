@@ -19,7 +19,7 @@ from pathlib import Path
 from .cifar import Cifar10
 from .framework import Framework
 from .layout import FrameworkDir
-from .metrics import MetricsFile
+from .metrics import ImageIdentity, MetricsFile
 from .spec import ExperimentSpec
 from .study import StudyDriver
 
@@ -32,6 +32,8 @@ class Study:
     out_dir: Path
     run_id: str
     runtime: str
+    # The container image it runs in, as the host named it (None: on the host).
+    image: ImageIdentity | None = None
 
     def run(self, threads: int) -> MetricsFile:
         """Run every phase at ``threads`` threads; metrics.json is in ``out_dir``."""
@@ -42,5 +44,6 @@ class Study:
             FrameworkDir(Path(self.out_dir)),
             self.run_id,
             self.runtime,
+            self.image,
         )
         return driver.run(threads)

@@ -1,5 +1,6 @@
-"""What a result was made with: the metrics.json header (versions, machine, runtime,
-dataset) and the label of the weights the baseline started from."""
+"""What a result was made with: the metrics.json header (versions, machine, runtime, the
+image it ran in, the determinism switches, dataset) and the label of the weights the
+baseline started from. Together they say what decides whether a rerun is bit-identical."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ import numpy as np
 from . import __version__, system
 from .cifar import Cifar10
 from .framework import DeviceInfo, Framework
-from .metrics import DatasetInfo, MetricsFile, Provenance, now_iso
+from .metrics import DatasetInfo, ImageIdentity, MetricsFile, Provenance, now_iso
 from .spec import ExperimentSpec, ModelSpec
 from .weights import initial_weights, weights_digest
 
 
-def provenance(fw: Framework, device: DeviceInfo, threads: int, runtime: str) -> Provenance:
+def provenance(
+    fw: Framework,
+    device: DeviceInfo,
+    threads: int,
+    runtime: str,
+    image: ImageIdentity | None = None,
+    determinism: dict[str, str] | None = None,
+) -> Provenance:
     return Provenance(
         harness_version=__version__,
         framework_versions=fw.versions(),
@@ -34,6 +42,8 @@ def provenance(fw: Framework, device: DeviceInfo, threads: int, runtime: str) ->
         cuda=device.cuda,
         cudnn=device.cudnn,
         gpu_driver=system.gpu_driver() if device.gpu else None,
+        image=image,
+        determinism=dict(determinism or {}),
     )
 
 
@@ -55,6 +65,8 @@ def new_metrics(
     runtime: str,
     device: DeviceInfo,
     threads: int,
+    image: ImageIdentity | None = None,
+    determinism: dict[str, str] | None = None,
 ) -> MetricsFile:
     """A "running" metrics.json with its provenance and no phases yet."""
     return MetricsFile(
@@ -66,7 +78,7 @@ def new_metrics(
         seed=spec.seed,
         started_at=now_iso(),
         updated_at=now_iso(),
-        provenance=provenance(fw, device, threads, runtime),
+        provenance=provenance(fw, device, threads, runtime, image, determinism),
         dataset=dataset_info(data),
     )
 

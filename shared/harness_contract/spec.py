@@ -200,6 +200,10 @@ class ExperimentSpec(_Section):
     seed: int = Field(0, ge=0, lt=2**32)
     # "auto": CUDA when the runner sees a GPU, else CPU. Int8 inference is always CPU.
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # The framework's determinism switches (PyTorch deterministic algorithms and cuDNN,
+    # TensorFlow op determinism). None: on when training runs on the CPU, where they cost
+    # nothing, off on a GPU, where they can slow training; true/false: as asked.
+    deterministic: bool | None = None
     model: ModelSpec = ModelSpec()
     data: DataSpec = DataSpec()
     train: OptimSpec = OptimSpec()
@@ -388,3 +392,10 @@ def effective_threads(spec: ExperimentSpec) -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def determinism_wanted(spec: ExperimentSpec, train_device: str) -> bool:
+    """Whether the runner turns its determinism switches on, once it knows its device."""
+    if spec.deterministic is not None:
+        return spec.deterministic
+    return train_device == "cpu"

@@ -23,11 +23,11 @@ from .framework import Framework
 from .layout import FrameworkDir
 from .measurement import Measurement
 from .memory import PhaseMemory
-from .metrics import MetricsFile, VariantMetrics, write_metrics
+from .metrics import ImageIdentity, MetricsFile, VariantMetrics, write_metrics
 from .phases import Phases
 from .profiling import Profiling
 from .provenance import new_metrics
-from .spec import ExperimentSpec
+from .spec import ExperimentSpec, determinism_wanted
 
 log = logging.getLogger("harness.pipeline")
 
@@ -49,17 +49,28 @@ class StudyDriver:
         out: FrameworkDir,
         run_id: str,
         runtime: str,
+        image: ImageIdentity | None = None,
     ) -> None:
         self.fw, self.spec, self.data, self.out = fw, spec, data, out
-        self.run_id, self.runtime = run_id, runtime
+        self.run_id, self.runtime, self.image = run_id, runtime, image
         self.out.artifacts.mkdir(parents=True, exist_ok=True)
         self.memory = PhaseMemory(fw)
         self.metrics: MetricsFile | None = None
 
     def run(self, threads: int) -> MetricsFile:
         device = self.fw.setup(self.spec, threads)
+        # Before any model exists: the switches decide how it is built and trained.
+        switches = self.fw.determinism(determinism_wanted(self.spec, device.train_device))
         self.metrics = new_metrics(
-            self.fw, self.spec, self.data, self.run_id, self.runtime, device, threads
+            self.fw,
+            self.spec,
+            self.data,
+            self.run_id,
+            self.runtime,
+            device,
+            threads,
+            image=self.image,
+            determinism=switches,
         )
         self.save()
         measurement = Measurement(

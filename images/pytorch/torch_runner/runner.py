@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import os
+import random
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,14 @@ from torch import nn
 
 from harness_contract.architecture import resnet18
 from harness_contract.errors import HarnessError
-from harness_contract.framework import DeviceInfo, Framework, ProfileCapture, Quantized, Trainer
+from harness_contract.framework import (
+    DeviceInfo,
+    Framework,
+    ProfileCapture,
+    Quantized,
+    Saved,
+    Trainer,
+)
 from harness_contract.metrics import SizeStats
 from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
 
@@ -25,6 +35,20 @@ from .tensors import Normalizer
 from .train import SGDTrainer
 
 CPU = torch.device("cpu")
+# cuBLAS picks reduction orders per call unless its workspace is fixed (NVIDIA's advice
+# for reproducible GEMMs); read when cuBLAS starts, before the first matmul.
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def _bundled_versions() -> dict[str, str]:
+    """The math libraries torch was built with (they decide the bits of fp32 and int8
+    kernels), as torch reports them."""
+    config = torch.__config__.show()
+    found = {
+        "onednn": re.search(r"MKL-DNN v([\w.]+)", config),
+        "mkl": re.search(r"Math Kernel Library Version ([\w.]+)", config),
+    }
+    return {name: m.group(1) for name, m in found.items() if m}
 
 
 class TorchFramework(Framework):
@@ -34,11 +58,15 @@ class TorchFramework(Framework):
         out = {"torch": torch.__version__, "numpy": np.__version__}
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out["torchao"] = importlib.metadata.version("torchao")
-        return out
+        return out | _bundled_versions()
 
     def setup(self, spec: ExperimentSpec, threads: int) -> DeviceInfo:
         torch.set_num_threads(threads)
-        torch.manual_seed(spec.seed)
+        # Every generator anything in this process might draw from (augmentation and
+        # the shared weights draw from their own seeded numpy generators).
+        random.seed(spec.seed)
+        np.random.seed(spec.seed)
+        torch.manual_seed(spec.seed)  # CPU and every CUDA device
         self.spec = spec
         self.net = resnet18(spec.model)
         self.normalize = Normalizer(spec.data.mean, spec.data.std)
@@ -53,6 +81,34 @@ class TorchFramework(Framework):
             cuda=torch.version.cuda,
             cudnn=str(torch.backends.cudnn.version()),
         )
+
+    def determinism(self, enabled: bool) -> dict[str, str]:
+        cuda = self.device.type == "cuda"
+        if enabled and cuda:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+        # warn_only: an op without a deterministic kernel (some CUDA backward passes) warns
+        # in runner.log instead of failing its phase; on CPU our ops have one.
+        torch.use_deterministic_algorithms(enabled, warn_only=True)
+        # Filling every torch.empty with NaN guards against reading uninitialized memory,
+        # which no kernel here does; it would only slow the timed forward passes.
+        torch.utils.deterministic.fill_uninitialized_memory = False
+        torch.backends.cudnn.deterministic = enabled
+        if enabled:
+            torch.backends.cudnn.benchmark = False  # autotuning may pick another algorithm
+        return {
+            "seed": f"{self.spec.seed} (random, numpy.random, torch.manual_seed)",
+            "torch.use_deterministic_algorithms": str(torch.are_deterministic_algorithms_enabled()),
+            "warn_only": str(torch.is_deterministic_algorithms_warn_only_enabled()),
+            "torch.utils.deterministic.fill_uninitialized_memory": str(
+                torch.utils.deterministic.fill_uninitialized_memory
+            ),
+            "torch.backends.cudnn.deterministic": str(torch.backends.cudnn.deterministic),
+            "torch.backends.cudnn.benchmark": str(torch.backends.cudnn.benchmark),
+            "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG", "unset"),
+            # The ISA torch's CPU kernels were dispatched for (ATEN_CPU_CAPABILITY can
+            # force one): another ISA, other vector widths, other rounding.
+            "torch.backends.cpu.get_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        }
 
     @staticmethod
     def _pick_device(requested: str) -> torch.device:
@@ -101,7 +157,7 @@ class TorchFramework(Framework):
         return Quantized(int8, stats)
 
     # ------------------------------------------------------------ measurement
-    def save(self, model: Any, directory: Path, stem: str) -> SizeStats:
+    def save(self, model: Any, directory: Path, stem: str) -> Saved:
         """The paper's measure: the serialized state_dict (int8 tensors for int8 models)."""
         module = model.serializable if isinstance(model, Int8Model) else model
         path = directory / f"{stem}.pt"
@@ -111,12 +167,13 @@ class TorchFramework(Framework):
             for k, v in module.state_dict().items()
         }
         torch.save(state, path)
-        return SizeStats(
+        size = SizeStats(
             bytes=path.stat().st_size,
             format="state_dict",
             file=path.name,
             parameters=self.net.parameter_count(),
         )
+        return Saved(size, (path,))
 
     def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
         net, device = self._runnable(model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from harness_contract.framework import (
     ProfileCapture,
     ProfilerUnavailable,
     Quantized,
+    Saved,
     ThreadsUnsupported,
     Trainer,
 )
@@ -52,6 +54,7 @@ class TFFramework(Framework):
         self._forwards: dict[int, tuple[keras.Model, Callable[[tf.Tensor], tf.Tensor]]] = {}
 
     def versions(self) -> dict[str, str]:
+        import h5py
         import tensorflow_model_optimization as tfmot
 
         try:
@@ -65,12 +68,14 @@ class TFFramework(Framework):
             "ai_edge_litert": litert,
             "tflite_interpreter": interpreter_class()[1],
             "numpy": np.__version__,
+            # Writes the Keras .h5 weights file, byte for byte.
+            "h5py": f"{h5py.__version__} (HDF5 {h5py.version.hdf5_version})",
         }
 
     def setup(self, spec: ExperimentSpec, threads: int) -> DeviceInfo:
         self.spec, self.threads = spec, threads
         self.thread_note = self._fix_threads(threads)
-        tf.random.set_seed(spec.seed)
+        keras.utils.set_random_seed(spec.seed)  # Python's random, numpy's and TensorFlow's
         self.net = resnet18(spec.model)
         self.normalize = Normalizer(spec.data.mean, spec.data.std)
         self.device = self._pick_device(spec.device)
@@ -84,6 +89,27 @@ class TFFramework(Framework):
             cuda=build.get("cuda_version"),
             cudnn=build.get("cudnn_version"),
         )
+
+    def determinism(self, enabled: bool) -> dict[str, str]:
+        # Op determinism is a process-wide flag with no public way to read or clear it.
+        from tensorflow.python.framework import config as tf_config
+
+        if enabled:
+            os.environ["TF_DETERMINISTIC_OPS"] = "1"  # what older kernels still read
+            tf.config.experimental.enable_op_determinism()
+        elif tf_config.is_op_determinism_enabled():  # an earlier study in this process
+            tf_config.disable_op_determinism()
+        return {
+            "seed": f"{self.spec.seed} (tf_keras.utils.set_random_seed: random, numpy, tf)",
+            "tf.config.experimental.enable_op_determinism": str(
+                tf_config.is_op_determinism_enabled()
+            ),
+            "TF_DETERMINISTIC_OPS": os.environ.get("TF_DETERMINISTIC_OPS", "unset"),
+            # oneDNN's fused CPU kernels round differently from the Eigen ones; read when
+            # TensorFlow loads (unset: on, on x86 Linux).
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
+            "inter_op_threads": str(INTER_OP_THREADS),
+        }
 
     @staticmethod
     def _fix_threads(threads: int) -> str | None:
@@ -169,28 +195,30 @@ class TFFramework(Framework):
         return Quantized(int8, stats)
 
     # ------------------------------------------------------------ measurement
-    def save(self, model: Any, directory: Path, stem: str) -> SizeStats:
+    def save(self, model: Any, directory: Path, stem: str) -> Saved:
         """int8: the .tflite file. fp32: the Keras weights file, plus the fp32 .tflite's size."""
         if isinstance(model, Int8Model):
             path = directory / f"{stem}.tflite"
             path.write_bytes(model.tflite)
-            return SizeStats(
+            size = SizeStats(
                 bytes=path.stat().st_size,
                 format="tflite",
                 file=path.name,
                 parameters=model.parameters,
             )
+            return Saved(size, (path,))
         path = directory / f"{stem}.weights.h5"
         model.save_weights(str(path))
         fp32_tflite = directory / f"{stem}.tflite"
         fp32_tflite.write_bytes(quantize.fp32_tflite(model))
-        return SizeStats(
+        size = SizeStats(
             bytes=path.stat().st_size,
             format="keras_weights_h5",
             file=path.name,
             parameters=self.net.parameter_count(),
             other_formats={"tflite_fp32": fp32_tflite.stat().st_size},
         )
+        return Saved(size, (path, fp32_tflite))
 
     def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
         if isinstance(model, Int8Model):
