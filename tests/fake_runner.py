@@ -15,7 +15,6 @@ $FAKE_RUNNER_CPU the recorded CPU model (a rerun "elsewhere").
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import signal
@@ -27,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from harness_contract import events
+from harness_contract.digests import artifact_digests
 from harness_contract.entrypoint import parse_args
 from harness_contract.metrics import (
     AccuracyStats,
-    ArtifactDigest,
     DatasetInfo,
     LatencyStats,
     MetricsFile,
@@ -99,8 +98,7 @@ def add_results(metrics: MetricsFile, out: Path) -> None:
         if salt:  # other bytes, same size (as a rerun on another CPU gives)
             data = bytes(b ^ s for b, s in zip(data, itertools.cycle(salt.encode()), strict=False))
         (out / rel).write_bytes(data)
-        digest = hashlib.sha256(data).hexdigest()
-        variant.artifacts = [ArtifactDigest(file=rel, sha256=digest, bytes=len(data))]
+        variant.artifacts = artifact_digests([out / rel], out)
         variant.size = SizeStats(bytes=len(data), format="fake", parameters=1, file=rel)
         agreement = None if name == "baseline" else 0.9
         variant.accuracy = AccuracyStats(

@@ -4,11 +4,11 @@ rerun be compared with?), so any finding here makes the verdict "not reproduced"
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from harness_contract.digests import sha256_file
 from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import MetricsFile
 from harness_contract.oserrors import os_error
@@ -16,7 +16,6 @@ from harness_contract.oserrors import os_error
 from .original import Original
 
 Status = Literal["ok", "changed", "missing"]
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -41,15 +40,12 @@ class FileCheck:
         )
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def _sha256(path: Path) -> str:
+    # The code the runners recorded the digests with (harness_contract.digests).
     try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
+        return sha256_file(path)
     except OSError as exc:
         raise os_error(exc, path, "fix its permissions, then reproduce again") from None
-    return digest.hexdigest()
 
 
 def verify_framework(name: str, fw: FrameworkDir, metrics: MetricsFile) -> list[FileCheck]:
@@ -60,7 +56,7 @@ def verify_framework(name: str, fw: FrameworkDir, metrics: MetricsFile) -> list[
             if not path.is_file():
                 checks.append(FileCheck(name, variant, art.file, "missing", art.sha256, None))
                 continue
-            actual = sha256_file(path)
+            actual = _sha256(path)
             status: Status = "ok" if actual == art.sha256 else "changed"
             checks.append(FileCheck(name, variant, art.file, status, art.sha256, actual))
     return checks
