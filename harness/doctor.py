@@ -165,24 +165,30 @@ def _base_digest(framework: str) -> Check:
 
 
 def _harness_images(client: Any | None) -> Check:
+    """Both local images present, and each the locked one where the lock has a digest."""
+    from docker.errors import ImageNotFound
+
     name = "harness images"
     if client is None:
         return Check(name, None, "no Docker engine to ask")
-    wanted = [images.image_ref(framework) for framework in images.FRAMEWORKS]
-    rows = {row.ref: row for row in images.list_images(client) if row.ref in wanted}
-    missing = [ref for ref in wanted if ref not in rows]
-    present = [
-        f"{ref} ({rows[ref].framework_versions or 'no labels'})" for ref in wanted if ref in rows
-    ]
-    detail = "; ".join(present + [f"{ref} missing" for ref in missing])
-    fix = "harness images build (or harness images pull)" if missing else ""
-    unlocked = _not_locked(client, [f for f in images.FRAMEWORKS if images.image_ref(f) in rows])
+    present, missing, found = [], [], {}
+    for framework in images.FRAMEWORKS:
+        ref = images.image_ref(framework)
+        try:
+            found[framework] = client.images.get(ref)
+        except ImageNotFound:
+            missing.append(f"{ref} missing")
+            continue
+        versions = (found[framework].labels or {}).get(images.VERSIONS_LABEL)
+        present.append(f"{ref} ({versions or 'no labels'})")
+    unlocked = _not_locked(found)
     if unlocked:
         return Check(name, False, "; ".join(unlocked), "harness images pull")
-    return Check(name, not missing, detail, fix)
+    fix = "harness images build (or harness images pull)" if missing else ""
+    return Check(name, not missing, "; ".join(present + missing), fix)
 
 
-def _not_locked(client: Any, frameworks: list[str]) -> list[str]:
+def _not_locked(found: dict[str, Any]) -> list[str]:
     """A line per local image that is not the one the lock's published digest names."""
     from .image_identity import mismatch
 
@@ -190,13 +196,8 @@ def _not_locked(client: Any, frameworks: list[str]) -> list[str]:
         lock = images.load_lock()
     except HarnessError as exc:
         return [exc.one_line()]
-    found = []
-    for framework in frameworks:
-        ref = images.image_ref(framework)
-        problem = mismatch(client.images.get(ref), framework, ref, lock)
-        if problem:
-            found.append(problem)
-    return found
+    problems = (mismatch(image, fw, images.image_ref(fw), lock) for fw, image in found.items())
+    return [problem for problem in problems if problem]
 
 
 def _dataset() -> Check:

@@ -203,7 +203,11 @@ def list_images(client: Any | None = None) -> list[ImageRow]:
             rows.append(
                 ImageRow(
                     framework=framework,
-                    ref=(image.tags or [image.short_id])[0],
+                    # An image can carry several names: show the one asked for.
+                    ref=next(
+                        (t for t in image.tags if t.startswith(f"{LOCAL_REPOSITORY}/{framework}:")),
+                        image.short_id,
+                    ),
                     id=image.short_id.removeprefix("sha256:"),
                     created=str(attrs.get("Created", ""))[:19].replace("T", " "),
                     size_mib=round(attrs.get("Size", 0) / 2**20, 1),

@@ -34,6 +34,7 @@ cleanup() {
     wait "$registry_pid" 2>/dev/null || true
     echo "tier docker: stopped the registry it started (pid $registry_pid)"
   fi
+  rm -rf "$work/registry"  # the pushed layers: several GB
   if [[ -n "$started_pid" ]]; then
     kill "$started_pid" 2>/dev/null || true
     wait "$started_pid" 2>/dev/null || true
