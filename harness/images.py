@@ -186,13 +186,6 @@ def build(
     return built
 
 
-def pull(frameworks: Iterable[str], progress: Progress = print) -> list[str]:
-    """``harness.registry.pull`` under its old name, for callers that import it from here."""
-    from .registry import pull as pull_locked
-
-    return pull_locked(frameworks, progress=progress)
-
-
 def list_images(client: Any | None = None) -> list[ImageRow]:
     """Every local ``quant-harness/<framework>`` image, newest first per framework."""
     client = client or docker_client()
