@@ -420,3 +420,21 @@ def test_the_identity_splits_any_local_reference(
 ) -> None:
     run = image_identity.resolve(FakeImage("pytorch", "x"), "pytorch", ref)
     assert (run.identity.repository, run.identity.tag) == (repository, tag)
+
+
+# -- the CLI -------------------------------------------------------------------------------
+
+
+def test_cli_push_prints_each_reference_and_refusals_exit_2_in_one_line(
+    lock_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+    from tests.test_cli_e2e import _cli_error
+
+    api = FakeApi(push_chunks=_push_ok({"pytorch": DIGEST_PT, "tensorflow": DIGEST_TF}))
+    _use(monkeypatch, FakeClient(api, _local_images(images.load_lock().cpu_base)))
+    assert main(["images", "push", "--registry", MIRROR]) == 0
+    out = capsys.readouterr().out
+    assert f"pushed {MIRROR}/" in out and f"@{DIGEST_TF}" in out
+    line = _cli_error(capsys, "images", "push")  # the release registry, a CPU-base build
+    assert "not the release base" in line and "--allow-cpu-base" in line
