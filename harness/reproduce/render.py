@@ -244,14 +244,15 @@ def _size(f: Figure | None) -> str:
 def _latency(v: VariantResult) -> str:
     parts = []
     for r in v.latency:
+        row = f"b{r.batch_size} {r.threads}t"  # a run measures at its threads and at 1
         if r.band is None:
-            parts.append(f"b{r.batch_size}: no rerun row")
+            parts.append(f"{row}: no rerun row")
         elif r.band.low is None or r.band.high is None:
-            parts.append(f"b{r.batch_size}: {r.band.ratio:.2f}x (no samples)")
+            parts.append(f"{row}: {r.band.ratio:.2f}x (no samples)")
         else:
             noise = "in noise" if r.band.within_noise else "OUT of noise"
             span = f"{r.band.low:.2f}-{r.band.high:.2f}"
-            parts.append(f"b{r.batch_size}: {r.band.ratio:.2f}x ({span}) {noise}")
+            parts.append(f"{row}: {r.band.ratio:.2f}x ({span}) {noise}")
     return "\n".join(parts) or "—"
 
 
