@@ -78,6 +78,19 @@ def is_alive(owner: LockOwner) -> bool:
     return True
 
 
+def may_be_alive(owner: LockOwner) -> bool:
+    """True unless the owner is known dead: one on another host cannot be checked."""
+    return owner.host != socket.gethostname() or is_alive(owner)
+
+
+def refuse_if_owned(run_dir: Path, lock_path: Path) -> None:
+    """The refusal ``acquire`` gives for a live owner, without taking the lock (for
+    readers that must never write into the run)."""
+    owner = read_owner(lock_path)
+    if owner is not None and may_be_alive(owner):
+        raise _refusal(run_dir, lock_path, owner)
+
+
 def _refusal(run_dir: Path, lock_path: Path, owner: LockOwner) -> HarnessError:
     if owner.host != socket.gethostname():
         return HarnessError(
@@ -121,7 +134,7 @@ def acquire(
                     f"if no run is writing {run_dir}, remove {lock_path} and try again",
                 )
             continue
-        if owner.host != me.host or is_alive(owner):
+        if may_be_alive(owner):
             raise _refusal(run_dir, lock_path, owner)
         # Stale: take it over only if it is still the same file we judged.
         if read_owner(lock_path) == owner:

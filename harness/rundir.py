@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -30,7 +29,7 @@ from harness_contract.metrics import MetricsFile, read_metrics, write_metrics
 from harness_contract.oserrors import os_error
 from harness_contract.spec import ExperimentSpec, load_resolved_spec
 
-from .lock import is_alive, read_owner
+from .lock import may_be_alive, read_owner
 from .options import RESULTS_FIX
 
 SPEC_FILE = "spec.json"
@@ -225,7 +224,7 @@ class RunDir:
 
 def _exists_error(run: RunDir) -> HarnessError:
     owner = read_owner(run.lock_path)
-    if owner is not None and (owner.host != socket.gethostname() or is_alive(owner)):
+    if owner is not None and may_be_alive(owner):
         return HarnessError(
             f"run directory {run.path} already exists and is in use by {owner.describe()}",
             "choose another --run-id",

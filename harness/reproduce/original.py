@@ -3,7 +3,6 @@ no live process owns. Every refusal is one line with the fix (exit 2)."""
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,9 +68,7 @@ def _run_dir(path: Path) -> RunDir:
 def _refuse_if_live(run: RunDir) -> None:
     """The lock refusal other commands give, without taking the lock: taking it would
     write into the original, which reproduce never does."""
-    owner = lock.read_owner(run.lock_path)
-    if owner is not None and (owner.host != socket.gethostname() or lock.is_alive(owner)):
-        raise lock._refusal(run.path, run.lock_path, owner)
+    lock.refuse_if_owned(run.path, run.lock_path)
 
 
 def _spec(run: RunDir) -> ExperimentSpec:
