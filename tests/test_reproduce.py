@@ -171,6 +171,22 @@ def test_bits_that_differ_are_explained_from_the_recorded_context(
     assert all(not v["bit_identical"] and v["figures_agree"] for v in pytorch["variants"])
 
 
+def test_a_run_that_took_the_machines_threads_is_rerun_at_the_recorded_count(
+    original: RunDir, capsys
+) -> None:
+    """The spec left threads to the machine; another machine has another core count, and
+    threads decide the bits, so the rerun pins the count the original recorded."""
+    assert json.loads(original.spec_path.read_text())["measure"]["threads"] is None
+    for name in ("pytorch", "tensorflow"):
+        _edit_metrics(original, name, lambda raw: raw["provenance"].update(threads=7))
+
+    _reproduce(original)
+
+    rerun_spec = json.loads(_repro(original).spec_path.read_text())
+    assert rerun_spec["measure"]["threads"] == 7
+    assert "7 threads" in capsys.readouterr().err
+
+
 def test_a_rerun_that_fails_is_not_reproduced(
     original: RunDir, fake_runners, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -38,7 +38,7 @@ def reproduce(opts: ReproduceOptions, say: Callable[[str], None] = _say) -> int:
     if opts.pull and backend != "docker":
         raise HarnessError("--pull only applies with --backend docker", "drop --pull")
     choice = choose_rerun_data(original, opts.data, opts.force_data, say)
-    study = study_options(original, backend, choice, new_run_id(original))
+    study = study_options(original, backend, choice, new_run_id(original), say)
     if backend == "docker":
         if opts.pull:
             pull_locked(original, say)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness_contract.errors import HarnessError
-from harness_contract.spec import build_spec
+from harness_contract.spec import build_spec, effective_threads
 
 from ..dataset_source import DataChoice
 from ..options import DEFAULT_PRESET, StudyOptions
@@ -78,7 +78,26 @@ def choose_rerun_data(
     return choice
 
 
-def study_options(original: Original, backend: str, data: DataChoice, run_id: str) -> StudyOptions:
+def recorded_threads(original: Original) -> int | None:
+    """The thread count to pin the rerun to: the original's, when its spec left threads to
+    the machine and this machine would pick another count (threads decide the bits).
+    None when spec.json already gives the same count here (then it is rerun as it is)."""
+    if original.spec.measure.threads is not None:
+        return None
+    counts = {m.provenance.threads for m in original.metrics.values()}
+    if len(counts) != 1:
+        return None
+    recorded = counts.pop()
+    return None if recorded == effective_threads(original.spec) else recorded
+
+
+def study_options(
+    original: Original,
+    backend: str,
+    data: DataChoice,
+    run_id: str,
+    say: Callable[[str], None] = lambda _: None,
+) -> StudyOptions:
     """The rerun as ``harness compare``/``run`` would be asked for it."""
     spec_path = original.run.spec_path
     # spec.json is a fully resolved spec: laid over the preset it must resolve to itself.
@@ -88,6 +107,12 @@ def study_options(original: Original, backend: str, data: DataChoice, run_id: st
             "reproduce it with the harness version that made it",
         )
     record = original.record
+    threads = recorded_threads(original)
+    if threads is not None:
+        say(
+            f"note: the original ran at {threads} threads (its spec left them to the machine, "
+            "which here picks another count); the rerun is pinned to the same count"
+        )
     return StudyOptions(
         command=record.command if record else "compare",
         frameworks=",".join(original.frameworks),
@@ -98,4 +123,5 @@ def study_options(original: Original, backend: str, data: DataChoice, run_id: st
         backend=backend,
         timeout=record.timeout_s if record else None,
         gpus=record.gpus if record else None,
+        threads=threads,
     )
