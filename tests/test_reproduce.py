@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -115,6 +116,17 @@ def test_latency_is_judged_against_the_old_samples_but_never_decides_the_verdict
     rows = [r for fw in verdict["frameworks"] for v in fw["variants"] for r in v["latency"]]
     assert rows and all(r["interval"][0] <= r["ratio"] <= r["interval"][1] for r in rows)
     assert all(isinstance(r["within_noise"], bool) for r in rows)
+
+
+def test_the_terminal_sums_up_latency_and_the_markdown_lists_every_row(
+    original: RunDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _reproduce(original)
+
+    out = capsys.readouterr().out
+    assert re.search(r"\d+/\d+ in noise", out) and re.search(r"widest \d+\.\d\dx", out)
+    assert "b1 2t:" not in out  # per-row detail stays out of the 80-column table
+    assert "b1 2t:" in (_repro(original).path / "reproduction.md").read_text()
 
 
 def test_an_altered_recorded_digest_exits_1_naming_the_artifact(

@@ -4,6 +4,7 @@ directory and written atomically."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from .latency_band import CONFIDENCE
 
 MD_FILE = "reproduction.md"
 JSON_FILE = "reproduction.json"
+PIPED_WIDTH = 120
 TOLERANCES = (
     f"figures agree when top-1 is within {TOP1_TOLERANCE_PTS} points, agreement with fp32 "
     f"within {AGREEMENT_TOLERANCE_PTS} points and size within {SIZE_TOLERANCE:.1%}; latency "
@@ -39,23 +41,28 @@ def verdict_line(rep: Reproduction) -> str:
     return f"not reproduced: {'; '.join(rep.reasons())}"
 
 
-def rows(rep: Reproduction) -> list[tuple[str, ...]]:
+def rows(rep: Reproduction, detail: bool = True) -> list[tuple[str, ...]]:
+    """One row per framework x variant; ``detail`` False sums up the latency rows in one
+    line (the terminal), True lists each batch size and thread count (reproduction.md)."""
+    latency = _latency if detail else _latency_summary
     out = []
     for fw in rep.frameworks:
         if fw.problem:
             out.append((fw.framework, "—", fw.problem, "", "", "", ""))
         for v in fw.variants:
-            out.append((fw.framework, v.variant, _artifacts(v), *_figure_cells(v), _latency(v)))
+            out.append((fw.framework, v.variant, _artifacts(v), *_figure_cells(v), latency(v)))
     return out
 
 
 def print_table(rep: Reproduction, console: Console | None = None) -> None:
     table = Table(title=f"reproduction of {rep.original.name}", title_justify="left")
     for col in COLUMNS:
-        table.add_column(col, no_wrap=col in ("framework", "variant"))
-    for row in rows(rep):
+        table.add_column(col, no_wrap=col in ("framework", "variant", COLUMNS[-1]))
+    for row in rows(rep, detail=False):
         table.add_row(*row)
-    console = console or Console()
+    # Piped output has no width to fit: 80 columns would fold every cell; a terminal
+    # keeps its own width.
+    console = console or Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
     console.print(table)
     for line in explanations(rep):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -254,6 +261,16 @@ def _latency(v: VariantResult) -> str:
             span = f"{r.band.low:.2f}-{r.band.high:.2f}"
             parts.append(f"{row}: {r.band.ratio:.2f}x ({span}) {noise}")
     return "\n".join(parts) or "—"
+
+
+def _latency_summary(v: VariantResult) -> str:
+    """How many latency rows are within noise, and the widest ratio seen."""
+    bands = [r.band for r in v.latency if r.band is not None and r.band.within_noise is not None]
+    if not bands:
+        return "—"
+    inside = sum(b.within_noise for b in bands)
+    widest = max(bands, key=lambda b: abs(b.ratio - 1.0))
+    return f"{inside}/{len(bands)} in noise\nwidest {widest.ratio:.2f}x"  # two short lines
 
 
 def _md_cell(cell: str) -> str:
