@@ -166,8 +166,9 @@ class RunDir:
         self.__dict__["spec"] = spec  # the cached property, already known
 
     @classmethod
-    def open(cls, path: Path) -> RunDir:
-        """An existing run directory (for --resume and ``harness report``)."""
+    def open(cls, path: Path, writable: bool = True) -> RunDir:
+        """An existing run directory (for --resume and ``harness report``); ``writable``
+        False for a reader that never writes into it (``harness reproduce``)."""
         path = Path(path)
         if not path.exists():
             raise HarnessError(
@@ -183,7 +184,7 @@ class RunDir:
                 f"{path} is not a run directory (no {SPEC_FILE})",
                 "pass a results/<run-id> directory made by `harness compare` or `harness run`",
             )
-        if not os.access(path, os.W_OK):
+        if writable and not os.access(path, os.W_OK):
             raise HarnessError(f"run directory {path} is not writable", "fix its permissions")
         return run
 

@@ -12,7 +12,7 @@ from harness_contract.spec import ExperimentSpec
 
 from .. import lock
 from ..options import resume_command
-from ..rundir import SPEC_FILE, RunDir
+from ..rundir import RunDir
 from ..study_record import StudyRecord
 
 RERUN_FIX = "rerun the study with this harness version, then reproduce that run"
@@ -47,21 +47,8 @@ def open_original(path: Path) -> Original:
 
 
 def _run_dir(path: Path) -> RunDir:
-    # Like RunDir.open, but the original is only read: it need not be writable.
-    if not path.exists():
-        raise HarnessError(
-            f"run directory {path} does not exist", "pass a results/<run-id> directory"
-        )
-    if not path.is_dir():
-        raise HarnessError(
-            f"{path} is a file, not a run directory", "pass the results/<run-id> directory"
-        )
-    run = RunDir(path)
-    if not run.spec_path.is_file():
-        raise HarnessError(
-            f"{path} is not a run directory (no {SPEC_FILE})",
-            "pass a results/<run-id> directory made by `harness compare` or `harness run`",
-        )
+    # The original is only read: it need not be writable.
+    RunDir.open(path, writable=False)
     return RunDir(path.resolve())  # "." must still name the run, so the rerun goes beside it
 
 
