@@ -253,7 +253,7 @@ def test_non_object_json_is_rejected(tmp_path: Path) -> None:
     assert "schema_version" in line
 
 
-@pytest.mark.parametrize("version", [3, 0, "1", None])
+@pytest.mark.parametrize("version", [4, 0, "1", None])
 def test_wrong_schema_version_is_rejected_naming_both_versions(
     tmp_path: Path, version: object
 ) -> None:
@@ -261,7 +261,7 @@ def test_wrong_schema_version_is_rejected_naming_both_versions(
     raw["schema_version"] = version
     line = _read_error(_write_raw(tmp_path / "metrics.json", raw))
     assert f"schema_version {version!r}" in line
-    assert "reads 1, 2" in line
+    assert "reads 1, 2, 3" in line
 
 
 def test_a_schema_1_file_still_loads_without_the_schema_2_fields(tmp_path: Path) -> None:

@@ -427,6 +427,10 @@ _CHANGE_EVERY_FIELD = {
     "measure.profile.with_stack": "true",
     "measure.profile.profile_memory": "true",
     "pytorch.quant_flow": "fx",
+    "pytorch.runtimes": '["executorch"]',
+    "tensorflow.runtimes": "[]",
+    "support.enabled": "false",
+    "support.timeout_s": "5",
 }
 
 

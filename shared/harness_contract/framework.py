@@ -20,12 +20,18 @@ import numpy as np
 
 from .breakdown import OpSample
 from .errors import HarnessError
-from .metrics import ConversionStats, SizeStats
+from .metrics import ConversionStats, SizeStats, TrainingStats
+from .runtimes import RUNGS
 from .spec import ExperimentSpec, OptimSpec, ProfileSpec
 
 
 class ThreadsUnsupported(HarnessError):
     """This model cannot be run at another thread count in this process; says why."""
+
+
+class RungUnavailable(HarnessError):
+    """This runtime cannot run this model here (not installed, no C++ compiler, a flow it
+    cannot take); says why. The rung is recorded "unavailable", the study goes on."""
 
 
 class ProfilerUnavailable(HarnessError):
@@ -67,6 +73,33 @@ class Saved:
     files: tuple[Path, ...]
 
 
+@dataclass(frozen=True)
+class RungInputs:
+    """What a runtime rung may start from: the variant as its primary runtime runs it, the
+    trained fp32 model, and the study's own calibration images and QAT fine-tuning for a
+    runtime that needs a quantized model of its own (ExecuTorch's XNNPACKQuantizer)."""
+
+    variant: str  # "baseline", "ptq" or "qat"
+    model: Any
+    fp32: Any
+    calibration: Sequence[np.ndarray]  # the shared PTQ calibration batches, uint8 NHWC
+    # The study's QAT fine-tuning (same stream, optimizer and epochs) on a prepared model.
+    fine_tune: Callable[[Any], tuple[Any, TrainingStats | None]]
+    max_batch: int  # the largest batch the lowered model will be called with
+
+
+@dataclass
+class Lowered:
+    """A model ready to run on a rung's runtime (through predict, latency_call, save and
+    threads_for like any other model), and what making it cost."""
+
+    model: Any
+    compile_s: float | None = None
+    conversion: ConversionStats | None = None
+    training: TrainingStats | None = None
+    notes: list[str] = field(default_factory=list)
+
+
 class Trainer(ABC):
     """One optimizer over one model; ``step`` must not synchronize with the device."""
 
@@ -80,6 +113,9 @@ class Trainer(ABC):
 
 class Framework(ABC):
     name: str
+    # The module whose probes answer harness_contract.support.PROBES for this framework
+    # (run in a child process); None: this framework is not probed.
+    probes_module: str | None = None
 
     @abstractmethod
     def versions(self) -> dict[str, str]: ...
@@ -159,6 +195,17 @@ class Framework(ABC):
         ProfilerUnavailable when nothing can trace it, saying why.
         """
         raise ProfilerUnavailable(f"the {self.name} runner has no profiler")
+
+    def rungs(self, variant: str) -> tuple[str, ...]:
+        """The runtimes beyond the variant's primary one this framework measures it on."""
+        return RUNGS.get(self.name, {}).get(variant, ())
+
+    def lower(self, runtime: str, inputs: RungInputs) -> Lowered:
+        """The variant made ready for ``runtime`` (compiled, exported, re-quantized), timed.
+
+        Raise RungUnavailable (with the reason) when this machine or flow cannot run it.
+        """
+        raise RungUnavailable(f"the {self.name} runner has no {runtime} runtime")
 
     def reset_peak_gpu(self) -> None:  # noqa: B027 - optional hook, CPU-only frameworks skip it
         pass

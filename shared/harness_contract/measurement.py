@@ -17,7 +17,7 @@ from .digests import artifact_digests
 from .framework import Framework, Saved, ThreadsUnsupported
 from .latency import LatencyRun, measure_latency
 from .layout import FrameworkDir
-from .metrics import AccuracyStats, ArtifactDigest, LatencyStats, VariantMetrics
+from .metrics import AccuracyStats, ArtifactDigest, LatencyStats, RungMetrics, VariantMetrics
 from .spec import LatencySpec, MeasureSpec
 from .stream import eval_batches
 
@@ -85,7 +85,7 @@ class Measurement:
             self.predict(model), self.data.test_labels, self.fw.device_of(model), fp32_predictions
         )
 
-    def measure(self, model: Any, variant: VariantMetrics, stem: str) -> None:
+    def measure(self, model: Any, variant: VariantMetrics | RungMetrics, stem: str) -> None:
         """Size on disk and the digest of every file saved (the model as
         ``artifacts/<stem>.*``), then latency at every batch size: at the run's threads,
         then at 1 thread where the sweep asks for it. A thread count the framework cannot

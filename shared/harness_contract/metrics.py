@@ -19,9 +19,10 @@ from .atomic import write_json_atomic
 from .errors import MetricsError
 
 # 2: artifact digests per variant, the image identity and determinism switches in the
-# provenance. Files of every version listed in READABLE_VERSIONS still load.
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# provenance. 3: each variant's runtime and its rungs on other runtimes; the support
+# matrix. Files of every version listed in READABLE_VERSIONS still load.
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 VARIANTS = ("baseline", "ptq", "qat")
 VariantName = Literal["baseline", "ptq", "qat"]
 
@@ -165,6 +166,30 @@ class ProfileStats(_Strict):
     notes: list[str] = Field(default_factory=list)
 
 
+class RungMetrics(_Strict):
+    """One variant run on another deployable runtime (harness_contract.runtimes), measured
+    the same way as the variant itself: accuracy on the test split (agreement with the
+    framework's reference fp32), size, latency. schema 3."""
+
+    runtime: str  # a slug of harness_contract.runtimes.RUNTIMES
+    precision: Literal["fp32", "int8"]
+    # unavailable: this machine cannot run it (no compiler, not installed), with the reason;
+    # skipped: not asked for in the spec.
+    status: Literal["ok", "failed", "unavailable", "skipped"]
+    reason: str | None = None
+    accuracy: AccuracyStats | None = None
+    # Compiling, lowering or converting for this runtime: a deployment cost, in seconds.
+    compile_s: float | None = Field(default=None, ge=0)
+    # A runtime that needs its own quantized model (ExecuTorch's XNNPACKQuantizer) records
+    # its own calibration or QAT fine-tuning here.
+    conversion: ConversionStats | None = None
+    training: TrainingStats | None = None
+    size: SizeStats | None = None
+    latency: list[LatencyStats] = Field(default_factory=list)
+    artifacts: list[ArtifactDigest] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
 class VariantMetrics(_Strict):
     variant: VariantName
     status: Literal["ok", "failed", "skipped"]
@@ -181,6 +206,10 @@ class VariantMetrics(_Strict):
     # Every model file this variant saved, with its digest (schema 2).
     artifacts: list[ArtifactDigest] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    # The runtime the figures above were taken on (schema 3; None in older files), and the
+    # same variant on the framework's other runtimes, in ladder order.
+    runtime: str | None = None
+    rungs: list[RungMetrics] = Field(default_factory=list)
 
     def latency_at(self, batch_size: int, threads: int | None = None) -> LatencyStats | None:
         """The row at this batch size; threads None: the run's own thread count (listed first)."""
@@ -245,12 +274,32 @@ class Provenance(_Strict):
     determinism: dict[str, str] = Field(default_factory=dict)
 
 
+class ProbeResult(_Strict):
+    """One capability of the paper's Table IV, probed at the installed versions."""
+
+    probe: str  # a slug of harness_contract.support.PROBES
+    area: str  # "hardware", "profiler", "quantization", "analysis"
+    question: str
+    # "not probed": this machine cannot tell (no GPU); "timed out": stopped at its bound.
+    outcome: Literal["yes", "no", "not probed", "timed out"]
+    detail: str | None = None  # the exact error or the reason; what worked, for a yes
+    seconds: float | None = Field(default=None, ge=0)
+
+
+class SupportMatrix(_Strict):
+    """What the runner found it can and cannot do (schema 3)."""
+
+    versions: dict[str, str]
+    timeout_s: float = Field(gt=0)
+    probes: list[ProbeResult] = Field(default_factory=list)
+
+
 # A study that ran to its end but in which some phase failed: the CLI exits 1 for it.
 COMPLETE_WITH_FAILURES = "complete with failures"
 
 
 class MetricsFile(_Strict):
-    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
     framework: str
     status: Literal["running", "complete", "failed", "interrupted"]
     error: str | None = None
@@ -266,6 +315,8 @@ class MetricsFile(_Strict):
     # digests: identical starting points), "framework-default" otherwise.
     initial_weights: str = "unknown"
     variants: dict[str, VariantMetrics] = Field(default_factory=dict)
+    # The support probes (schema 3); None when switched off or not reached.
+    support: SupportMatrix | None = None
 
     def variant(self, name: str) -> VariantMetrics | None:
         return self.variants.get(name)

@@ -87,14 +87,18 @@ class Phases:
         return q.model, self._quantized("ptq", q)
 
     def qat(self, fp32: Any) -> tuple[Any, VariantMetrics]:
-        model = self.fw.prepare_qat(fp32)
-        training = None
-        if self.spec.qat.epochs > 0:
-            model, training = self._train(model, self.spec.qat, "qat")
+        model, training = self.fine_tune(self.fw.prepare_qat(fp32))
         q = self.fw.convert_qat(model)
         variant = self._quantized("qat", q)
         variant.training = training
         return q.model, variant
+
+    def fine_tune(self, model: Any) -> tuple[Any, TrainingStats | None]:
+        """The study's QAT fine-tuning of a prepared (fake-quantized) model, as the qat
+        phase runs it; a runtime rung that needs its own QAT model calls this."""
+        if self.spec.qat.epochs == 0:
+            return model, None
+        return self._train(model, self.spec.qat, "qat")
 
     def _train(self, model: Any, optim: OptimSpec, purpose: str) -> tuple[Any, TrainingStats]:
         stream = train_stream(self.data, optim, self.spec.seed, self.spec.data.augment, purpose)

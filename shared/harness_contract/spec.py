@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import SpecError
+from .spec_frameworks import PyTorchSpec, SupportSpec, TensorFlowSpec
 
 PRESETS = ("paper", "quick", "smoke")
 # Bounds that protect the machine: larger values are typos, or would exhaust memory.
@@ -188,13 +189,6 @@ class MeasureSpec(_Section):
     profile: ProfileSpec = ProfileSpec()
 
 
-class PyTorchSpec(_Section):
-    # "pt2e": torch.export + torchao prepare/convert_pt2e with X86InductorQuantizer,
-    # lowered to oneDNN int8 kernels. "fx": the legacy torch.ao.quantization FX flow
-    # (what the paper used).
-    quant_flow: Literal["pt2e", "fx"] = "pt2e"
-
-
 class ExperimentSpec(_Section):
     name: str = "custom"
     seed: int = Field(0, ge=0, lt=2**32)
@@ -211,6 +205,8 @@ class ExperimentSpec(_Section):
     qat: QATSpec = QATSpec()
     measure: MeasureSpec = MeasureSpec()
     pytorch: PyTorchSpec = PyTorchSpec()
+    tensorflow: TensorFlowSpec = TensorFlowSpec()
+    support: SupportSpec = SupportSpec()
 
     @model_validator(mode="after")
     def _fits_train_limit(self) -> ExperimentSpec:

@@ -1,4 +1,6 @@
-"""The phase driver: baseline -> PTQ -> QAT in order, each followed by its profiler passes.
+"""The phase driver: baseline -> PTQ -> QAT in order, each followed by its profiler passes
+and its runtime ladder (the same model on the framework's other runtimes); then the
+support probes (what the installed versions can and cannot do).
 
 metrics.json is rewritten after every phase and every profile pass, so a crash or Ctrl-C
 keeps what was finished. A failing phase (NaN loss, out of memory, a conversion error,
@@ -20,6 +22,7 @@ from . import events
 from .cifar import Cifar10
 from .failures import reason_of
 from .framework import Framework
+from .ladder import Ladder
 from .layout import FrameworkDir
 from .measurement import Measurement
 from .memory import PhaseMemory
@@ -87,6 +90,7 @@ class StudyDriver:
         self.profiling = Profiling(
             self.fw, self.spec, self.data, self.out, device.train_device, threads
         )
+        self.ladder = Ladder(self.fw, self.spec, self.phases, measurement)
         events.emit("start", framework=self.fw.name, device=device.train_device, threads=threads)
         try:
             self._phases()
@@ -105,6 +109,7 @@ class StudyDriver:
     def _phases(self) -> None:
         fp32 = self.phase("baseline", self.phases.baseline)
         self.profile("baseline", fp32)
+        self.climb("baseline", fp32, fp32)
         for name, enabled, body in (
             ("ptq", self.spec.ptq.enabled, self.phases.ptq),
             ("qat", self.spec.qat.enabled, self.phases.qat),
@@ -116,6 +121,8 @@ class StudyDriver:
             else:
                 model = self.phase(name, lambda body=body: body(fp32))
                 self.profile(name, model, fp32)
+                self.climb(name, model, fp32)
+        self.probe_support()
 
     def phase(self, name: str, body: PhaseBody) -> Any:
         """Run one phase; its model, or None when it failed (recorded with the reason)."""
@@ -166,6 +173,25 @@ class StudyDriver:
         for stats in self.profiling.run(phase, model, fp32):
             variant.profiles.append(stats)
             self.save()
+
+    def climb(self, phase: str, model: Any, fp32: Any) -> None:
+        """The phase's runtime rungs (none after a failed phase)."""
+        variant = self._metrics().variants.get(phase)
+        if model is None or variant is None or variant.status != "ok":
+            return
+        self.ladder.climb(phase, variant, model, fp32, self.save)
+
+    def probe_support(self) -> None:
+        """Each capability of the paper's Table IV, probed in a child process with a bound
+        per probe: it never fails the study (a probe that fails is an answer)."""
+        if not self.spec.support.enabled:
+            return
+        from .support import probe_support
+
+        events.emit("support", state="start")
+        self._metrics().support = probe_support(self.fw, self.spec.support, self.out)
+        self.save()
+        events.emit("support", state="done")
 
     def save(self) -> None:
         write_metrics(self.out.metrics, self._metrics())

@@ -1,0 +1,104 @@
+"""The runtime ladder of one variant: the same model on each of the framework's other
+deployable runtimes (harness_contract.runtimes), measured exactly as the variant itself
+(accuracy and agreement with the reference fp32, size with digests, latency at every
+batch size and thread count). A rung that cannot run here is recorded with its reason,
+one that fails with the tool's own message; neither stops the study.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import events
+from .failures import reason_of
+from .framework import Framework, Lowered, RungInputs, RungUnavailable
+from .measurement import Measurement
+from .metrics import RungMetrics, VariantMetrics
+from .phases import Phases, calibration_batches
+from .runtimes import PRIMARY
+from .spec import ExperimentSpec
+
+log = logging.getLogger("harness.ladder")
+
+
+def wanted_runtimes(spec: ExperimentSpec, framework: str) -> list[str]:
+    """The rungs the spec asks for: ``<framework>.runtimes`` (none for a framework without
+    a section of its own)."""
+    section = getattr(spec, framework, None)
+    return list(getattr(section, "runtimes", []))
+
+
+@dataclass
+class Ladder:
+    fw: Framework
+    spec: ExperimentSpec
+    phases: Phases
+    measurement: Measurement
+
+    def climb(
+        self, name: str, variant: VariantMetrics, model: Any, fp32: Any, save: Callable[[], None]
+    ) -> None:
+        """Every rung of ``variant`` in ladder order, each saved as soon as it is done."""
+        variant.runtime = PRIMARY.get(self.fw.name, {}).get(name)
+        wanted = wanted_runtimes(self.spec, self.fw.name)
+        for slug in self.fw.rungs(name):
+            if slug in wanted:
+                rung = self.rung(name, slug, model, fp32)
+            else:
+                rung = RungMetrics(
+                    runtime=slug,
+                    precision=variant.precision,
+                    status="skipped",
+                    reason=f"not asked for ({self.fw.name}.runtimes = {wanted})",
+                )
+            variant.rungs.append(rung)
+            save()
+            events.emit("rung", phase=name, runtime=slug, state=rung.status, reason=rung.reason)
+
+    def rung(self, name: str, slug: str, model: Any, fp32: Any) -> RungMetrics:
+        precision = "fp32" if name == "baseline" else "int8"
+        rung = RungMetrics(runtime=slug, precision=precision, status="ok")
+        events.emit("rung", phase=name, runtime=slug, state="start")
+        try:
+            lowered = self.fw.lower(slug, self.inputs(name, model, fp32))
+        except RungUnavailable as exc:
+            return rung.model_copy(update={"status": "unavailable", "reason": exc.one_line()})
+        except Exception as exc:  # a compiler or converter error: this rung only
+            log.error("rung %s/%s failed:\n%s", name, slug, traceback.format_exc())
+            return rung.model_copy(update={"status": "failed", "reason": reason_of(exc)})
+        self._record(rung, lowered)
+        try:
+            rung.accuracy = self.measurement.accuracy(lowered.model, self.phases.fp32_predictions)
+            self.measurement.measure(lowered.model, rung, f"{name}-{slug}")
+        except Exception as exc:  # it compiled but does not run: keep what was measured
+            log.error("rung %s/%s failed:\n%s", name, slug, traceback.format_exc())
+            rung.status, rung.reason = "failed", reason_of(exc)
+        return rung
+
+    @staticmethod
+    def _record(rung: RungMetrics, lowered: Lowered) -> None:
+        rung.compile_s = lowered.compile_s
+        rung.conversion, rung.training = lowered.conversion, lowered.training
+        rung.notes += lowered.notes
+
+    def inputs(self, name: str, model: Any, fp32: Any) -> RungInputs:
+        spec = self.spec
+        needs_calibration = name == "ptq" and spec.ptq.enabled
+        calibration = (
+            calibration_batches(self.phases.data.train_images, spec.ptq, spec.seed)
+            if needs_calibration
+            else []
+        )
+        latency = spec.measure.latency.batch_sizes
+        return RungInputs(
+            variant=name,
+            model=model,
+            fp32=fp32,
+            calibration=calibration,
+            fine_tune=self.phases.fine_tune,
+            max_batch=max([spec.measure.eval_batch_size, *latency]),
+        )
