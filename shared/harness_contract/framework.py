@@ -196,6 +196,12 @@ class Framework(ABC):
         """
         raise ProfilerUnavailable(f"the {self.name} runner has no profiler")
 
+    def weights_of(self, model: Any) -> dict[str, np.ndarray] | None:
+        """The fp32 model's weights under their canonical names and layouts (OIHW, as
+        harness_contract.weights makes them), so a framework-default start can be digested
+        and compared across frameworks; None when this runner cannot export them."""
+        return None
+
     def rungs(self, variant: str) -> tuple[str, ...]:
         """The runtimes beyond the variant's primary one this framework measures it on."""
         return RUNGS.get(self.name, {}).get(variant, ())

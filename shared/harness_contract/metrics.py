@@ -312,7 +312,8 @@ class MetricsFile(_Strict):
     provenance: Provenance
     dataset: DatasetInfo
     # "shared:<digest>" when the model started from the shared initial weights (equal
-    # digests: identical starting points), "framework-default" otherwise.
+    # digests: identical starting points); "framework-default:<digest>" when the framework
+    # drew them with its own initializers ("framework-default" alone in older files).
     initial_weights: str = "unknown"
     variants: dict[str, VariantMetrics] = Field(default_factory=dict)
     # The support probes (schema 3); None when switched off or not reached.

@@ -63,8 +63,11 @@ class Phases:
 
     def baseline(self) -> tuple[Any, VariantMetrics]:
         weights = start_weights(self.spec.model, self.spec.seed)
-        self.weights_label = weights_label(weights)
         model = self.fw.build(weights)
+        if weights is None:  # the framework's own initializers: name what they drew
+            self.weights_label = weights_label(self.fw.weights_of(model), own=True)
+        else:
+            self.weights_label = weights_label(weights)
         del weights  # the model holds them now; the phase's memory peak should not
         training = None
         if self.spec.train.epochs > 0:

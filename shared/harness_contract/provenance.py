@@ -90,6 +90,18 @@ def start_weights(model: ModelSpec, seed: int) -> dict[str, np.ndarray] | None:
     return initial_weights(model, seed)
 
 
-def weights_label(weights: dict[str, np.ndarray] | None) -> str:
-    """How metrics.json names a starting point: equal labels, identical weights."""
-    return "framework-default" if weights is None else f"shared:{weights_digest(weights)}"
+def weights_label(weights: dict[str, np.ndarray] | None, own: bool = False) -> str:
+    """How metrics.json names a starting point: equal labels, identical weights.
+
+    ``own``: the framework drew ``weights`` with its own initializers ("framework-default:
+    <digest>", or plain "framework-default" when the runner cannot export them).
+    """
+    if own:
+        return (
+            "framework-default"
+            if weights is None
+            else f"framework-default:{weights_digest(weights)}"
+        )
+    if weights is None:
+        return "framework-default"
+    return f"shared:{weights_digest(weights)}"
