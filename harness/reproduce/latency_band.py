@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIDENCE = 0.95
-RESAMPLES = 1000
-SEED = 0  # a fixed generator: the same samples always give the same interval
+# One bootstrap setting for every interval the harness prints (harness.stats).
+from ..stats import BOOTSTRAP_BATCH, CONFIDENCE, RESAMPLES, SEED
+
 MIN_SAMPLES = 2
 
 
@@ -54,7 +54,7 @@ def p50_ratio_band(old: np.ndarray, new: np.ndarray, seed: int = SEED) -> Band:
         confidence_level=CONFIDENCE,
         method="percentile",  # BCa's jackknife costs O(n^2) on thousands of samples
         vectorized=True,
-        batch=100,  # bounds memory: 100 resamples of each sample set at a time
+        batch=BOOTSTRAP_BATCH,  # bounds memory: resamples of each sample set at a time
         rng=np.random.default_rng(seed),
     )
     interval = result.confidence_interval
