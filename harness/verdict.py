@@ -68,10 +68,7 @@ def _framework_problems(run: RunDir, name: str) -> tuple[list[str], bool]:
         return [f"{name}: {exc.one_line()}"], False
     if metrics.status != "complete":
         return [f"{name}: {metrics.status} ({metrics.error or 'no reason recorded'})"], False
-    return [
-        f"{name} {phase}: failed ({metrics.variants[phase].reason or 'no reason recorded'})"
-        for phase in metrics.failed_phases()
-    ], True
+    return [f"{name} {what}: failed ({reason})" for what, reason in metrics.failures()], True
 
 
 def final_line(verdict: Verdict, resume_hint: str) -> str:

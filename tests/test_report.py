@@ -491,7 +491,14 @@ def test_results_csv_round_trips_with_expected_columns(tmp_path: Path) -> None:
     )
     assert paths.figures
     assert list(back.columns) == list(results_frame(collect(tmp_path)[0]).columns)
-    assert back.columns[:4].tolist() == ["framework", "variant", "precision", "status"]
+    assert back.columns[:6].tolist() == [
+        "framework",
+        "variant",
+        "runtime",
+        "runtime_role",
+        "precision",
+        "status",
+    ]
     assert back.columns[-1] == "run_status"
     assert len(back) == 6
     ptq = back[(back["framework"] == "tensorflow") & (back["variant"] == "ptq")].iloc[0]
@@ -525,7 +532,10 @@ def test_report_has_the_papers_table_headings_and_units(tmp_path: Path) -> None:
     assert "| pytorch | 168.0 | 10 | 16.8 | 131.3 | 4 | 32.8 | 95.36 | -21.86 |" in report
     assert "Increase per epoch" in report and "Increase total" in report
     assert "| pytorch | ptq | pt2e-x86 | 40.0 | 512 | 2.5 | cpu | 4 |" in report
-    assert "| pytorch | ptq | int8 | 1 | 13.00 | 14.30 | 19.50 | 13.00 | 200 | cpu | 4 |" in report
+    assert (
+        "| pytorch | ptq | PyTorch eager | int8 | 1 | 13.00 | 14.30 | 19.50 | 13.00 | 200 | cpu | 4 |"
+        in report
+    )
     assert "torch 2.13.0, torchao 0.18.0" in report
     assert "avx512_vnni" in report
 
@@ -551,7 +561,7 @@ def test_report_says_when_fp32_and_int8_latency_ran_on_different_devices() -> No
 
     assert f"fp32 latency was measured on `{gpu}` but int8 (ptq) on `cpu`" in noted
     assert "different devices" in noted
-    assert "compared only on the same device" in quiet
+    assert "compared only on the same runtime and device" in quiet
     assert "fp32 latency was measured on" not in quiet
 
 
@@ -643,17 +653,27 @@ def test_sweep_table_lists_per_sample_p50_per_batch_for_own_and_1_thread() -> No
     sweep = _section(markdown([metrics]), "Latency by batch size and threads")
 
     assert (
-        "| Framework | Variant | Precision | Device | Threads (count) | "
+        "| Framework | Variant | Runtime | Precision | Device | Threads (count) | "
         "Batch 1: p50 per sample (ms) | Batch 5: p50 per sample (ms) | "
-        "int8 speed-up vs fp32, batch 1, same device (x) | "
-        "int8 speed-up vs fp32, batch 5, same device (x) |"
+        "int8 speed-up vs fp32 on the same runtime, batch 1 (x) | "
+        "int8 speed-up vs fp32 on the same runtime, batch 5 (x) |"
     ) in sweep
     # fp32 33 ms vs int8 13 ms per sample at batch 1; 20 vs 8 at batch 5.
-    assert "| pytorch | baseline | fp32 | cpu | 4 (run's own) | 33.00 | 20.00 | — | — |" in sweep
-    assert "| pytorch | ptq | int8 | cpu | 4 (run's own) | 13.00 | 8.00 | 2.54 | 2.50 |" in sweep
+    assert (
+        "| pytorch | baseline | PyTorch eager | fp32 | cpu | 4 (run's own) | 33.00 | 20.00 | — | — |"
+        in sweep
+    )
+    assert (
+        "| pytorch | ptq | PyTorch eager | int8 | cpu | 4 (run's own) | 13.00 | 8.00 | 2.54 | 2.50 |"
+        in sweep
+    )
     # At 1 thread int8 is compared with fp32 at 1 thread: 82.5 / 32.5 and 50 / 20.
-    assert "| pytorch | baseline | fp32 | cpu | 1 | 82.50 | 50.00 | — | — |" in sweep
-    assert "| pytorch | ptq | int8 | cpu | 1 | 32.50 | 20.00 | 2.54 | 2.50 |" in sweep
+    assert (
+        "| pytorch | baseline | PyTorch eager | fp32 | cpu | 1 | 82.50 | 50.00 | — | — |" in sweep
+    )
+    assert (
+        "| pytorch | ptq | PyTorch eager | int8 | cpu | 1 | 32.50 | 20.00 | 2.54 | 2.50 |" in sweep
+    )
 
 
 def test_a_variant_that_could_not_run_at_1_thread_has_no_row_and_says_why() -> None:
@@ -668,8 +688,8 @@ def test_a_variant_that_could_not_run_at_1_thread_has_no_row_and_says_why() -> N
 
     assert math.isnan(row(frame, "pytorch", "ptq")["latency_b1_t1_per_sample_p50_ms"])
     assert row(frame, "pytorch", "ptq")["latency_sweep_notes"] == reason
-    assert "| pytorch | ptq | int8 | cpu | 4 (run's own) |" in sweep
-    assert "| pytorch | ptq | int8 | cpu | 1 |" not in sweep
+    assert "| pytorch | ptq | PyTorch eager | int8 | cpu | 4 (run's own) |" in sweep
+    assert "| pytorch | ptq | PyTorch eager | int8 | cpu | 1 |" not in sweep
     assert f"**pytorch ptq:** {reason}" in sweep
 
 
@@ -678,7 +698,11 @@ def test_int8_is_not_compared_with_fp32_measured_on_another_device() -> None:
     metrics = make_metrics(variants=[_baseline(latency_device=gpu), _ptq(), _qat()])
     sweep = _section(markdown([metrics]), "Latency by batch size and threads")
 
-    line = next(x for x in sweep.splitlines() if x.startswith("| pytorch | ptq | int8 | cpu | 4"))
+    line = next(
+        x
+        for x in sweep.splitlines()
+        if x.startswith("| pytorch | ptq | PyTorch eager | int8 | cpu | 4")
+    )
     assert line.endswith(f"| not compared: fp32 on {gpu} | not compared: fp32 on {gpu} |")
 
 
@@ -692,7 +716,9 @@ def test_a_single_thread_run_has_one_row_per_variant_and_no_sweep_columns() -> N
     sweep = _section(markdown([metrics]), "Latency by batch size and threads")
 
     assert not [c for c in frame.columns if "_t1_" in c]
-    assert "| pytorch | ptq | int8 | cpu | 1 | 13.00 | 8.00 | 2.54 | 2.50 |" in sweep
+    assert (
+        "| pytorch | ptq | PyTorch eager | int8 | cpu | 1 | 13.00 | 8.00 | 2.54 | 2.50 |" in sweep
+    )
     assert "(run's own)" not in sweep
 
 

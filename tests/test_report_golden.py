@@ -4,7 +4,8 @@ change what it says.
 The fixture is a realistic compare run (both frameworks, all three variants, latency at
 batch 1/8/32/128 at the run's 2 threads and again at 1 thread, profiler passes with
 breakdowns and top ops, a failed and a skipped variant, memory peaks, traces partly on
-disk). Its metrics.json files are written straight from the model, not through
+disk, each variant's runtime rungs: Inductor and ExecuTorch for PyTorch, one of them
+unavailable, and LiteRT fp32 for TensorFlow). Its metrics.json files are written straight from the model, not through
 ``write_metrics``, so no ``updated_at`` stamp of today leaks into the provenance: the
 files under tests/golden/report/ then need no normalisation at all.
 
@@ -31,6 +32,7 @@ from harness_contract.metrics import (
     OpTime,
     ProfileStats,
     Provenance,
+    RungMetrics,
     SizeStats,
     TopOp,
     TrainingStats,
@@ -130,6 +132,26 @@ INT8_INFER = {"convolution": 0.27, "quantize": 0.34, "elementwise": 0.25, "memor
 QAT_TRAIN = {"convolution": 0.38, "quantize": 0.3, "elementwise": 0.22, "pooling": 0.1}
 
 
+def _rung(
+    runtime: str,
+    precision: str,
+    per_sample_ms: float,
+    top1: float,
+    agreement: float,
+    size: tuple[int, str],
+    compile_s: float,
+) -> RungMetrics:
+    return RungMetrics(
+        runtime=runtime,
+        precision=precision,
+        status="ok",
+        accuracy=AccuracyStats(top1=top1, n=500, device="cpu", agreement_with_fp32=agreement),
+        compile_s=compile_s,
+        size=SizeStats(bytes=size[0], format=size[1], parameters=11_169_162),
+        latency=_sweep(per_sample_ms),
+    )
+
+
 def _training(wall_s: float, epochs: int) -> TrainingStats:
     return TrainingStats(
         device="cpu",
@@ -162,6 +184,11 @@ def _pytorch() -> MetricsFile:
                 _profile("pytorch", "baseline", "train", FP32_TRAIN, 2400.0),
                 _profile("pytorch", "baseline", "inference", FP32_INFER, 310.0),
             ],
+            runtime="eager",
+            rungs=[
+                _rung("inductor", "fp32", 6.7, 0.6125, 1.0, (44_700_000, "pt2"), 4.6),
+                _rung("executorch", "fp32", 6.1, 0.6125, 0.998, (44_660_000, "pte"), 6.2),
+            ],
         ),
         VariantMetrics(
             variant="ptq",
@@ -180,6 +207,11 @@ def _pytorch() -> MetricsFile:
             latency=_sweep(2.9),
             memory=MemoryStats(peak_rss_bytes=1400 * MIB, inference_peak_rss_bytes=1300 * MIB),
             profiles=[_profile("pytorch", "ptq", "inference", INT8_INFER, 120.0)],
+            runtime="eager",
+            rungs=[
+                _rung("inductor", "int8", 2.7, 0.6075, 0.968, (11_320_000, "pt2"), 2.3),
+                _rung("executorch", "int8", 1.5, 0.6050, 0.962, (11_220_000, "pte"), 5.8),
+            ],
         ),
         VariantMetrics(
             variant="qat",
@@ -199,6 +231,16 @@ def _pytorch() -> MetricsFile:
                 _profile("pytorch", "qat", "train", QAT_TRAIN, 3300.0),
                 _profile("pytorch", "qat", "inference", INT8_INFER, 115.0),
             ],
+            runtime="eager",
+            rungs=[
+                _rung("inductor", "int8", 2.6, 0.6150, 0.982, (11_310_000, "pt2"), 2.2),
+                RungMetrics(
+                    runtime="executorch",
+                    precision="int8",
+                    status="unavailable",
+                    reason="executorch is not installed; install it: pip install executorch==1.5.1",
+                ),
+            ],
         ),
     ]
     return _metrics("pytorch", {"torch": "2.13.0", "torchao": "0.18.0"}, variants)
@@ -212,7 +254,12 @@ def _tensorflow() -> MetricsFile:
             precision="fp32",
             accuracy=AccuracyStats(top1=0.5980, n=500, device="cpu"),
             training=_training(97.0, 4),
-            size=SizeStats(bytes=44_760_000, format="keras .h5", parameters=11_169_162),
+            size=SizeStats(
+                bytes=44_760_000,
+                format="keras_weights_h5",
+                parameters=11_169_162,
+                other_formats={"tflite_fp32": 44_670_000},
+            ),
             latency=_sweep(10.0),
             memory=MemoryStats(
                 peak_rss_bytes=2600 * MIB,
@@ -223,6 +270,8 @@ def _tensorflow() -> MetricsFile:
                 _profile("tensorflow", "baseline", "train", FP32_TRAIN, 2900.0),
                 _profile("tensorflow", "baseline", "inference", FP32_INFER, 350.0),
             ],
+            runtime="keras",
+            rungs=[_rung("litert", "fp32", 6.4, 0.5980, 0.999, (44_670_000, "tflite"), 3.1)],
         ),
         VariantMetrics(
             variant="ptq",
@@ -236,11 +285,12 @@ def _tensorflow() -> MetricsFile:
                 calibration_s=11.5,
                 conversion_s=7.4,
             ),
-            size=SizeStats(bytes=11_290_000, format=".tflite", parameters=11_169_162),
+            size=SizeStats(bytes=11_290_000, format="tflite", parameters=11_169_162),
             latency=_sweep(1.5, one_thread=False),
             memory=MemoryStats(peak_rss_bytes=1800 * MIB, inference_peak_rss_bytes=900 * MIB),
             profiles=[_unavailable("inference")],
             notes=[NO_ONE_THREAD],
+            runtime="litert",
         ),
         VariantMetrics(
             variant="qat",

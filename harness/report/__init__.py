@@ -65,7 +65,7 @@ def write_report(run_dir: Path) -> ReportPaths:
     run = RunDir(Path(run_dir))
     data = ReportData.from_results(read_run(run.path))
     report = build_report(data)
-    write_text_atomic(run.results_csv, data.frame.to_csv(index=False))
+    write_text_atomic(run.results_csv, data.csv.to_csv(index=False))
     write_text_atomic(run.report_md, render_markdown(report))
     write_text_atomic(run.report_html, render_html(report))
     figures = write_figures(report.figures(), run.figures_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import figures as fig
 from .frame import ReportData
 from .model import Report
+from .sections_ladder import ladder
 from .sections_latency import caveats, latency, latency_sweep
 from .sections_profiles import breakdown, traces
 from .sections_results import accuracy, calibration, memory, size, training
@@ -12,8 +13,8 @@ from .sections_run import intro, provenance, status, title
 
 
 def build_report(data: ReportData) -> Report:
-    """Status first, then the paper's tables (I-III) and figures, latency, memory, where
-    the time goes, traces and provenance."""
+    """Status first, then the paper's tables (I-III) and figures, latency, the runtime
+    ladder, memory, where the time goes, traces and provenance."""
     latency_caveats = caveats(data)
     sections = [
         status(data, latency_caveats),
@@ -23,9 +24,10 @@ def build_report(data: ReportData) -> Report:
         calibration(data),
         latency(data, fig.latency_figures(data), len(latency_caveats)),
         latency_sweep(data),
+        ladder(data),
         memory(data),
         breakdown(data.passes, fig.breakdown_figure(data)),
         traces(data.passes),
         provenance(data),
     ]
-    return Report(title(data), intro(data), sections)
+    return Report(title(data), intro(data), [s for s in sections if s is not None])

@@ -12,6 +12,7 @@ import pandas as pd
 from harness_contract.atomic import write_text_atomic
 from harness_contract.breakdown import CATEGORIES
 from harness_contract.metrics import VARIANTS
+from harness_contract.runtimes import RUNTIMES
 
 from ..profile_passes import ProfilePass
 from . import svg
@@ -29,6 +30,7 @@ from .latency import batch_sizes, own_rows
 from .model import Figure
 from .sections_profiles import breakdown_rows, row_label
 
+SHORT = {"pytorch": "PT", "tensorflow": "TF"}
 VARIANT_LABELS = {"baseline": "Baseline (fp32)", "ptq": "PTQ (int8)", "qat": "QAT (int8)"}
 # One colour per category, CATEGORIES order: Okabe-Ito first, greys for the catch-alls.
 CATEGORY_COLORS = {
@@ -115,22 +117,39 @@ def present_text(value: Any) -> bool:
     return value is not None and value is not pd.NA and str(value) not in ("", "nan")
 
 
+def _runtime_groups(latency: pd.DataFrame) -> list[tuple[str, str]]:
+    """(framework, runtime) in ladder order: each framework's runtimes as measured."""
+    order = {(r.framework, r.slug): i for rs in RUNTIMES.values() for i, r in enumerate(rs)}
+    pairs = list(dict.fromkeys(zip(latency["framework"], latency["runtime"], strict=True)))
+    frameworks = list(dict.fromkeys(f for f, _ in pairs))
+    return sorted(pairs, key=lambda p: (frameworks.index(p[0]), order.get(p, 99)))
+
+
 def latency_svg(frame: pd.DataFrame, latency: pd.DataFrame, batch_size: int) -> str:
-    """Fig. 4: per-sample p50 latency at one batch size, at each variant's own threads,
-    with device and threads in the title."""
+    """Fig. 4: per-sample p50 latency at one batch size, at each row's own threads, one
+    group of bars per framework and runtime (so bars side by side share a runtime), with
+    device and threads in the title."""
     own = own_rows(latency)
-    own = own[own["batch_size"] == batch_size].set_index(["framework", "variant"])
-    per_sample = own["per_sample_p50_ms"].to_dict()
+    own = own[own["batch_size"] == batch_size]
+    per_sample = own.set_index(["framework", "runtime", "variant"])["per_sample_p50_ms"]
+    groups = _runtime_groups(own)
+    names = {g: f"{SHORT.get(g[0], g[0])} {g[1]}" for g in groups}  # fits under 5 groups
+    values = {
+        (names[g], VARIANT_LABELS.get(v, v)): per_sample.get((*g, v))
+        for g in groups
+        for v in _variants(frame)
+    }
+    devices = ", ".join(dict.fromkeys(str(d) for d in own["device"])) or NA
+    threads = ", ".join(dict.fromkeys(str(t) for t in own["threads"])) or NA
     return render_bar_chart(
         BarChart(
-            title=f"Per-sample p50 latency, batch {batch_size} — device "
-            f"{_joined(frame, 'latency_device')} (Fig. 4)",
-            subtitle=f"threads: {_joined(frame, 'latency_threads')}; p50 per call / batch size; "
+            title=f"Per-sample p50 latency, batch {batch_size} — device {devices} (Fig. 4)",
+            subtitle=f"threads: {threads}; p50 per call / batch; PT = PyTorch, TF = TensorFlow; "
             "lower is better",
             y_label="Latency per sample (ms)",
-            groups=_frameworks(frame),
+            groups=[names[g] for g in groups],
             series=_variant_series(frame),
-            values=_by_variant(frame, lambda fw, v: per_sample.get((fw, v))),
+            values=values,
             value_format=svg.fmt_auto,
         )
     )

@@ -1,11 +1,13 @@
-"""results.csv: one typed row per framework x variant, with latency pivoted into
-per-batch-size columns; and ``ReportData``, everything a report is built from.
+"""results.csv: one typed row per framework x variant on its own runtime, then one per
+rung (the same variant on another runtime), with latency pivoted into per-batch-size
+columns; and ``ReportData``, everything a report is built from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import pandas as pd
 
@@ -14,12 +16,14 @@ from harness_contract.metrics import MetricsFile
 from ..profile_passes import PASSES, ProfilePass, profile_passes
 from ..run_metrics import FailedFramework, RunResults
 from .latency import csv_block, csv_columns, csv_count_columns, latency_table
-from .variants import MEMORY_PARTS, failed_framework_rows, variant_rows
+from .variants import MEMORY_PARTS, failed_framework_rows, rung_rows, variant_rows
 
 # Columns before and after the per-batch-size latency block, in CSV order.
 LEADING_COLUMNS = [
     "framework",
     "variant",
+    "runtime",
+    "runtime_role",  # "primary": the variant's own figures; "rung": another runtime
     "precision",
     "status",
     "reason",
@@ -32,6 +36,8 @@ LEADING_COLUMNS = [
     "size_format",
     "parameters",
     "size_reduction_pct",
+    "size_fp32_mib",  # the fp32 model in the same runtime and format, the reduction's base
+    "compile_s",
     "train_s",
     "train_epochs",
     "images_per_s",
@@ -87,6 +93,8 @@ TEXT_COLUMNS = {
     "precision",
     "status",
     "reason",
+    "runtime",
+    "runtime_role",
     "quant_flow",
     "accuracy_device",
     "size_format",
@@ -118,9 +126,19 @@ def _set_dtypes(frame: pd.DataFrame, counts: set[str]) -> pd.DataFrame:
     return frame
 
 
+def _typed(rows: list[dict], latency: pd.DataFrame) -> pd.DataFrame:
+    fixed = LEADING_COLUMNS + LATENCY_META_COLUMNS + PROFILE_COLUMNS + TRAILING_COLUMNS
+    columns = LEADING_COLUMNS + csv_columns(latency) + fixed[len(LEADING_COLUMNS) :]
+    table = pd.DataFrame(rows, columns=fixed)
+    table = table.merge(csv_block(latency), on=["framework", "variant", "runtime"], how="left")
+    counts = COUNT_COLUMNS | set(csv_count_columns(latency))
+    return _set_dtypes(table.reindex(columns=columns), counts)
+
+
 def _frame(
     metrics: Sequence[MetricsFile], failed: Sequence[FailedFramework], passes: list[ProfilePass]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(variants on their own runtime, rungs, long latency table)."""
     latency = latency_table(list(metrics))
     rows = [
         r
@@ -129,21 +147,31 @@ def _frame(
     ]
     rows += [r for f in failed for r in failed_framework_rows(f)]
     rows.sort(key=lambda r: r["framework"])  # stable: variants keep their order
-    fixed = LEADING_COLUMNS + LATENCY_META_COLUMNS + PROFILE_COLUMNS + TRAILING_COLUMNS
-    columns = LEADING_COLUMNS + csv_columns(latency) + fixed[len(LEADING_COLUMNS) :]
-    variants = pd.DataFrame(rows, columns=fixed)
-    frame = variants.merge(csv_block(latency), on=["framework", "variant"], how="left")
-    counts = COUNT_COLUMNS | set(csv_count_columns(latency))
-    return _set_dtypes(frame.reindex(columns=columns), counts), latency
+    rungs = [r for m in metrics for r in rung_rows(m)]
+    return _typed(rows, latency), _typed(rungs, latency), latency
+
+
+def _csv(frame: pd.DataFrame, rungs: pd.DataFrame) -> pd.DataFrame:
+    """Each variant's own row, then its rungs, framework by framework."""
+    if rungs.empty:
+        return frame
+    both = pd.concat([frame, rungs], ignore_index=True)
+    order = {v: i for i, v in enumerate(("baseline", "ptq", "qat"))}
+    key = both["variant"].map(order).fillna(len(order))
+    both = both.assign(_v=key, _r=(both["runtime_role"] != "primary").astype(int))
+    both = both.sort_values(["framework", "_v", "_r"], kind="stable")
+    return both.drop(columns=["_v", "_r"]).reset_index(drop=True)
 
 
 def results_frame(
     metrics: Sequence[MetricsFile], failed: Sequence[FailedFramework] = ()
 ) -> pd.DataFrame:
-    """One row per framework x variant (baseline, ptq, qat), failed and skipped included;
-    a framework that left no metrics.json gets failed rows."""
+    """results.csv: one row per framework x variant (baseline, ptq, qat) on its own
+    runtime, failed and skipped included (a framework that left no metrics.json gets
+    failed rows), each followed by its rungs on the framework's other runtimes."""
     passes = [p for m in metrics for p in profile_passes(m)]
-    return _frame(metrics, failed, passes)[0]
+    frame, rungs, _ = _frame(metrics, failed, passes)
+    return _csv(frame, rungs)
 
 
 @dataclass(frozen=True)
@@ -154,14 +182,20 @@ class ReportData:
     failed: list[FailedFramework]
     problems: list[str]  # unreadable metrics.json files, one line each, naming the file
     passes: list[ProfilePass]  # every profiler pass, traces checked on disk
-    frame: pd.DataFrame  # results.csv: one row per framework x variant
-    latency: pd.DataFrame  # long: framework x variant x batch size x threads
+    frame: pd.DataFrame  # one row per framework x variant, on the variant's own runtime
+    latency: pd.DataFrame  # long: framework x variant x runtime x batch size x threads
+    rungs: pd.DataFrame  # one row per framework x variant x other runtime
 
     @classmethod
     def from_results(cls, results: RunResults) -> ReportData:
         passes = [p for fw, m in results.found for p in profile_passes(m, fw)]
-        frame, latency = _frame(results.metrics, results.failed, passes)
-        return cls(results.metrics, results.failed, results.problems, passes, frame, latency)
+        frame, rungs, latency = _frame(results.metrics, results.failed, passes)
+        return cls(results.metrics, results.failed, results.problems, passes, frame, latency, rungs)
+
+    @cached_property
+    def csv(self) -> pd.DataFrame:
+        """results.csv: each variant's own row, then its rungs."""
+        return _csv(self.frame, self.rungs)
 
     @classmethod
     def from_metrics(
@@ -169,5 +203,5 @@ class ReportData:
     ) -> ReportData:
         """Without a run directory: traces say only what metrics.json recorded."""
         passes = [p for m in metrics for p in profile_passes(m)]
-        frame, latency = _frame(metrics, [], passes)
-        return cls(list(metrics), [], list(problems), passes, frame, latency)
+        frame, rungs, latency = _frame(metrics, [], passes)
+        return cls(list(metrics), [], list(problems), passes, frame, latency, rungs)

@@ -1,4 +1,5 @@
-"""Latency as one long, typed table: a row per framework x variant x batch size x threads.
+"""Latency as one long, typed table: a row per framework x variant x runtime x batch size
+x threads, the variant's primary runtime first, then its rungs (harness_contract.runtimes).
 
 The report's latency tables and figures read it directly; results.csv pivots it into
 its per-batch-size columns. Nothing reads numbers back out of column names.
@@ -10,16 +11,18 @@ from typing import Any
 
 import pandas as pd
 
-from harness_contract.metrics import VARIANTS, MetricsFile
+from harness_contract.metrics import VARIANTS, LatencyStats, MetricsFile
 
-from .variants import own_threads
+from .variants import primary_runtime
 
 # The statistics each batch size gets in results.csv, at the variant's own threads.
 CSV_FIELDS = ("p50_ms", "p90_ms", "p99_ms", "per_sample_p50_ms", "n")
-KEY = ["framework", "variant"]
+KEY = ["framework", "variant", "runtime"]
 DTYPES = {
     "framework": "object",
     "variant": "object",
+    "runtime": "object",
+    "primary": "bool",  # the variant's own runtime (its figures), or one of its rungs
     "precision": "object",
     "batch_size": "int64",
     "threads": "int64",
@@ -33,33 +36,55 @@ DTYPES = {
 }
 
 
+def _rows(
+    framework: str,
+    variant: str,
+    runtime: str | None,
+    primary: bool,
+    precision: str,
+    latency: list[LatencyStats],
+) -> list[dict[str, Any]]:
+    own = latency[0].threads if latency else None  # the run's own threads come first
+    return [
+        {
+            "framework": framework,
+            "variant": variant,
+            "runtime": runtime,
+            "primary": primary,
+            "precision": precision,
+            "batch_size": lat.batch_size,
+            "threads": lat.threads,
+            "own": lat.threads == own,
+            "device": lat.device,
+            "p50_ms": lat.p50_ms,
+            "p90_ms": lat.p90_ms,
+            "p99_ms": lat.p99_ms,
+            "per_sample_p50_ms": lat.p50_per_sample_ms,
+            "n": lat.n,
+        }
+        for lat in latency
+    ]
+
+
 def latency_table(metrics: list[MetricsFile]) -> pd.DataFrame:
-    """Every latency measurement, in metrics order (framework, variant, as measured)."""
+    """Every latency measurement, in metrics order (framework, variant, its primary
+    runtime then its rungs, as measured)."""
     rows: list[dict[str, Any]] = []
     for m in metrics:
         for name in VARIANTS:
             v = m.variant(name)
             if v is None:
                 continue
-            own = own_threads(v)
-            rows += [
-                {
-                    "framework": m.framework,
-                    "variant": name,
-                    "precision": v.precision,
-                    "batch_size": lat.batch_size,
-                    "threads": lat.threads,
-                    "own": lat.threads == own,
-                    "device": lat.device,
-                    "p50_ms": lat.p50_ms,
-                    "p90_ms": lat.p90_ms,
-                    "p99_ms": lat.p99_ms,
-                    "per_sample_p50_ms": lat.p50_per_sample_ms,
-                    "n": lat.n,
-                }
-                for lat in v.latency
-            ]
+            runtime = primary_runtime(m.framework, v)
+            rows += _rows(m.framework, name, runtime, True, v.precision, v.latency)
+            for rung in v.rungs:
+                rows += _rows(m.framework, name, rung.runtime, False, rung.precision, rung.latency)
     return pd.DataFrame(rows, columns=list(DTYPES)).astype(DTYPES)
+
+
+def primary_rows(latency: pd.DataFrame) -> pd.DataFrame:
+    """Only each variant's own runtime (what the paper's figures show)."""
+    return latency[latency["primary"]]
 
 
 def batch_sizes(latency: pd.DataFrame) -> list[int]:
@@ -84,10 +109,17 @@ def at_threads(latency: pd.DataFrame, threads: int) -> pd.DataFrame:
 
 
 def per_sample(
-    latency: pd.DataFrame, framework: str, variant: str, batch_size: int, threads: int
+    latency: pd.DataFrame,
+    framework: str,
+    variant: str,
+    batch_size: int,
+    threads: int,
+    runtime: str | None = None,
 ) -> float | None:
-    """A variant's per-sample p50 at one batch size and thread count (None: not measured)."""
+    """A variant's per-sample p50 at one batch size and thread count on ``runtime`` (None:
+    its primary runtime); None when not measured."""
     rows = latency[(latency["framework"] == framework) & (latency["variant"] == variant)]
+    rows = rows[rows["primary"]] if runtime is None else rows[rows["runtime"] == runtime]
     own = rows[rows["own"]]
     if not own.empty and int(own["threads"].iloc[0]) == threads:
         rows = own_rows(rows)
@@ -109,8 +141,8 @@ def csv_count_columns(latency: pd.DataFrame) -> list[str]:
 
 
 def csv_block(latency: pd.DataFrame) -> pd.DataFrame:
-    """results.csv's latency columns, one row per framework x variant: each batch size's
-    statistics at the variant's own threads, then per-sample p50 at every other count."""
+    """results.csv's latency columns, one row per framework x variant x runtime: each batch
+    size's statistics at the row's own threads, then per-sample p50 at every other count."""
     if latency.empty:
         return pd.DataFrame(columns=KEY)
     main = own_rows(latency).pivot(index=KEY, columns="batch_size", values=list(CSV_FIELDS))

@@ -7,16 +7,31 @@ from typing import Any
 
 import pandas as pd
 
+from harness_contract.runtimes import label
+
 from .frame import ReportData
 from .latency import batch_sizes, own_rows, per_sample, sweep_threads
 from .model import MISSING, Column, Figure, Note, Row, Section, Table, absent, one_line
 from .sections_results import DEVICE, FRAMEWORK, PRECISION, THREADS, VARIANT, frame_row, get
 from .sections_results import variant_rows as frame_rows
 
+RUNTIME = Column("Runtime")
 SAME_DEVICE = (
-    "int8 and fp32 rows are compared only on the same device with the same threads; "
-    "rows from different devices are not a speed-up."
+    "int8 and fp32 rows are compared only on the same runtime and device with the same "
+    "threads; rows of different runtimes or devices are never a speed-up."
 )
+
+
+def runtime_rows(data: ReportData) -> list[pd.Series]:
+    """Every variant on its own runtime, each followed by its rungs (results.csv order)."""
+    return frame_rows(data.csv)
+
+
+def runtime_label(r: pd.Series) -> str:
+    slug = r.get("runtime")
+    return label(r["framework"], None if absent(slug) else slug)
+
+
 NO_LATENCY = "No latency was measured."
 
 
@@ -69,6 +84,7 @@ def latency_table(data: ReportData) -> Table:
     columns = [
         FRAMEWORK,
         VARIANT,
+        RUNTIME,
         PRECISION,
         Column("Batch", "images"),
         Column("p50", "ms", "0.2"),
@@ -81,27 +97,49 @@ def latency_table(data: ReportData) -> Table:
     ]
     own = own_rows(data.latency)
     rows = []
-    for r in frame_rows(data.frame):
-        mine = own[(own["framework"] == r["framework"]) & (own["variant"] == r["variant"])]
+    for r in runtime_rows(data):
+        mine = own[
+            (own["framework"] == r["framework"])
+            & (own["variant"] == r["variant"])
+            & (own["runtime"] == r["runtime"])
+        ]
         for lat in mine.sort_values("batch_size", kind="stable").itertuples():
-            values = [r["framework"], r["variant"], r["precision"], str(lat.batch_size)]
+            values = [r["framework"], r["variant"], runtime_label(r), r["precision"]]
+            values += [str(lat.batch_size)]
             values += [lat.p50_ms, lat.p90_ms, lat.p99_ms, lat.per_sample_p50_ms, lat.n]
             rows.append(Row([*values, r["latency_device"], r["latency_threads"]]))
     how = (
         "per-call forward-pass latency in milliseconds (ms) at the given batch size, over n "
-        "timed calls, on the stated device and at the run's own thread count; per-sample p50 = "
-        "p50 / batch size. Rows at other thread counts are in the batch size x threads table."
+        "timed calls, on the stated runtime and device at the run's own thread count; each "
+        "variant's own runtime first, then the same model on the framework's other runtimes; "
+        "per-sample p50 = p50 / batch size. Rows at other thread counts are in the batch size "
+        "x threads table."
     )
     return Table(columns, rows, how, notes=[SAME_DEVICE], empty=NO_LATENCY, wide=True)
 
 
-def _speedup(data: ReportData, r: pd.Series, batch_size: int, threads: int) -> Any:
-    """fp32 / int8 per-sample p50 at one batch size and thread count, on one device only."""
+def fp32_like(data: ReportData, r: pd.Series) -> pd.Series | None:
+    """The baseline's row on the same runtime as ``r`` (its own or a rung), if measured."""
+    rows = data.csv
+    match = rows[
+        (rows["framework"] == r["framework"])
+        & (rows["variant"] == "baseline")
+        & (rows["runtime"] == r["runtime"])
+    ]
+    return None if match.empty else match.iloc[0]
+
+
+def speedup(data: ReportData, r: pd.Series, batch_size: int, threads: int) -> Any:
+    """fp32 / int8 per-sample p50 at one batch size and thread count, on one runtime and
+    one device only; otherwise the cell says why there is no ratio."""
     if r["precision"] != "int8":
         return None
-    base = frame_row(data.frame, r["framework"], "baseline")
-    fp32 = per_sample(data.latency, r["framework"], "baseline", batch_size, threads)
-    int8 = per_sample(data.latency, r["framework"], r["variant"], batch_size, threads)
+    base = fp32_like(data, r)
+    if base is None or base["status"] != "ok":
+        return f"not compared: no fp32 on {runtime_label(r)}"
+    runtime = r["runtime"]
+    fp32 = per_sample(data.latency, r["framework"], "baseline", batch_size, threads, runtime)
+    int8 = per_sample(data.latency, r["framework"], r["variant"], batch_size, threads, runtime)
     if fp32 is None or int8 is None or not int8:
         return None
     fp32_device, device = get(base, "latency_device"), get(r, "latency_device")
@@ -114,29 +152,34 @@ def latency_sweep_table(data: ReportData) -> Table:
     """Per-sample p50 at every batch size, at the run's threads and again at 1 thread."""
     sizes, sweep = batch_sizes(data.latency), sweep_threads(data.latency)
     ends = sorted({sizes[0], sizes[-1]}) if sizes else []
-    columns = [FRAMEWORK, VARIANT, PRECISION, DEVICE, THREADS]
+    columns = [FRAMEWORK, VARIANT, RUNTIME, PRECISION, DEVICE, THREADS]
     columns += [Column(f"Batch {b}: p50 per sample", "ms", "0.2") for b in sizes]
-    columns += [Column(f"int8 speed-up vs fp32, batch {b}, same device", "x", "0.2") for b in ends]
+    columns += [
+        Column(f"int8 speed-up vs fp32 on the same runtime, batch {b}", "x", "0.2") for b in ends
+    ]
     rows = []
-    for r in frame_rows(data.frame):
+    for r in runtime_rows(data):
         if absent(r["latency_threads"]):
             continue
         own = int(r["latency_threads"])
         for threads in [own, *(t for t in sweep if t != own)]:
             cells = [
-                per_sample(data.latency, r["framework"], r["variant"], b, threads) for b in sizes
+                per_sample(data.latency, r["framework"], r["variant"], b, threads, r["runtime"])
+                for b in sizes
             ]
             if all(c is None for c in cells):
                 continue
-            label = f"{threads} (run's own)" if threads == own and sweep else str(threads)
-            values = [r["framework"], r["variant"], r["precision"], r["latency_device"], label]
-            values += [*cells, *(_speedup(data, r, b, threads) for b in ends)]
+            shown = f"{threads} (run's own)" if threads == own and sweep else str(threads)
+            values = [r["framework"], r["variant"], runtime_label(r), r["precision"]]
+            values += [r["latency_device"], shown]
+            values += [*cells, *(speedup(data, r, b, threads) for b in ends)]
             rows.append(Row(values, r["status"]))
     how = (
         "per-sample p50 latency in ms (p50 per forward call / batch size) at each batch size, "
         "first at the run's own thread count, then at 1 thread where the run used more. The "
-        "speed-up is fp32 / int8 per-sample p50 at the same batch size and thread count, and "
-        "only when both ran on the same device; otherwise the cell says so."
+        "speed-up is fp32 / int8 per-sample p50 at the same batch size and thread count, only "
+        "between two rows of one runtime on one device (LiteRT int8 over LiteRT fp32, never "
+        "over Keras); otherwise the cell says why there is no ratio."
     )
     return Table(columns, rows, how, empty=NO_LATENCY, wide=True)
 

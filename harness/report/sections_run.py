@@ -102,6 +102,11 @@ def status(data: ReportData, caveats: list[str]) -> Section:
             reason = "no reason recorded" if absent(row["reason"]) else row["reason"]
             variant = f"**{row['framework']} / {row['variant']}**"
             items.append(StatusItem(f"{variant} {row['status']}: {one_line(reason)}"))
+    for _, row in data.rungs.iterrows():
+        if row["status"] == "failed":
+            reason = "no reason recorded" if absent(row["reason"]) else row["reason"]
+            where = f"**{row['framework']} / {row['variant']} on {row['runtime']}**"
+            items.append(StatusItem(f"{where} failed: {one_line(reason)}"))
     ok = "All frameworks complete; every variant ok."
     blocks: list[Block] = [StatusList(items, ok)]
     blocks += [Note(c, "remark") for c in caveats]

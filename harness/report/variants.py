@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from harness_contract.metrics import VARIANTS, MetricsFile, VariantMetrics
+from harness_contract.metrics import VARIANTS, MetricsFile, RungMetrics, VariantMetrics
+from harness_contract.runtimes import PRIMARY
 
 from ..profile_passes import PASSES, ProfilePass
 from ..run_metrics import FailedFramework
@@ -31,7 +32,13 @@ def versions_text(metrics: MetricsFile) -> str:
     return ", ".join(f"{name} {ver}" for name, ver in metrics.provenance.framework_versions.items())
 
 
-def own_threads(v: VariantMetrics) -> int | None:
+def primary_runtime(framework: str, v: VariantMetrics) -> str | None:
+    """The runtime a variant's own figures were taken on; files older than schema 3 do not
+    say, and then it is the one the harness has always used for that variant."""
+    return v.runtime or PRIMARY.get(framework, {}).get(v.variant)
+
+
+def own_threads(v: VariantMetrics | RungMetrics) -> int | None:
     """The run's own thread count for this variant's latency: its rows come first."""
     return v.latency[0].threads if v.latency else None
 
@@ -58,7 +65,7 @@ def _per_epoch(variant: VariantMetrics | None) -> float | None:
     return training.wall_s / training.epochs
 
 
-def _accuracy_cells(v: VariantMetrics) -> dict[str, Any]:
+def _accuracy_cells(v: VariantMetrics | RungMetrics) -> dict[str, Any]:
     acc = v.accuracy
     if acc is None:
         return {}
@@ -70,16 +77,42 @@ def _accuracy_cells(v: VariantMetrics) -> dict[str, Any]:
     }
 
 
-def _size_cells(v: VariantMetrics, baseline: VariantMetrics | None) -> dict[str, Any]:
+def fp32_size_like(m: MetricsFile, runtime: str | None, fmt: str) -> tuple[int, str] | None:
+    """The fp32 model's size in the same runtime and format as an int8 model: (bytes,
+    format), so a reduction never compares two serializations (int8 .tflite over the Keras
+    .h5). The baseline's own file, its rung on that runtime, or the same model written in
+    that format beside it (``size.other_formats``); None when there is none."""
+    base = m.variant("baseline")
+    if base is None:
+        return None
+    if base.size is not None and base.size.format == fmt:
+        return base.size.bytes, fmt
+    for rung in base.rungs:
+        if rung.runtime == runtime and rung.size is not None and rung.size.format == fmt:
+            return rung.size.bytes, fmt
+    other = base.size.other_formats if base.size is not None else {}
+    for name, nbytes in other.items():
+        if name.split("_")[0] == fmt:
+            return nbytes, fmt
+    return None
+
+
+def _size_cells(
+    v: VariantMetrics | RungMetrics, m: MetricsFile, runtime: str | None
+) -> dict[str, Any]:
     if v.size is None:
         return {}
-    base_bytes = baseline.size.bytes if baseline and baseline.size else None
-    reduction = (1 - v.size.bytes / base_bytes) * 100 if base_bytes else None
+    if v.precision == "fp32":  # its own reference: a 0 % reduction, as the paper's Table I
+        reference: tuple[int, str] | None = (v.size.bytes, v.size.format)
+    else:
+        reference = fp32_size_like(m, runtime, v.size.format)
+    reduction = (1 - v.size.bytes / reference[0]) * 100 if reference and reference[0] else None
     return {
         "size_mib": _mib(v.size.bytes),
         "size_format": v.size.format,
         "parameters": v.size.parameters,
         "size_reduction_pct": reduction,
+        "size_fp32_mib": _mib(reference[0]) if reference else None,
     }
 
 
@@ -101,7 +134,7 @@ def _training_cells(v: VariantMetrics, baseline: VariantMetrics | None) -> dict[
     return cells
 
 
-def _conversion_cells(v: VariantMetrics) -> dict[str, Any]:
+def _conversion_cells(v: VariantMetrics | RungMetrics) -> dict[str, Any]:
     conv = v.conversion
     if conv is None:
         return {}
@@ -114,7 +147,7 @@ def _conversion_cells(v: VariantMetrics) -> dict[str, Any]:
     }
 
 
-def _latency_meta_cells(v: VariantMetrics) -> dict[str, Any]:
+def _latency_meta_cells(v: VariantMetrics | RungMetrics) -> dict[str, Any]:
     """Where latency was taken; the values themselves are in the long latency table."""
     own = own_threads(v)
     loads = [lat.load_1m for lat in v.latency if lat.load_1m is not None]
@@ -188,17 +221,21 @@ def variant_rows(m: MetricsFile, passes: list[ProfilePass]) -> list[dict[str, An
                 row
                 | {
                     "variant": name,
+                    "runtime": PRIMARY.get(m.framework, {}).get(name),
+                    "runtime_role": "primary",
                     "precision": _precision(name),
                     "status": "missing",
                     "reason": f"not in metrics.json (run status: {m.status})",
                 }
             )
             continue
-        row |= {"variant": name, "precision": v.precision, "status": v.status, "reason": v.reason}
+        runtime = primary_runtime(m.framework, v)
+        row |= {"variant": name, "runtime": runtime, "runtime_role": "primary"}
+        row |= {"precision": v.precision, "status": v.status, "reason": v.reason}
         own_passes = [p for p in passes if p.variant == name]
         for cells in (
             _accuracy_cells(v),
-            _size_cells(v, baseline),
+            _size_cells(v, m, runtime),
             _training_cells(v, baseline),
             _conversion_cells(v),
             _latency_meta_cells(v),
@@ -210,12 +247,37 @@ def variant_rows(m: MetricsFile, passes: list[ProfilePass]) -> list[dict[str, An
     return rows
 
 
+def rung_rows(m: MetricsFile) -> list[dict[str, Any]]:
+    """Every variant on each of its other runtimes, after the variant's own row: the
+    figures a rung has (accuracy, size, compile time, its own quantization, latency)."""
+    rows = []
+    for name in VARIANTS:
+        v = m.variant(name)
+        for rung in v.rungs if v is not None else []:
+            row = _run_cells(m) | {"variant": name, "runtime": rung.runtime}
+            row |= {"runtime_role": "rung", "precision": rung.precision}
+            row |= {"status": rung.status, "reason": rung.reason, "compile_s": rung.compile_s}
+            for cells in (
+                _accuracy_cells(rung),
+                _size_cells(rung, m, rung.runtime),
+                _conversion_cells(rung),
+                _latency_meta_cells(rung),
+            ):
+                row |= cells
+            if rung.training is not None:
+                row |= {"train_s": rung.training.wall_s, "train_epochs": rung.training.epochs}
+            rows.append(row)
+    return rows
+
+
 def failed_framework_rows(failed: FailedFramework) -> list[dict[str, Any]]:
     """A framework whose runner left no metrics.json: every variant failed, with the reason."""
     return [
         {
             "framework": failed.name,
             "variant": name,
+            "runtime": PRIMARY.get(failed.name, {}).get(name),
+            "runtime_role": "primary",
             "precision": _precision(name),
             "status": "failed",
             "reason": failed.reason,

@@ -326,11 +326,25 @@ class MetricsFile(_Strict):
         """Phases that ran and failed (out of memory, NaN loss, a conversion error...)."""
         return [name for name, v in self.variants.items() if v.status == "failed"]
 
+    def failures(self) -> list[tuple[str, str]]:
+        """Every failed phase and every failed runtime rung ("ptq on inductor"), with its
+        reason. A rung that is merely unavailable here (no compiler) is not a failure."""
+        out = []
+        for name, v in self.variants.items():
+            if v.status == "failed":
+                out.append((name, v.reason or "no reason recorded"))
+            out += [
+                (f"{name} on {r.runtime}", r.reason or "no reason recorded")
+                for r in v.rungs
+                if r.status == "failed"
+            ]
+        return out
+
     @property
     def outcome(self) -> str:
-        """The one status every host view shows: a finished study with a failed phase is
-        "complete with failures", never "complete"."""
-        if self.status == "complete" and self.failed_phases():
+        """The one status every host view shows: a finished study with a failed phase or
+        rung is "complete with failures", never "complete"."""
+        if self.status == "complete" and self.failures():
             return COMPLETE_WITH_FAILURES
         return self.status
 

@@ -1,0 +1,140 @@
+"""The runtime ladder driver (harness_contract.ladder) on a numpy framework that plays
+PyTorch's ladder: each rung is lowered, measured like its variant, and recorded ok,
+failed (with the tool's message), unavailable (with the reason) or skipped (not asked
+for), without stopping the study."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness_contract.cifar import load_cifar10, write_synthetic
+from harness_contract.framework import Lowered, RungInputs, RungUnavailable
+from harness_contract.metrics import COMPLETE_WITH_FAILURES, ConversionStats, read_metrics
+from harness_contract.pipeline import Study
+from harness_contract.spec import build_spec
+
+from .numpy_framework import Int8Linear, Linear, NumpyFramework
+from .test_pipeline import FAST
+
+
+class LadderFramework(NumpyFramework):
+    """Plays "pytorch" so the spec's pytorch.runtimes chooses its rungs."""
+
+    name = "pytorch"
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], RungInputs] = {}
+
+    def lower(self, runtime: str, inputs: RungInputs) -> Lowered:
+        self.seen[(inputs.variant, runtime)] = inputs
+        where = (inputs.variant, runtime)
+        if where == ("ptq", "inductor"):
+            raise RuntimeError("CppCompileError: C++ compile error: g++ exited 1")
+        if where == ("qat", "inductor"):
+            raise RungUnavailable("no C++ compiler found", "install g++")
+        if where == ("ptq", "executorch"):  # its own quantization, from the shared images
+            peak = max(float(np.abs(b).max()) for b in inputs.calibration) / 255
+            conversion = ConversionStats(
+                flow="numpy-xnn",
+                device="cpu",
+                calibration_samples=sum(len(b) for b in inputs.calibration),
+                calibration_s=0.001,
+                conversion_s=0.001,
+            )
+            return Lowered(Int8Linear(inputs.fp32, peak / 127), 0.02, conversion=conversion)
+        if where == ("qat", "executorch"):
+            trained, training = inputs.fine_tune(Linear(inputs.fp32.w.copy(), inputs.fp32.b))
+            return Lowered(Int8Linear(trained, 0.5 / 127), 0.03, training=training)
+        t0 = time.perf_counter()
+        model = inputs.model
+        if isinstance(model, Linear):  # a compiled copy of the fp32 model
+            model = Linear(model.w.copy(), model.b.copy())
+        return Lowered(model, time.perf_counter() - t0, notes=[f"lowered for {runtime}"])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory):
+    root = write_synthetic(tmp_path_factory.mktemp("synth"), train_per_batch=200, test_count=200)
+    return load_cifar10(root)
+
+
+def _run(fw, data, out: Path, extra: list[str] | None = None):
+    spec = build_spec("smoke", None, [*FAST, "support.enabled=false", *(extra or [])])
+    return Study(fw, spec, data, out, "ladder", "local (test)").run(threads=1)
+
+
+def test_every_rung_is_measured_like_its_variant_or_recorded_with_why(data, tmp_path) -> None:
+    fw = LadderFramework()
+    metrics = _run(fw, data, tmp_path)
+
+    assert metrics.status == "complete"
+    base, ptq, qat = (metrics.variants[k] for k in ("baseline", "ptq", "qat"))
+    assert (base.runtime, ptq.runtime, qat.runtime) == ("eager", "eager", "eager")
+    rungs = {(v.variant, r.runtime): r for v in (base, ptq, qat) for r in v.rungs}
+    assert {k: r.status for k, r in rungs.items()} == {
+        ("baseline", "inductor"): "ok",
+        ("baseline", "executorch"): "ok",
+        ("ptq", "inductor"): "failed",
+        ("ptq", "executorch"): "ok",
+        ("qat", "inductor"): "unavailable",
+        ("qat", "executorch"): "ok",
+    }
+    inductor = rungs[("baseline", "inductor")]
+    # Measured exactly like the variant: accuracy against the reference fp32, size with
+    # digests under its own stem, latency at every batch size.
+    assert inductor.accuracy.agreement_with_fp32 == 1.0
+    assert inductor.accuracy.top1 == base.accuracy.top1
+    assert [lat.batch_size for lat in inductor.latency] == [1, 16]
+    assert inductor.artifacts[0].file == "artifacts/baseline-inductor.npz"
+    assert (tmp_path / "artifacts" / "baseline-inductor.npz").is_file()
+    assert (tmp_path / "artifacts" / "latency-baseline-inductor-b1.npy").is_file()
+    assert inductor.notes == ["lowered for inductor"] and inductor.compile_s is not None
+    # The tool's own message for a failure, the reason and its fix for an unavailable rung.
+    assert rungs[("ptq", "inductor")].reason.startswith("RuntimeError: CppCompileError")
+    assert rungs[("qat", "inductor")].reason == "no C++ compiler found; install g++"
+    # A rung that needs its own quantized model gets the study's images and fine-tuning.
+    assert rungs[("ptq", "executorch")].conversion.calibration_samples == 64
+    assert rungs[("qat", "executorch")].training.epochs == 1
+    assert fw.seen[("ptq", "executorch")].max_batch == 256  # eval batch > latency batches
+    assert not fw.seen[("baseline", "inductor")].calibration  # only PTQ rungs calibrate
+    # A failed rung is a failure of the run: it is never reported as plain success.
+    saved = read_metrics(tmp_path / "metrics.json")
+    assert saved.outcome == COMPLETE_WITH_FAILURES
+    assert saved.failures() == [
+        ("ptq on inductor", "RuntimeError: CppCompileError: C++ compile error: g++ exited 1")
+    ]
+
+
+def test_rungs_left_out_of_the_spec_are_recorded_skipped(data, tmp_path) -> None:
+    fw = LadderFramework()
+    metrics = _run(fw, data, tmp_path, ['pytorch.runtimes=["executorch"]'])
+
+    base = metrics.variants["baseline"]
+    assert [(r.runtime, r.status) for r in base.rungs] == [
+        ("inductor", "skipped"),
+        ("executorch", "ok"),
+    ]
+    assert "pytorch.runtimes" in base.rungs[0].reason
+    assert ("baseline", "inductor") not in fw.seen
+
+
+def test_a_failed_phase_has_no_rungs(data, tmp_path) -> None:
+    class NoPTQ(LadderFramework):
+        def quantize_ptq(self, model, calibration):
+            raise RuntimeError("calibration exploded")
+
+    metrics = _run(NoPTQ(), data, tmp_path)
+
+    assert metrics.variants["ptq"].status == "failed" and metrics.variants["ptq"].rungs == []
+    assert [r.status for r in metrics.variants["qat"].rungs] == ["unavailable", "ok"]
+
+
+def test_a_framework_without_rungs_records_its_runtime_only(data, tmp_path) -> None:
+    metrics = _run(NumpyFramework(), data, tmp_path)
+
+    assert all(v.rungs == [] for v in metrics.variants.values())
+    assert metrics.support is None  # no probes module: nothing to probe
