@@ -30,7 +30,7 @@ pytest.importorskip("tensorflow_model_optimization", reason="tfmot is not instal
 
 import tf_keras as keras  # noqa: E402
 
-from tf_runner.quantize import Int8Model, prepare_qat  # noqa: E402
+from tf_runner.quantize import TFLiteModel, prepare_qat  # noqa: E402
 from tf_runner.runner import TFFramework  # noqa: E402
 
 MIB = 2**20
@@ -133,7 +133,9 @@ def test_int8_tflite_is_a_quarter_of_the_fp32_tflite(completed: Completed) -> No
     assert base.format == "keras_weights_h5" and base.file == "baseline.weights.h5"
     assert (artifacts / base.file).stat().st_size == base.bytes
     fp32_tflite = base.other_formats["tflite_fp32"]
-    assert (artifacts / "baseline.tflite").stat().st_size == fp32_tflite
+    # The LiteRT rung saved that fp32 .tflite; the baseline names its size, no second copy.
+    assert (artifacts / "baseline-litert.tflite").stat().st_size == fp32_tflite
+    assert not (artifacts / "baseline.tflite").exists()
     for name in ("ptq", "qat"):
         size = variants[name].size
         assert size.format == "tflite" and (artifacts / size.file).stat().st_size == size.bytes
@@ -181,13 +183,36 @@ def test_every_saved_model_file_is_an_artifact_with_its_digest(completed: Comple
     variants = completed.metrics.variants
     files = {name: [a.file for a in v.artifacts] for name, v in variants.items()}
     assert files == {
-        "baseline": ["artifacts/baseline.tflite", "artifacts/baseline.weights.h5"],
+        "baseline": ["artifacts/baseline.weights.h5"],
         "ptq": ["artifacts/ptq.tflite"],
         "qat": ["artifacts/qat.tflite"],
     }
-    for artifact in (a for v in variants.values() for a in v.artifacts):
+    rung = variants["baseline"].rungs[0]
+    assert [a.file for a in rung.artifacts] == ["artifacts/baseline-litert.tflite"]
+    every = [*(a for v in variants.values() for a in v.artifacts), *rung.artifacts]
+    for artifact in every:
         path = completed.out / artifact.file
         assert artifact.sha256 == sha256_file(path) and artifact.bytes == path.stat().st_size
+
+
+@pytest.mark.slow
+def test_the_baseline_runs_on_litert_too_and_int8_lives_there(completed: Completed) -> None:
+    variants = completed.metrics.variants
+    base = variants["baseline"]
+    assert base.runtime == "keras"
+    assert variants["ptq"].runtime == variants["qat"].runtime == "litert"
+    assert [(r.runtime, r.precision, r.status) for r in base.rungs] == [("litert", "fp32", "ok")]
+    assert variants["ptq"].rungs == variants["qat"].rungs == []
+    rung = base.rungs[0]
+    # The same fp32 model on another runtime: the same predictions, nearly everywhere.
+    assert rung.accuracy.agreement_with_fp32 >= 0.99
+    assert abs(rung.accuracy.top1 - base.accuracy.top1) <= 0.01
+    assert rung.compile_s > 0 and rung.size.format == "tflite"
+    assert [(lat.batch_size, lat.threads, lat.device) for lat in rung.latency] == [
+        (1, THREADS, "cpu"),
+        (128, THREADS, "cpu"),
+    ]
+    assert any("LiteRT interpreter" in n for n in rung.notes)
 
 
 @pytest.mark.slow
@@ -273,7 +298,7 @@ def test_int8_model_accepts_any_batch_size(
 
 
 def test_the_int8_model_really_takes_and_returns_int8(small_ptq: tuple) -> None:
-    q: Int8Model = small_ptq[2].model
+    q: TFLiteModel = small_ptq[2].model
     interpreter = q.interpreter(1)
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
@@ -334,7 +359,8 @@ def test_full_width_keras_weights_and_fp32_tflite_are_42_6_mib(full_width: FullW
     saved = full_width.fw.save(full_width.model, full_width.out, "baseline")
     size = saved.size
     out = full_width.out
-    assert saved.files == (out / "baseline.weights.h5", out / "baseline.tflite")
+    # The LiteRT rung (on by default) saves the fp32 .tflite; the baseline keeps its size.
+    assert saved.files == (out / "baseline.weights.h5",)
     assert size.parameters == resnet18(full_width.fw.spec.model).parameter_count() == 11_169_162
     assert size.bytes / MIB == pytest.approx(42.69, abs=0.3)
     assert size.other_formats["tflite_fp32"] / MIB == pytest.approx(42.60, abs=0.3)

@@ -21,16 +21,19 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 KTensor = Any  # tf_keras' symbolic KerasTensor, which it does not export publicly
-# Every weight is overwritten with the canonical ones: zeros cost nothing to draw and make a
-# layer that was missed obvious.
-INIT = "zeros"
+# Kernel initializers. Canonical weights overwrite every kernel, so then zeros (which cost
+# nothing to draw and make a layer that was missed obvious); without them, Keras' own
+# default (glorot-uniform kernels; biases and BatchNorm keep their defaults: zero biases,
+# unit scale), the framework-default start of model.init = "framework".
+LOADED_INIT = "zeros"
+KERAS_DEFAULT_INIT = "glorot_uniform"
 
 
 def layer_name(canonical: str) -> str:
     return canonical.replace(".", "_")
 
 
-def _conv(c: ConvDef, x: KTensor) -> KTensor:
+def _conv(c: ConvDef, x: KTensor, init: str) -> KTensor:
     name = layer_name(c.name)
     if c.kernel > 1:
         # Keras' padding="same" pads a stride-2 conv only at the bottom/right; PyTorch pads
@@ -42,7 +45,7 @@ def _conv(c: ConvDef, x: KTensor) -> KTensor:
         c.stride,
         padding="valid",
         use_bias=c.bias,
-        kernel_initializer=INIT,
+        kernel_initializer=init,
         name=name,
     )(x)
     if c.bn:
@@ -52,23 +55,24 @@ def _conv(c: ConvDef, x: KTensor) -> KTensor:
     return x
 
 
-def _block(b: BlockDef, x: KTensor) -> KTensor:
+def _block(b: BlockDef, x: KTensor, init: str) -> KTensor:
     name = layer_name(b.name)
-    out = keras.layers.ReLU(name=f"{name}_relu1")(_conv(b.conv1, x))
-    out = _conv(b.conv2, out)
-    shortcut = _conv(b.shortcut, x) if b.shortcut is not None else x
+    out = keras.layers.ReLU(name=f"{name}_relu1")(_conv(b.conv1, x, init))
+    out = _conv(b.conv2, out, init)
+    shortcut = _conv(b.shortcut, x, init) if b.shortcut is not None else x
     out = keras.layers.Add(name=f"{name}_add")([out, shortcut])
     return keras.layers.ReLU(name=f"{name}_relu2")(out)
 
 
-def build_graph(net: ResNetDef) -> keras.Model:
-    """The model's layers, NHWC float input (normalized outside the model, as in PyTorch)."""
+def build_graph(net: ResNetDef, init: str = LOADED_INIT) -> keras.Model:
+    """The model's layers, NHWC float input (normalized outside the model, as in PyTorch),
+    every conv and dense kernel drawn by ``init``."""
     inputs = keras.Input((32, 32, 3), name="images")
-    x = keras.layers.ReLU(name="stem_relu")(_conv(net.stem, inputs))
+    x = keras.layers.ReLU(name="stem_relu")(_conv(net.stem, inputs, init))
     for b in net.blocks:
-        x = _block(b, x)
+        x = _block(b, x, init)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    logits = keras.layers.Dense(net.num_classes, kernel_initializer=INIT, name="fc")(x)
+    logits = keras.layers.Dense(net.num_classes, kernel_initializer=init, name="fc")(x)
     return keras.Model(inputs, logits, name="cifar_resnet18")
 
 
@@ -86,6 +90,30 @@ def canonical_to_keras(
                 weights[f"{bn}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")
             ]
     out["fc"] = [weights["fc.weight"].T, weights["fc.bias"]]
+    return out
+
+
+def keras_to_canonical(model: keras.Model, net: ResNetDef) -> dict[str, np.ndarray]:
+    """The inverse of ``canonical_to_keras``: the model's weights under their canonical
+    names and layouts (conv OIHW, dense (out, in)), as harness_contract.weights makes them."""
+    out: dict[str, np.ndarray] = {}
+
+    def tensors(name: str) -> list[np.ndarray]:
+        return [np.asarray(w) for w in model.get_layer(layer_name(name)).get_weights()]
+
+    for c in net.convs():
+        kernel, *bias = tensors(c.name)
+        out[f"{c.name}.weight"] = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))  # HWIO->OIHW
+        if c.bias:
+            out[f"{c.name}.bias"] = bias[0]
+        if c.bn:
+            bn = f"{c.name}_bn"
+            for key, value in zip(
+                ("weight", "bias", "running_mean", "running_var"), tensors(bn), strict=True
+            ):
+                out[f"{bn}.{key}"] = value
+    kernel, bias = tensors("fc")
+    out["fc.weight"], out["fc.bias"] = np.ascontiguousarray(kernel.T), bias
     return out
 
 
@@ -108,7 +136,7 @@ def trainable_parameters(model: keras.Model) -> int:
 
 def build_model(net: ResNetDef, weights: dict[str, np.ndarray] | None) -> keras.Model:
     """The model from canonical weights, or with Keras' default initializers (None)."""
-    model = build_graph(net)
+    model = build_graph(net, KERAS_DEFAULT_INIT if weights is None else LOADED_INIT)
     if weights is not None:
         load_canonical(model, net, weights)
     count = trainable_parameters(model)

@@ -8,6 +8,9 @@
 
 Either way the result is checked to really contain int8 kernels. TensorFlow cannot run
 an int8 model natively: the .tflite bytes run in the LiteRT interpreter, on CPU.
+
+* fp32 on LiteRT (the baseline's "litert" rung): the same converter without quantization,
+  float input and output, run by the same interpreter class (XNNPACK's fp32 kernels).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .model import trainable_parameters
 
 PTQ_FLOW = "tflite-full-int8"
 QAT_FLOW = "tfmot-qat-tflite-full-int8"
+FP32_FLOW = "tflite-fp32"
 
 
 def interpreter_class() -> tuple[type, str]:
@@ -41,14 +45,16 @@ def interpreter_class() -> tuple[type, str]:
 
 
 @dataclass
-class Int8Model:
-    """A full-integer .tflite model and one interpreter per batch size and thread count it
-    was asked to run (``threads``: the count new calls use, see ``using_threads``)."""
+class TFLiteModel:
+    """A .tflite model (full-integer int8, or fp32) and one LiteRT interpreter per batch
+    size and thread count it was asked to run (``threads``: the count new calls use, see
+    ``using_threads``). Callers pass and get float tensors either way."""
 
     tflite: bytes
     flow: str
     parameters: int
     threads: int
+    precision: str = "int8"  # "int8": int8 input and output; "fp32": float throughout
     _interpreters: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False)
 
     def interpreter(self, batch: int) -> Any:
@@ -72,7 +78,8 @@ class Int8Model:
             self.threads = previous
 
     def prepared(self, images: np.ndarray) -> Any:
-        """An interpreter for this batch with the (quantized) images already set as its input."""
+        """An interpreter for this batch with the images (quantized for an int8 model)
+        already set as its input."""
         interp = self.interpreter(len(images))
         detail = interp.get_input_details()[0]
         interp.set_tensor(detail["index"], _quantize(images, detail))
@@ -87,6 +94,9 @@ class Int8Model:
 
 
 def _quantize(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """``x`` as the input tensor wants it: int8 by its scale and zero point, float as is."""
+    if np.issubdtype(detail["dtype"], np.floating):
+        return np.ascontiguousarray(x, dtype=detail["dtype"])
     scale, zero_point = detail["quantization"]
     info = np.iinfo(detail["dtype"])
     q = np.round(x / np.float32(scale) + zero_point)
@@ -94,6 +104,8 @@ def _quantize(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 
 
 def _dequantize(q: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    if np.issubdtype(detail["dtype"], np.floating):
+        return q.astype(np.float32)
     scale, zero_point = detail["quantization"]
     return (q.astype(np.float32) - zero_point) * np.float32(scale)
 
@@ -154,9 +166,13 @@ def _convert(converter: tf.lite.TFLiteConverter) -> bytes:
         return converter.convert()
 
 
-def fp32_tflite(model: keras.Model) -> bytes:
-    """The fp32 model as a .tflite, for comparing sizes in one format."""
-    return _convert(_converter(model))
+def fp32_tflite(model: keras.Model, threads: int) -> tuple[TFLiteModel, float]:
+    """The fp32 model as a .tflite for LiteRT (float input and output), and the seconds
+    the conversion took."""
+    t0 = time.perf_counter()
+    blob = _convert(_converter(model))
+    elapsed = time.perf_counter() - t0
+    return TFLiteModel(blob, FP32_FLOW, trainable_parameters(model), threads, "fp32"), elapsed
 
 
 class _DatasetClock:
@@ -174,7 +190,7 @@ class _DatasetClock:
 
 def ptq(
     fp32: keras.Model, calibration: Sequence[np.ndarray], threads: int
-) -> tuple[Int8Model, ConversionStats]:
+) -> tuple[TFLiteModel, ConversionStats]:
     """Calibrate on normalized float32 batches and convert.
 
     TFLite calibrates inside ``convert()``. Its time is split where the representative
@@ -198,7 +214,7 @@ def ptq(
         conversion_s=t_end - clock.finished,
         quantized_ops=ops,
     )
-    return Int8Model(blob, PTQ_FLOW, trainable_parameters(fp32), threads), stats
+    return TFLiteModel(blob, PTQ_FLOW, trainable_parameters(fp32), threads), stats
 
 
 def prepare_qat(fp32: keras.Model, device: str) -> keras.Model:
@@ -218,11 +234,11 @@ def prepare_qat(fp32: keras.Model, device: str) -> keras.Model:
 
 def convert_qat(
     qat: keras.Model, parameters: int, threads: int
-) -> tuple[Int8Model, ConversionStats]:
+) -> tuple[TFLiteModel, ConversionStats]:
     converter = _full_int8(_converter(qat), calibrated=False)
     t0 = time.perf_counter()
     blob = _convert(converter)
     elapsed = time.perf_counter() - t0
     ops = _require_int8(blob, QAT_FLOW)
     stats = ConversionStats(flow=QAT_FLOW, device="cpu", conversion_s=elapsed, quantized_ops=ops)
-    return Int8Model(blob, QAT_FLOW, parameters, threads), stats
+    return TFLiteModel(blob, QAT_FLOW, parameters, threads), stats

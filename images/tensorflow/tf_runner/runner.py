@@ -19,20 +19,24 @@ from harness_contract.errors import HarnessError
 from harness_contract.framework import (
     DeviceInfo,
     Framework,
+    Lowered,
     ProfileCapture,
     ProfilerUnavailable,
     Quantized,
+    RungInputs,
+    RungUnavailable,
     Saved,
     ThreadsUnsupported,
     Trainer,
 )
+from harness_contract.ladder import wanted_runtimes
 from harness_contract.metrics import SizeStats
 from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
 
 from . import profile as tf_profile
 from . import quantize
-from .model import build_model
-from .quantize import Int8Model, interpreter_class
+from .model import build_model, keras_to_canonical
+from .quantize import TFLiteModel, interpreter_class
 from .tensors import Normalizer
 from .train import SGDTrainer
 
@@ -47,11 +51,15 @@ _FORWARD_SIGNATURE = (tf.TensorSpec([None, 32, 32, 3], tf.float32),)
 
 class TFFramework(Framework):
     name = "tensorflow"
+    probes_module = "tf_runner.probes"
 
     def __init__(self) -> None:
         # One traced inference function per Keras model run (in a study, the fp32 baseline),
         # keyed by id and holding the model so the id cannot be reused.
         self._forwards: dict[int, tuple[keras.Model, Callable[[tf.Tensor], tf.Tensor]]] = {}
+        # The fp32 .tflite of a Keras model and its conversion seconds, converted once:
+        # the baseline's size figure and its LiteRT rung share it.
+        self._fp32_tflite: dict[int, tuple[keras.Model, TFLiteModel, float]] = {}
 
     def versions(self) -> dict[str, str]:
         import h5py
@@ -153,11 +161,14 @@ class TFFramework(Framework):
         with tf.device(self.device):
             return build_model(self.net, weights)
 
+    def weights_of(self, model: keras.Model) -> dict[str, np.ndarray]:
+        return keras_to_canonical(model, self.net)
+
     def trainer(self, model: keras.Model, optim: OptimSpec) -> Trainer:
         return SGDTrainer(model, optim, self.normalize, self.device)
 
     def device_of(self, model: Any) -> str:
-        if isinstance(model, Int8Model):
+        if isinstance(model, TFLiteModel):
             return "cpu"
         return "cuda:0" if self.device == GPU else "cpu"
 
@@ -177,7 +188,7 @@ class TFFramework(Framework):
         return self.normalize(images, self.device)
 
     def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
-        if isinstance(model, Int8Model):
+        if isinstance(model, TFLiteModel):
             return model.run(self.normalize.numpy(images))
         return self._forward(model)(self._prepared(images)).numpy()
 
@@ -194,10 +205,43 @@ class TFFramework(Framework):
         int8, stats = quantize.convert_qat(model, self.net.parameter_count(), self.threads)
         return Quantized(int8, stats)
 
+    # ------------------------------------------------------------ runtime ladder
+    def lower(self, runtime: str, inputs: RungInputs) -> Lowered:
+        """The baseline as an fp32 .tflite on LiteRT: the runtime TensorFlow's int8 models
+        run on, so LiteRT int8 over LiteRT fp32 is a like-for-like speed-up."""
+        if runtime != "litert" or inputs.variant != "baseline":
+            raise RungUnavailable(
+                f"the TensorFlow runner has no {runtime} rung for {inputs.variant}",
+                "ask for tensorflow.runtimes = ['litert'] (the baseline's fp32 rung only)",
+            )
+        model, seconds = self._litert(inputs.model)
+        return Lowered(
+            model,
+            compile_s=seconds,
+            notes=[
+                f"the fp32 Keras model converted to a .tflite (float input and output, "
+                f"{seconds:.2f} s) and run by the LiteRT interpreter ({interpreter_class()[1]}) "
+                f"on cpu with num_threads={self.threads}",
+            ],
+        )
+
+    def _litert(self, model: keras.Model) -> tuple[TFLiteModel, float]:
+        if id(model) not in self._fp32_tflite:
+            self._fp32_tflite[id(model)] = (model, *quantize.fp32_tflite(model, self.threads))
+        _, lowered, seconds = self._fp32_tflite[id(model)]
+        return lowered, seconds
+
+    def _litert_rung_saves_fp32_tflite(self) -> bool:
+        return "litert" in self.rungs("baseline") and "litert" in wanted_runtimes(
+            self.spec, self.name
+        )
+
     # ------------------------------------------------------------ measurement
     def save(self, model: Any, directory: Path, stem: str) -> Saved:
-        """int8: the .tflite file. fp32: the Keras weights file, plus the fp32 .tflite's size."""
-        if isinstance(model, Int8Model):
+        """A .tflite model (int8, or fp32 on LiteRT): its file. Keras fp32: the weights file,
+        plus the fp32 .tflite's size, and the .tflite itself unless the LiteRT rung (which
+        saves that same model) runs."""
+        if isinstance(model, TFLiteModel):
             path = directory / f"{stem}.tflite"
             path.write_bytes(model.tflite)
             size = SizeStats(
@@ -209,19 +253,22 @@ class TFFramework(Framework):
             return Saved(size, (path,))
         path = directory / f"{stem}.weights.h5"
         model.save_weights(str(path))
-        fp32_tflite = directory / f"{stem}.tflite"
-        fp32_tflite.write_bytes(quantize.fp32_tflite(model))
+        files = [path]
+        tflite = self._litert(model)[0].tflite
+        if not self._litert_rung_saves_fp32_tflite():
+            files.append(directory / f"{stem}.tflite")
+            files[-1].write_bytes(tflite)
         size = SizeStats(
             bytes=path.stat().st_size,
             format="keras_weights_h5",
             file=path.name,
             parameters=self.net.parameter_count(),
-            other_formats={"tflite_fp32": fp32_tflite.stat().st_size},
+            other_formats={"tflite_fp32": len(tflite)},
         )
-        return Saved(size, (path, fp32_tflite))
+        return Saved(size, tuple(files))
 
     def latency_call(self, model: Any, images: np.ndarray) -> tuple[Callable[[], object], str]:
-        if isinstance(model, Int8Model):
+        if isinstance(model, TFLiteModel):
             # Input quantized and set beforehand: the timed call is only invoke().
             return model.prepared(self.normalize.numpy(images)).invoke, "cpu"
         forward, x = self._forward(model), self._prepared(images)
@@ -234,7 +281,7 @@ class TFFramework(Framework):
 
     @contextlib.contextmanager
     def threads_for(self, model: Any, threads: int) -> Iterator[None]:
-        if not isinstance(model, Int8Model):
+        if not isinstance(model, TFLiteModel):
             raise ThreadsUnsupported(
                 f"TensorFlow fixes its intra-op thread pool ({self.threads} threads here) when "
                 f"its runtime starts; it cannot be changed in this process"
@@ -253,7 +300,7 @@ class TFFramework(Framework):
         trace_dir: Path,
         name: str,
     ) -> ProfileCapture:
-        if isinstance(model, Int8Model):
+        if isinstance(model, TFLiteModel):
             raise ProfilerUnavailable(tf_profile.LITERT_NO_OP_PROFILER)
         return tf_profile.run_profile(work, schedule, trace_dir, name, self.device_of(model))
 
@@ -274,9 +321,14 @@ class TFFramework(Framework):
         if self.thread_note:
             notes.append(self.thread_note)
         if variant == "baseline":
+            where = (
+                "saved by its LiteRT rung"
+                if self._litert_rung_saves_fp32_tflite()
+                else "saved beside the weights"
+            )
             notes.append(
-                "size is the Keras weights file (HDF5); the same fp32 model as a "
-                ".tflite is in size.other_formats['tflite_fp32']"
+                f"size is the Keras weights file (HDF5); the same fp32 model as a .tflite "
+                f"({where}) is in size.other_formats['tflite_fp32']"
             )
             return notes
         notes.append(
