@@ -1,0 +1,243 @@
+"""Per-layer quantization error of the PyTorch int8 models (harness_contract.analysis).
+
+fp32: forward hooks on the eager model's modules (named like the canonical layers).
+PT2E int8: torchao's numeric debugger logs no node of a model exported with torch 2.13
+(every node's ``from_node`` ends in ``ExportedProgram.module().unlift()``, which it
+skips), so the converted q/dq graph (``Int8Model.serializable``) is run node by node
+through an FX Interpreter: each canonical layer's last compute node (found by its
+``nn_module_stack``) and the dequantize after it give the layer's int8 output. The
+layer's own error is its conv/linear node run again with the fp32 weights on the same
+(dequantized) input. The lowered oneDNN model computes the same graph with fused kernels.
+FX int8: forward hooks on the converted quantized modules (their output dequantized).
+Keep-float: the quantizer's per-module config of None, then PTQ (or QAT) again.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness_contract.analysis import (
+    AnalysisUnavailable,
+    Int8Outputs,
+    LayerProbe,
+    RequantizeInputs,
+)
+from harness_contract.layer_error import CanonicalLayer, canonical_layers
+
+from .quantize import FXFlow, Int8Model, PT2EFlow
+
+# By name: torchao registers the quantized_decomposed ops when it is imported.
+_QUANTIZE = "quantized_decomposed.quantize_per_"
+_DEQUANTIZE = "quantized_decomposed.dequantize_per_"
+_WEIGHTED = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
+
+
+def point_module(layer: CanonicalLayer) -> str:
+    """The eager module whose output is the layer's compared output (torch_runner.model)."""
+    if layer.output == "relu":
+        return "relu" if layer.name == "stem" else layer.name.rsplit(".", 1)[0] + ".relu1"
+    if layer.output == "bn":
+        return f"{layer.name}_bn"
+    return layer.name
+
+
+def _owner_modules(layer: CanonicalLayer) -> set[str]:
+    return {layer.name, f"{layer.name}_bn", point_module(layer)}
+
+
+def _module_of(node: torch.fx.Node) -> str | None:
+    stack = node.meta.get("nn_module_stack")
+    return list(stack.values())[-1][0] if stack else None
+
+
+class TorchLayerProbe(LayerProbe):
+    def __init__(self, fw: Any) -> None:  # a set-up TorchFramework
+        self.fw = fw
+        self.layers = canonical_layers(fw.net)
+
+    # ------------------------------------------------------------ fp32
+    def fp32_layer_outputs(self, fp32: nn.Module, images: np.ndarray) -> dict[str, np.ndarray]:
+        fp32.eval()
+        device = next(fp32.parameters()).device
+        out: dict[str, np.ndarray] = {}
+        handles = []
+        for layer in self.layers:
+            module = fp32.get_submodule(point_module(layer))
+
+            def keep(_m: nn.Module, _i: Any, y: torch.Tensor, name: str = layer.name) -> None:
+                out[name] = y.detach().float().cpu().numpy()
+
+            handles.append(module.register_forward_hook(keep))
+        try:
+            with torch.no_grad():
+                fp32(self.fw.normalize(images, device))
+        finally:
+            for h in handles:
+                h.remove()
+        return out
+
+    # ------------------------------------------------------------ int8
+    def int8_layer_outputs(
+        self, qmodel: Int8Model, fp32: nn.Module, images: np.ndarray
+    ) -> Int8Outputs:
+        x = self.fw.normalize(images, torch.device("cpu"))
+        if qmodel.flow == PT2EFlow.name:
+            return self._pt2e(qmodel.serializable, fp32, x)
+        if qmodel.flow == FXFlow.name:
+            return self._fx(qmodel.runnable, x)
+        raise AnalysisUnavailable(f"no per-layer probe for the {qmodel.flow} flow")
+
+    def _pt2e(self, gm: torch.fx.GraphModule, fp32: nn.Module, x: torch.Tensor) -> Int8Outputs:
+        points, weighted, unmapped = self._pt2e_nodes(gm)
+        # Own error needs the layer's fp32 weights as the int8 graph uses them: with
+        # BatchNorm, PT2E folds it into the conv, so the eager weights are not those.
+        own_ok = not any(c.bn for c in self.fw.net.convs())
+        fp32_weights = {
+            name: fp32.get_submodule(name).weight.detach().cpu() for name in weighted.values()
+        }
+        wanted = {node: name for name, node in points.items()}
+        outputs: dict[str, np.ndarray] = {}
+        floats: dict[str, torch.Tensor] = {}
+
+        class Capture(torch.fx.Interpreter):
+            def run_node(self, n: torch.fx.Node) -> Any:
+                result = super().run_node(n)
+                name = weighted.get(n)
+                if own_ok and name is not None:
+                    args, kwargs = self.fetch_args_kwargs_from_env(n)
+                    args = (args[0], fp32_weights[name], *args[2:])
+                    floats[name] = n.target(*args, **kwargs)
+                if n in wanted:
+                    outputs[wanted[n]] = result.detach().float().numpy()
+                return result
+
+        with torch.no_grad():
+            Capture(gm).run(x)
+        own = {}
+        if own_ok:
+            for layer in self.layers:
+                if layer.name in floats and layer.name in outputs:
+                    f = floats[layer.name]
+                    f = torch.relu(f) if layer.output == "relu" else f
+                    own[layer.name] = (f.numpy(), outputs[layer.name])
+        return Int8Outputs(
+            outputs=outputs,
+            own=own,
+            tool_names={name: node.name for name, node in points.items()},
+            unmapped=unmapped,
+            method="FX Interpreter over the PT2E converted q/dq graph (dequantized node outputs)",
+            own_method=(
+                "the layer's conv/linear node rerun with its fp32 weights on the same input"
+                if own_ok
+                else None
+            ),
+        )
+
+    def _pt2e_nodes(
+        self, gm: torch.fx.GraphModule
+    ) -> tuple[dict[str, torch.fx.Node], dict[torch.fx.Node, str], list[str]]:
+        """Per canonical layer: the node holding its int8 output (the dequantize after its
+        last compute node, if its output is quantized), and its conv/linear node."""
+        owner = {m: layer.name for layer in self.layers for m in _owner_modules(layer)}
+        last: dict[str, torch.fx.Node] = {}
+        weighted: dict[torch.fx.Node, str] = {}
+        unmapped: list[str] = []
+        for node in gm.graph.nodes:
+            if node.op != "call_function" or str(node.target).startswith((_QUANTIZE, _DEQUANTIZE)):
+                continue
+            name = owner.get(_module_of(node) or "")
+            if name is None:
+                if node.target in _WEIGHTED:
+                    unmapped.append(f"{node.name} ({_module_of(node)})")
+                continue
+            last[name] = node
+            if node.target in _WEIGHTED:
+                weighted[node] = name
+        return {name: _dequantized(node) for name, node in last.items()}, weighted, unmapped
+
+    def _fx(self, gm: torch.fx.GraphModule, x: torch.Tensor) -> Int8Outputs:
+        modules = dict(gm.named_modules())
+        outputs: dict[str, np.ndarray] = {}
+        handles = []
+        for layer in self.layers:
+            module = modules.get(layer.name)
+            if module is None:
+                continue
+
+            def keep(_m: nn.Module, _i: Any, y: torch.Tensor, name: str = layer.name) -> None:
+                y = y.dequantize() if y.is_quantized else y
+                outputs[name] = y.detach().float().numpy()
+
+            handles.append(module.register_forward_hook(keep))
+        try:
+            with torch.no_grad():
+                gm(x)
+        finally:
+            for h in handles:
+                h.remove()
+        return Int8Outputs(
+            outputs=outputs,
+            tool_names={name: type(modules[name]).__name__ for name in outputs},
+            method="forward hooks on the FX-converted quantized modules (outputs dequantized)",
+        )
+
+    # ------------------------------------------------------------ keep float
+    def requantize_keeping_float(
+        self,
+        variant: str,
+        fp32: nn.Module,
+        float_layers: Sequence[str],
+        inputs: RequantizeInputs,
+    ) -> Int8Model:
+        flow = _keeping_float(type(self.fw.flow), float_layers)
+        if variant == "ptq":
+            cpu = torch.device("cpu")
+            model, _ = flow.ptq(fp32, [self.fw.normalize(b, cpu) for b in inputs.calibration])
+            return model
+        prepared = flow.prepare_qat(copy.deepcopy(fp32), self.fw.device)
+        tuned, _ = inputs.fine_tune(prepared)
+        model, _ = flow.convert_qat(tuned, self.fw.net.parameter_count())
+        return model
+
+
+def _dequantized(node: torch.fx.Node) -> torch.fx.Node:
+    """The dequantize that reads ``node``'s quantized output, else ``node`` itself."""
+    for user in node.users:
+        if str(user.target).startswith(_QUANTIZE):
+            for dq in user.users:
+                if str(dq.target).startswith(_DEQUANTIZE):
+                    return dq
+    return node
+
+
+def _keeping_float(flow_cls: type, float_layers: Sequence[str]) -> PT2EFlow | FXFlow:
+    """The runner's flow with a quantization config of None for these modules."""
+    names = list(float_layers)
+    if flow_cls is PT2EFlow:
+
+        class KeepFloatPT2E(PT2EFlow):
+            def _quantizer(self, is_qat: bool):
+                q = super()._quantizer(is_qat)
+                for name in names:
+                    q.set_module_name_qconfig(name, None)
+                return q
+
+        return KeepFloatPT2E()
+
+    class KeepFloatFX(FXFlow):
+        @staticmethod
+        def _quietly(fn: Any, *args: Any) -> Any:
+            if fn.__name__ in ("prepare_fx", "prepare_qat_fx"):
+                mapping = args[1]
+                for name in names:
+                    mapping = mapping.set_module_name(name, None)
+                args = (args[0], mapping, *args[2:])
+            return FXFlow._quietly(fn, *args)
+
+    return KeepFloatFX()

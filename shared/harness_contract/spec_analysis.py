@@ -1,0 +1,32 @@
+"""The spec's ``analysis`` section: the per-layer quantization error phase (docs/layers.md).
+
+Validated like every other section: unknown keys are errors."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_ANALYSIS_IMAGES = 10_000  # the CIFAR-10 test split
+
+
+class AnalysisSpec(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, coerce_numbers_to_str=True, allow_inf_nan=False
+    )
+
+    # Measure every int8 variant's per-layer error against fp32 (switch off to save time).
+    enabled: bool = True
+    # The first N test images, the same for every framework (fewer if the split is smaller).
+    images: int = Field(256, ge=1, le=MAX_ANALYSIS_IMAGES)
+    # For each k, convert again with the k worst layers left in float and measure it.
+    # [] skips the what-if. k larger than the layer count keeps every ranked layer.
+    keep_float: list[Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=lambda: [1, 2, 4])
+
+    @field_validator("keep_float")
+    @classmethod
+    def _sorted_unique(cls, values: list[int]) -> list[int]:
+        if len(set(values)) != len(values):
+            raise ValueError("lists a k more than once")
+        return sorted(values)
