@@ -13,6 +13,7 @@ from harness_contract.oserrors import os_error
 
 from . import __version__, interrupts
 from .cli_images import images_app
+from .cli_sweep import sweep
 from .options import DEFAULT_PRESET, DEFAULT_RESULTS, RESULTS_FIX, StudyOptions
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Get, make and check CIFAR-10 directories.")
 app.add_typer(data_app, name="data")
 app.add_typer(images_app, name="images")
+app.command("sweep")(sweep)
 
 Preset = Annotated[str | None, typer.Option("--preset", "-p", help="paper, quick or smoke")]
 SpecFile = Annotated[Path | None, typer.Option("--spec", help="TOML/JSON spec (may set 'base')")]

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras="pytorch,tensorflow,docker"
-[[ "${1:-}" == "--dev" ]] && extras="$extras,dev"
+# --dev adds the test tools and Ray (the Ray tests start a real local cluster).
+[[ "${1:-}" == "--dev" ]] && extras="$extras,dev,ray"
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then

@@ -1,0 +1,363 @@
+"""A sweep from options to its last line: plan and validate every point, start the
+executor, run the points with retries, keep the index true after every event, and write
+the aggregate report. Finished points are never recomputed; Ctrl-C keeps them."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import typer
+
+from harness_contract.errors import HarnessError
+
+from .. import lock
+from . import point as point_module
+from .index import PointRecord, SweepDir, SweepSettings
+from .plan import Point, SweepSpec, build_sweep, expand, validate
+from .point import PointJob, PointOutcome
+
+EXECUTORS = ("local", "ray")
+MAX_POINTS = 50  # above this a sweep needs --yes: a typo in a grid can mean days of work
+# Environment variables every point's process gets from the submitting shell (on any node).
+FORWARD_ENV_PREFIXES = ("HARNESS_",)
+
+
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    file: Path | None = None
+    preset: str | None = None
+    spec_file: Path | None = None
+    frameworks: str | None = None
+    seeds: str | None = None
+    sets: list[str] = field(default_factory=list)
+    grid: list[str] = field(default_factory=list)
+    executor: str | None = None
+    address: str | None = None
+    parallel: int | None = None
+    threads: int | None = None
+    backend: str | None = None
+    gpus_per_point: float | None = None
+    data: Path | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    results: Path = Path("results")
+    sweep_id: str | None = None
+    resume: Path | None = None
+    yes: bool = False
+    max_points: int = MAX_POINTS
+    fetch_all: bool | None = None
+    launcher: tuple[str, ...] | None = None  # how a point's process starts (None: the CLI)
+
+    def spec_options(self) -> list[str]:
+        given = {
+            "SWEEP_FILE": self.file, "--preset": self.preset, "--spec": self.spec_file,
+            "--frameworks": self.frameworks, "--seeds": self.seeds, "--set": self.sets,
+            "--grid": self.grid, "--sweep-id": self.sweep_id,
+        }  # fmt: skip
+        return [flag for flag, value in given.items() if value]
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def run_sweep(opts: SweepOptions, say: Callable[[str], None] = _say) -> int:
+    """Run (or finish) a sweep; the exit code: 0 every point ok, 1 some failed, 130."""
+    started = time.monotonic()
+    if opts.resume is not None:
+        sweep = SweepDir.open(opts.resume)
+        with lock.held(sweep.path, sweep.path / ".lock", lock.command_line(), say):
+            return _resume(sweep, opts, say, started)
+    spec = build_sweep(
+        opts.file, opts.preset, opts.spec_file, opts.frameworks, opts.seeds, opts.sets, opts.grid
+    )
+    settings = _settings(opts, None)
+    validate(spec, settings.threads)
+    points = expand(spec)
+    if len(points) > opts.max_points and not opts.yes:
+        raise HarnessError(
+            f"the sweep has {len(points)} points, more than {opts.max_points}",
+            "pass --yes to run them all, or shrink the grid / --seeds",
+        )
+    _check_data(spec, settings)
+    with _executor(settings, opts) as executor:
+        settings = replace(
+            settings, threads=executor.threads_for(settings.threads, opts.threads is not None)
+        )
+        validate(spec, settings.threads)  # the threads the executor settled on are valid too
+        sweep = SweepDir.create(opts.results, opts.sweep_id)
+        with lock.held(sweep.path, sweep.path / ".lock", lock.command_line(), say):
+            sweep.write_spec(spec, settings)
+            records = {p.name: _record(p) for p in points}
+            sweep.write_index(records)
+            say(
+                f"sweep {sweep.path}: {len(points)} points ({_what(spec)}) · "
+                f"executor {executor.describe()}"
+            )
+            return _run(sweep, spec, settings, records, executor, opts, say, started)
+
+
+def _resume(sweep: SweepDir, opts: SweepOptions, say: Callable[[str], None], started: float) -> int:
+    changed = opts.spec_options()
+    if changed:
+        raise HarnessError(
+            f"--resume runs the sweep's own spec, so {'/'.join(changed)} cannot change it",
+            f"drop {'/'.join(changed)}, or start a new sweep",
+        )
+    spec, recorded = sweep.read_spec()
+    settings = _settings(opts, recorded)
+    records = sweep.read_index()
+    todo = [r for r in records.values() if r.status != "ok"]
+    say(f"sweep {sweep.path}: {len(records) - len(todo)} points finished, {len(todo)} to run")
+    if todo:
+        _check_data(spec, settings)
+    with _executor(settings, opts) as executor:
+        return _run(sweep, spec, settings, records, executor, opts, say, started)
+
+
+def _settings(opts: SweepOptions, recorded: SweepSettings | None) -> SweepSettings:
+    """The options given, else what the sweep recorded, else the defaults."""
+    base = recorded or SweepSettings()
+    executor = opts.executor or base.executor
+    if executor not in EXECUTORS:
+        raise HarnessError(f"unknown executor '{executor}'", f"use one of: {', '.join(EXECUTORS)}")
+    parallel = opts.parallel or (base.parallel if recorded else 1)
+    if executor == "ray" and opts.parallel:
+        raise HarnessError(
+            "--parallel is for the local executor",
+            "Ray runs as many points as the cluster has CPUs for; set --threads per point",
+        )
+    if opts.address and executor != "ray":
+        raise HarnessError(
+            "--address is for --executor ray", "add --executor ray, or drop --address"
+        )
+    threads = opts.threads or (base.threads if recorded else max(1, cores() // parallel))
+    data = str(opts.data.resolve()) if opts.data else base.data
+    if data is None and recorded is None:
+        data = _found_data()
+    return SweepSettings(
+        executor=executor,
+        parallel=parallel if executor == "local" else 1,
+        threads=threads,
+        backend=opts.backend or base.backend,
+        gpus_per_point=opts.gpus_per_point
+        if opts.gpus_per_point is not None
+        else base.gpus_per_point,
+        data=data,
+        timeout=opts.timeout if opts.timeout is not None else base.timeout,
+        retries=opts.retries if opts.retries is not None else base.retries,
+        address=opts.address if opts.address else (base.address if executor == "ray" else None),
+        fetch_all=opts.fetch_all if opts.fetch_all is not None else base.fetch_all,
+    )
+
+
+def _found_data() -> str | None:
+    """./data as `harness run` would find it, made absolute so every point (on any node,
+    from any working directory) reads the same folder; None: each point's own choice."""
+    from harness_contract.cifar import resolve_root
+    from harness_contract.errors import DataError
+
+    from ..dataset_source import DEFAULT_LOCATION
+
+    if os.environ.get("HARNESS_DATA"):
+        return None  # forwarded to every point as is
+    try:
+        return str(resolve_root(DEFAULT_LOCATION).resolve())
+    except DataError:
+        return None
+
+
+def _check_data(spec: SweepSpec, settings: SweepSettings) -> None:
+    """A dataset given is checked once here (a bad one fails every point the same way)."""
+    if settings.data is None:
+        return
+    from harness_contract.spec import build_spec
+
+    from ..dataset_source import choose_data
+
+    spec_file = Path(spec.spec_file) if spec.spec_file else None
+    choose_data(Path(settings.data), build_spec(spec.preset, spec_file, spec.sets))
+
+
+def _executor(settings: SweepSettings, opts: SweepOptions):  # noqa: ANN202
+    if settings.executor == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(settings)
+    return _Local(settings)
+
+
+class _Local:
+    """The local executor, bound to a sweep directory once it exists."""
+
+    def __init__(self, settings: SweepSettings) -> None:
+        self.settings = settings
+
+    def __enter__(self) -> _Local:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def threads_for(self, threads: int, given: bool) -> int:
+        return threads
+
+    def describe(self) -> str:
+        return f"local, {self.settings.parallel} at a time, {self.settings.threads} thread(s) each"
+
+    def bind(self, sweep: SweepDir):  # noqa: ANN201
+        from .executors import LocalExecutor
+
+        return LocalExecutor(sweep, self.settings.parallel)
+
+
+def _record(point: Point) -> PointRecord:
+    return PointRecord(point.name, point.framework, point.seed, [list(kv) for kv in point.cell])
+
+
+def _what(spec: SweepSpec) -> str:
+    cells = len(spec.cells())
+    return f"{len(spec.frameworks)} framework(s) x {cells} cell(s) x {len(spec.seeds)} seed(s)"
+
+
+def _job(
+    point: Point, spec: SweepSpec, settings: SweepSettings, attempt: int, launcher: tuple[str, ...]
+) -> PointJob:
+    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARD_ENV_PREFIXES)}
+    return PointJob(
+        point=point, attempt=attempt, preset=spec.preset, spec_file=spec.spec_file,
+        sets=list(spec.sets),
+        threads=settings.threads, backend=settings.backend, data=settings.data,
+        timeout=settings.timeout, launcher=launcher, env=env,
+    )  # fmt: skip
+
+
+class _Hooks:
+    """Keeps index.json true after every start and end; decides retries."""
+
+    def __init__(
+        self,
+        sweep: SweepDir,
+        records: dict[str, PointRecord],
+        retries: int,
+        say: Callable[[str], None],
+    ) -> None:
+        self.sweep, self.records, self.retries, self.say = sweep, records, retries, say
+        # Retries count per run of the command: a resumed point gets its retries again.
+        self.first_attempt = {name: r.attempts + 1 for name, r in records.items()}
+
+    def started(self, job: PointJob, node: str) -> None:
+        record = self.records[job.name]
+        record.status, record.attempts, record.node = "running", job.attempt, node
+        self.sweep.write_index(self.records)
+
+    def finished(self, job: PointJob, outcome: PointOutcome) -> PointJob | None:
+        record = self.records[job.name]
+        record.exit_code, record.wall_s, record.node = (
+            outcome.exit_code,
+            outcome.wall_s,
+            outcome.node,
+        )
+        record.left_on_node, record.left_files, record.left_bytes = (
+            outcome.left_on_node,
+            outcome.left_files,
+            outcome.left_bytes,
+        )
+        retry = None
+        if outcome.ok:
+            record.status, record.reason = "ok", None
+            self.say(f"point {job.name}: ok in {outcome.wall_s:.0f} s on {outcome.node}")
+        elif outcome.exit_code == 130:
+            record.status, record.reason = "interrupted", outcome.reason
+        else:
+            record.reason = outcome.reason
+            record.failures.append(f"attempt {job.attempt} on {outcome.node}: {outcome.reason}")
+            if outcome.retryable and job.attempt - self.first_attempt[job.name] < self.retries:
+                self.sweep.set_aside(job.name)
+                record.status = "pending"
+                retry = replace(job, attempt=job.attempt + 1)
+                self.say(f"point {job.name}: failed ({outcome.reason}); retrying")
+            else:
+                record.status = "failed"
+                self.say(f"point {job.name}: failed ({outcome.reason})")
+        self.sweep.write_index(self.records)
+        return retry
+
+
+def _run(sweep, spec, settings, records, executor, opts, say, started) -> int:  # noqa: ANN001, PLR0913
+    todo = [r for r in records.values() if r.status != "ok"]
+    jobs = []
+    for record in todo:
+        sweep.set_aside(record.name)  # a resumed point starts over; its old attempt is kept aside
+        record.status = "pending"
+        launcher = opts.launcher or point_module.DEFAULT_LAUNCHER
+        jobs.append(_job(record.point, spec, settings, record.attempts + 1, launcher))
+    sweep.write_spec(spec, settings)
+    sweep.write_index(records)
+    hooks = _Hooks(sweep, records, settings.retries, say)
+    interrupted = False
+    try:
+        executor.bind(sweep).run(jobs, hooks)
+    except KeyboardInterrupt:
+        interrupted = True
+        for record in records.values():
+            if record.status == "running":
+                record.status = "interrupted"
+        sweep.write_index(records)
+    report = _report(sweep, spec, settings, records, say)
+    return _verdict(sweep, records, interrupted, report, say, started)
+
+
+def _report(sweep, spec, settings, records, say):  # noqa: ANN001, ANN202
+    from .aggregate import compute
+    from .render import write_report
+
+    result = compute(sweep, records)
+    paths = write_report(sweep, spec, settings, records, result)
+    typer.echo(
+        f"sweep report: {paths.md} (and {paths.html.name}, {paths.csv.name}, "
+        f"{paths.json.name}, {len(paths.figures)} figures)"
+    )
+    for row in result.differences:
+        typer.echo(
+            f"  {row.comparison:>20} [{row.within}] {row.cell}: {row.mean:+.2f} points "
+            f"[{_n(row.low)}, {_n(row.high)}] over {row.n} seeds: {row.verdict}"
+        )
+    return paths
+
+
+def _n(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"
+
+
+def _verdict(sweep, records, interrupted, report, say, started) -> int:  # noqa: ANN001
+    took = f"{time.monotonic() - started:.0f} s"
+    ok = [r for r in records.values() if r.status == "ok"]
+    if interrupted:
+        say(
+            f"error: interrupted; {len(ok)} of {len(records)} points finished and kept; "
+            f"finish with `harness sweep --resume {sweep.path}`"
+        )
+        return 130
+    failed = [r for r in records.values() if r.status != "ok"]
+    if not failed:
+        typer.echo(f"sweep complete: {len(ok)} points in {sweep.path} (took {took})")
+        return 0
+    names = ", ".join(r.name for r in failed[:5]) + (" ..." if len(failed) > 5 else "")
+    say(
+        f"error: {len(failed)} of {len(records)} points failed ({names}; "
+        f"reasons in {sweep.index_path}); "
+        f"after fixing the cause, run `harness sweep --resume {sweep.path}` (took {took})"
+    )
+    return 1

@@ -1,0 +1,208 @@
+"""One point, run the way a user would: a ``harness run FRAMEWORK`` process writing an
+ordinary run directory. A process per point isolates signals, locks and framework state,
+and its exit code says how it ended (0 ok, 1 failed phases, 2 bad input, 130 interrupted).
+Also: packing a finished run directory to ship it from a Ray node, large files left."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from harness_contract.errors import HarnessError
+from harness_contract.metrics import read_metrics
+
+from .plan import Point
+
+# How a point's process is started: this interpreter running the harness CLI.
+DEFAULT_LAUNCHER = (sys.executable, "-m", "harness.cli")
+STOP_GRACE_S = 60  # a runner saves its finished phases on SIGINT; then it is killed
+EXIT_MEANING = {1: "a phase failed", 2: "bad input", 130: "interrupted"}
+LOG_TAIL_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class PointJob:
+    """Everything a point's process needs, picklable so a Ray task can carry it."""
+
+    point: Point
+    attempt: int
+    preset: str | None
+    spec_file: str | None
+    sets: list[str]  # the sweep's fixed overrides; the cell and seed come from the point
+    threads: int
+    backend: str = "local"
+    gpus: str | None = None  # as --gpus; a Ray task fills in the GPUs Ray gave it
+    data: str | None = None
+    timeout: float | None = None
+    launcher: tuple[str, ...] = DEFAULT_LAUNCHER
+    env: dict[str, str] = field(default_factory=dict)  # added to the process's environment
+
+    @property
+    def name(self) -> str:
+        return self.point.name
+
+    def argv(self, results: Path) -> list[str]:
+        args = [*self.launcher, "run", self.point.framework]
+        if self.preset:
+            args += ["--preset", self.preset]
+        if self.spec_file:
+            args += ["--spec", self.spec_file]
+        for text in [*self.sets, *self.point.overrides()]:
+            args += ["--set", text]
+        args += ["--threads", str(self.threads), "--results", str(results)]
+        args += ["--run-id", self.name, "--backend", self.backend]
+        if self.gpus:
+            args += ["--gpus", self.gpus]
+        if self.data:
+            args += ["--data", self.data]
+        if self.timeout:
+            args += ["--timeout", str(self.timeout)]
+        return args
+
+    def with_gpus(self, gpus: str | None) -> PointJob:
+        return replace(self, gpus=gpus)
+
+
+@dataclass(frozen=True)
+class PointOutcome:
+    exit_code: int | None  # None: the process never ran (the reason says why)
+    reason: str | None  # None when it succeeded
+    wall_s: float
+    node: str
+    left_on_node: str | None = None
+    left_files: int = 0
+    left_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def retryable(self) -> bool:
+        """Bad input (2) fails the same way every time; an interrupt is the user's call."""
+        return not self.ok and self.exit_code not in (2, 130)
+
+
+def run_point(
+    job: PointJob,
+    results: Path,
+    log: Path,
+    node: str,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
+    die_with_parent: bool = False,
+) -> PointOutcome:
+    """Run the point's process to its end, its output appended to ``log``. Ctrl-C (a
+    KeyboardInterrupt here) stops it cleanly and is raised again. ``die_with_parent``
+    (a Ray task, one thread) ends the process with the worker that started it."""
+    results.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **job.env}
+    with log.open("a", encoding="utf-8") as out:
+        out.write(f"== attempt {job.attempt} on {node}: {' '.join(job.argv(results))}\n")
+        out.flush()
+        proc = subprocess.Popen(
+            job.argv(results),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent if die_with_parent else None,
+        )
+        if on_start is not None:
+            on_start(proc)
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            stop(proc)
+            raise
+    reason = None if code == 0 else failure_reason(log, code)
+    return PointOutcome(code, reason, time.monotonic() - started, node)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Ask the point's harness to stop (it saves finished phases), then insist."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _die_with_parent() -> None:
+    """Linux: the point's process gets SIGTERM when whatever started it dies (a Ray
+    worker killed with its node), instead of running on unseen."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def failure_reason(log: Path, code: int) -> str:
+    """The harness's own one-line error from the log's last attempt, else the exit code."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    attempt = text.rsplit("\n== attempt ", 1)[-1].splitlines()
+    errors = [line[len("error: ") :] for line in attempt if line.startswith("error: ")]
+    meaning = EXIT_MEANING.get(code, f"exit code {code}")
+    if errors:
+        return f"{errors[-1]} (exit {code}: {meaning})"
+    tail = next((line.strip() for line in reversed(attempt) if line.strip()), "")
+    return f"exit {code}: {meaning}" + (f" (last output: {tail[:300]})" if tail else "")
+
+
+# ---------------------------------------------------------------- shipping a run directory
+
+
+def large_files(run_dir: Path) -> set[Path]:
+    """Model files and profiler traces recorded in the run's metrics.json files: what
+    stays on the node unless the sweep asks for everything."""
+    found: set[Path] = set()
+    for metrics_path in run_dir.glob("*/metrics.json"):
+        try:
+            metrics = read_metrics(metrics_path)
+        except HarnessError:
+            continue  # shipped as is; the report names the broken file
+        fw_dir = metrics_path.parent
+        for variant in metrics.variants.values():
+            found.update(fw_dir / a.file for a in variant.artifacts)
+            for profile in variant.profiles:
+                if profile.trace:
+                    trace = fw_dir / profile.trace
+                    found.update(trace.rglob("*") if trace.is_dir() else [trace])
+    return {p for p in found if p.is_file()}
+
+
+def pack(run_dir: Path, fetch_all: bool) -> tuple[bytes, int, int]:
+    """A gzip tarball of the run directory (without its large files unless
+    ``fetch_all``), and how many files / bytes stayed behind."""
+    left = set() if fetch_all else large_files(run_dir)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(run_dir.rglob("*")):
+            if path.is_file() and path not in left:
+                tar.add(path, arcname=str(path.relative_to(run_dir)), recursive=False)
+    return buffer.getvalue(), len(left), sum(p.stat().st_size for p in left)
+
+
+def unpack(archive: bytes, dest: Path) -> None:
+    """Write a shipped run directory under ``dest`` (a fresh directory)."""
+    dest.mkdir(parents=True, exist_ok=False)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        tar.extractall(dest, filter="data")  # refuses absolute paths and links out

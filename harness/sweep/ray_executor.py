@@ -1,0 +1,285 @@
+"""The Ray executor: each point is a Ray task asking for the point's CPUs (its threads),
+GPUs and, where nodes advertise one, a ``harness_<framework>`` resource (the node holds
+that framework's image). The task runs ``harness run`` on its node with the sweep's
+backend (the Docker backend gets exactly the GPUs Ray assigned), then ships the run
+directory back; model files and traces stay on the node unless --fetch-all, and the
+index says where. Ray is imported only here, and only when asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from harness_contract.errors import HarnessError
+
+from .executors import Hooks
+from .index import SweepDir, SweepSettings
+from .point import LOG_TAIL_CHARS, STOP_GRACE_S, PointJob, PointOutcome, pack, run_point, unpack
+
+INSTALL_HINT = "pip install 'quant-compare-harness[ray]' (or bash scripts/setup.sh --dev)"
+UNREACHABLE_FIX = (
+    "start one with `ray start --head` and pass its HOST:PORT (or auto), "
+    "or drop --address to run a Ray instance on this machine for the sweep"
+)
+CONNECT_TIMEOUT_S = 5
+FEASIBILITY_EVERY_S = 5.0  # how often queued points are checked against the nodes still alive
+IMAGE_RESOURCE = "harness_{framework}"  # a node advertising it holds that framework's image
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise HarnessError(
+            "--executor ray needs Ray, which is not installed", f"install it: {INSTALL_HINT}"
+        ) from None
+    return ray
+
+
+def check_reachable(address: str) -> None:
+    """Ray's own connect retries for minutes; a closed port is said in seconds instead."""
+    if address == "auto":
+        return  # Ray finds the head this machine started, or says there is none
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise HarnessError(
+            f"--address '{address}' is not HOST:PORT or auto", "e.g. --address 10.0.0.5:6379"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise HarnessError(
+            f"Ray cluster at {address} is unreachable ({exc.strerror or exc})", UNREACHABLE_FIX
+        ) from None
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, settings: SweepSettings) -> None:
+        self.settings = settings
+        self.ray: Any = None
+        self.started_here = False
+        self.image_keys: set[str] = set()
+        self.sweep: SweepDir | None = None
+
+    # ------------------------------------------------------------ lifetime
+
+    def __enter__(self) -> RayExecutor:
+        address = self.settings.address
+        if not address:
+            # A throwaway single-machine instance stays on loopback (read at import; Ray
+            # otherwise binds the machine's public address).
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        ray = self.ray = import_ray()
+        if address:
+            check_reachable(address)
+            try:
+                ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise HarnessError(
+                    f"cannot join the Ray cluster at {address} ({_first_line(exc)})",
+                    UNREACHABLE_FIX,
+                ) from None
+        else:
+            from .driver import cores
+
+            ray.init(
+                num_cpus=cores(),
+                include_dashboard=False,
+                logging_level="ERROR",
+                log_to_driver=False,
+            )
+            self.started_here = True
+        self.image_keys = {
+            key for node in self._alive() for key in node["Resources"] if key.startswith("harness_")
+        }
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ray is not None:
+            self.ray.shutdown()  # a cluster we joined keeps running; one we started stops
+
+    def threads_for(self, threads: int, given: bool) -> int:
+        """--threads, else the CPUs of the smallest node with any (every node can take a
+        point); refused when no alive node has that many CPUs."""
+        cpus = [int(n["Resources"].get("CPU", 0)) for n in self._alive()]
+        cpus = [c for c in cpus if c > 0]
+        if not cpus:
+            raise HarnessError(
+                "the Ray cluster has no node with CPUs", "add a worker node with CPUs"
+            )
+        chosen = threads if given else min(cpus)
+        if chosen > max(cpus):
+            raise HarnessError(
+                f"no Ray node has {chosen} CPUs for a point's threads "
+                f"(the largest has {max(cpus)})",
+                f"pass --threads {max(cpus)} or fewer",
+            )
+        return chosen
+
+    def describe(self) -> str:
+        nodes = self._alive()
+        cpus = sum(n["Resources"].get("CPU", 0) for n in nodes)
+        gpus = sum(n["Resources"].get("GPU", 0) for n in nodes)
+        where = self.settings.address or "a Ray instance started for this sweep"
+        size = f"{len(nodes)} nodes, {cpus:g} CPUs, {gpus:g} GPUs"
+        return f"ray at {where} ({size}, {self.settings.threads} thread(s) a point)"
+
+    def bind(self, sweep: SweepDir) -> RayExecutor:
+        self.sweep = sweep
+        return self
+
+    # ------------------------------------------------------------ scheduling
+
+    def _alive(self) -> list[dict[str, Any]]:
+        return [n for n in self.ray.nodes() if n.get("Alive")]
+
+    def _needs(self, job: PointJob) -> dict[str, float]:
+        needs = {"CPU": float(job.threads)}
+        if self.settings.gpus_per_point:
+            needs["GPU"] = float(self.settings.gpus_per_point)
+        key = IMAGE_RESOURCE.format(framework=job.point.framework)
+        if key in self.image_keys:
+            needs[key] = 0.01  # a share: the resource marks the node, it does not limit points
+        return needs
+
+    def _infeasible(self, job: PointJob) -> str | None:
+        needs = self._needs(job)
+        for node in self._alive():
+            if all(node["Resources"].get(k, 0) >= v for k, v in needs.items()):
+                return None
+        wanted = ", ".join(f"{k} {v:g}" for k, v in needs.items())
+        return f"no alive Ray node offers what the point needs ({wanted})"
+
+    def run(self, jobs: Iterable[PointJob], hooks: Hooks) -> None:
+        assert self.sweep is not None, "bind() the sweep directory first"
+        ray = self.ray
+        task = ray.remote(point_task)
+        queue: deque[PointJob] = deque(jobs)
+        pending: dict[Any, PointJob] = {}
+        cancelled: dict[Any, str] = {}  # ref -> why we cancelled it (no node can run it)
+        checked = time.monotonic()
+        try:
+            while queue or pending:
+                while queue:
+                    job = queue.popleft()
+                    reason = self._infeasible(job)
+                    if reason:
+                        retry = hooks.finished(job, PointOutcome(None, reason, 0.0, "ray"))
+                        if retry is not None:
+                            queue.append(retry)
+                        continue
+                    needs = self._needs(job)
+                    options = {
+                        "num_cpus": needs.pop("CPU"),
+                        "num_gpus": needs.pop("GPU", 0),
+                        "resources": needs,
+                        "max_retries": 0,  # retries are the sweep's: counted and recorded
+                    }
+                    ref = task.options(**options).remote(
+                        job, self.sweep.path.name, self.settings.fetch_all
+                    )
+                    pending[ref] = job
+                    hooks.started(job, "ray (queued)")
+                if not pending:
+                    continue
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                for ref in ready:
+                    job = pending.pop(ref)
+                    retry = hooks.finished(job, self._collect(ref, job, cancelled.pop(ref, None)))
+                    if retry is not None:
+                        queue.append(retry)
+                if (
+                    time.monotonic() - checked > FEASIBILITY_EVERY_S
+                ):  # a node lost: queued points may wait forever
+                    checked = time.monotonic()
+                    for ref, job in pending.items():
+                        reason = self._infeasible(job)
+                        if reason and ref not in cancelled:
+                            cancelled[ref] = reason
+                            ray.cancel(ref)
+        except KeyboardInterrupt:
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref)  # a running point gets KeyboardInterrupt and stops its process
+            with contextlib.suppress(Exception):
+                ray.wait(list(pending), num_returns=len(pending), timeout=STOP_GRACE_S + 10)
+            raise
+
+    def _collect(self, ref: Any, job: PointJob, cancelled_because: str | None) -> PointOutcome:
+        ray = self.ray
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.TaskCancelledError:
+            if cancelled_because:
+                return PointOutcome(None, cancelled_because, 0.0, "ray")
+            return PointOutcome(130, "cancelled", 0.0, "ray")
+        except ray.exceptions.RayError as exc:  # the worker or its node died under the point
+            return PointOutcome(
+                None,
+                f"lost its Ray worker or node ({type(exc).__name__}: {_first_line(exc)})",
+                0.0,
+                "ray",
+            )
+        assert self.sweep is not None
+        with self.sweep.log_path(job.name).open("a", encoding="utf-8") as log:
+            log.write(result["log"])
+        if result["archive"] is not None:
+            self.sweep.set_aside(job.name)
+            unpack(result["archive"], self.sweep.point_dir(job.name))
+        return result["outcome"]
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+# ---------------------------------------------------------------- on the node
+
+
+def point_task(job: PointJob, sweep_name: str, fetch_all: bool) -> dict[str, Any]:
+    """Runs inside a Ray worker: the point as a process, its run directory packed."""
+    import ray
+
+    where = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+    if job.data and not Path(job.data).exists():
+        reason = f"node {where} has no dataset at {job.data}"
+        return {
+            "outcome": PointOutcome(None, reason, 0.0, where),
+            "archive": None,
+            "log": f"{reason}\n",
+        }
+    gpu_ids = ray.get_gpu_ids()
+    if gpu_ids and job.backend == "docker":  # the container sees exactly Ray's GPUs
+        job = job.with_gpus(",".join(str(g) for g in gpu_ids))
+    scratch = (
+        Path(tempfile.gettempdir()) / "harness-sweep" / sweep_name / f"{job.name}.{job.attempt}"
+    )
+    shutil.rmtree(scratch, ignore_errors=True)
+    log = scratch / "point.log"
+    outcome = run_point(job, scratch / "points", log, where, die_with_parent=True)
+    run_dir = scratch / "points" / job.name
+    archive, left_files, left_bytes = (None, 0, 0)
+    if run_dir.is_dir():
+        archive, left_files, left_bytes = pack(run_dir, fetch_all)
+    text = log.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]
+    if left_files:
+        outcome = replace(
+            outcome, left_on_node=str(run_dir), left_files=left_files, left_bytes=left_bytes
+        )
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"outcome": outcome, "archive": archive, "log": text}

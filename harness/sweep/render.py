@@ -1,0 +1,247 @@
+"""The sweep's aggregate report: report.md and report.html (the same tables), stats.csv
+(every row of every table, long form), stats.json (the same, for machines) and figures."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness_contract.atomic import write_bytes_atomic
+
+from . import figures
+from .aggregate import SweepStats
+from .index import PointRecord, SweepDir, SweepSettings
+from .plan import SweepSpec
+
+NA = "n/a"
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    md: Path
+    html: Path
+    csv: Path
+    json: Path
+    figures: list[Path]
+
+
+def write_report(
+    sweep: SweepDir,
+    spec: SweepSpec,
+    settings: SweepSettings,
+    records: dict[str, PointRecord],
+    result: SweepStats,
+) -> SweepReport:
+    tables = _tables(records, result)
+    figure_paths = _figures(sweep, result)
+    head = _head(sweep, spec, settings, result)
+    paths = SweepReport(
+        sweep.path / "report.md", sweep.path / "report.html", sweep.path / "stats.csv",
+        sweep.path / "stats.json", figure_paths,
+    )  # fmt: skip
+    _write(paths.md, _markdown(sweep, head, tables, figure_paths, result))
+    _write(paths.html, _html(sweep, head, tables, figure_paths, result))
+    long = [
+        df.assign(table=name) for name, df in tables.items() if name != "Points" and not df.empty
+    ]
+    csv = pd.concat(long, ignore_index=True) if long else pd.DataFrame()
+    _write(paths.csv, csv.to_csv(index=False))
+    body = {"spec": spec.to_dict(), "settings": asdict(settings), **result.to_dict()}
+    _write(paths.json, json.dumps(body, indent=2) + "\n")
+    return paths
+
+
+def _write(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode())
+
+
+def _head(
+    sweep: SweepDir, spec: SweepSpec, settings: SweepSettings, result: SweepStats
+) -> list[str]:
+    base = " + ".join(
+        x
+        for x in (
+            spec.preset and f"preset {spec.preset}",
+            spec.spec_file and f"spec {spec.spec_file}",
+        )
+        if x
+    )
+    grid = "; ".join(f"{k} in {json.dumps(v)}" for k, v in spec.grid.items()) or "none"
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(result.points.items()))
+    where = (
+        f"ray ({settings.address or 'a local Ray instance'})"
+        if settings.executor == "ray"
+        else f"local, {settings.parallel} at a time"
+    )
+    return [
+        f"Base: {base or 'defaults'}; fixed overrides: {', '.join(spec.sets) or 'none'}",
+        f"Frameworks: {', '.join(spec.frameworks)}; "
+        f"seeds: {', '.join(map(str, spec.seeds))}; grid: {grid}",
+        f"Executor: {where}; {settings.threads} thread(s) per point; backend {settings.backend}",
+        f"Points: {counts}. Intervals are {result.confidence:.0%}: Student t over seeds for means "
+        "and paired differences, percentile bootstrap of pooled raw samples for latency p50.",
+    ]
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return NA if value is None else f"{value:.{digits}f}"
+
+
+def _tables(records: dict[str, PointRecord], result: SweepStats) -> dict[str, pd.DataFrame]:
+    points = pd.DataFrame(
+        [
+            {
+                "point": r.name, "status": r.status, "attempts": r.attempts, "node": r.node or "",
+                "wall s": _num(r.wall_s, 0), "left on node": _left(r), "reason": r.reason or "",
+            }
+            for r in records.values()
+        ]
+    )  # fmt: skip
+    summary = pd.DataFrame(
+        [
+            {
+                "framework": r.framework, "variant": r.variant, "cell": r.cell, "metric": r.metric,
+                "unit": r.unit, "n": r.n, "mean": r.mean, "sd": r.sd,
+                "ci low": r.low, "ci high": r.high,
+            }
+            for r in result.summary
+        ]
+    )  # fmt: skip
+    differences = pd.DataFrame(
+        [
+            {
+                "comparison": r.comparison, "within": r.within, "cell": r.cell, "metric": r.metric,
+                "n": r.n, "mean": r.mean, "sd": r.sd, "ci low": r.low, "ci high": r.high,
+                "verdict": r.verdict,
+            }
+            for r in result.differences
+        ]
+    )  # fmt: skip
+    latency = pd.DataFrame(
+        [
+            {
+                "framework": r.framework, "variant": r.variant, "cell": r.cell,
+                "batch": r.batch_size,
+                "threads": r.threads, "runs": r.runs, "samples": r.samples, "p50 ms": r.p50_ms,
+                "ci low ms": r.low_ms, "ci high ms": r.high_ms,
+            }
+            for r in result.latency
+        ]
+    )  # fmt: skip
+    return {
+        "Points": points,
+        "Over seeds: mean, sd and interval": summary,
+        "Paired differences over seeds (top-1, percentage points)": differences,
+        "Latency p50 with bootstrap interval": latency,
+    }
+
+
+def _left(record: PointRecord) -> str:
+    if not record.left_files:
+        return ""
+    size = f"{record.left_files} files, {record.left_bytes / 2**20:.1f} MiB"
+    return f"{size} in {record.node}:{record.left_on_node}"
+
+
+def _figures(sweep: SweepDir, result: SweepStats) -> list[Path]:
+    folder = sweep.path / "figures"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    cells = list(dict.fromkeys(r.cell for r in result.summary))
+    for i, cell in enumerate(cells):
+        path = folder / f"accuracy-{i}.svg"
+        _write(path, figures.accuracy_figure(result.summary, cell, result.confidence))
+        paths.append(path)
+        rows = [r for r in result.latency if r.cell == cell]
+        if rows:  # the smallest batch at the runs' own thread count: the headline latency
+            first = min(rows, key=lambda r: (-r.threads, r.batch_size))
+            path = folder / f"latency-{i}-b{first.batch_size}.svg"
+            _write(
+                path,
+                figures.latency_figure(
+                    result.latency, cell, first.batch_size, first.threads, result.confidence
+                ),
+            )
+            paths.append(path)
+    return paths
+
+
+def _cell_text(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return NA
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+    return str(value)
+
+
+def _md_table(df: pd.DataFrame) -> list[str]:
+    if df.empty:
+        return ["(none)"]
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell_text(v).replace("|", "\\|") for v in row) + " |")
+    return lines
+
+
+def _markdown(
+    sweep: SweepDir,
+    head: list[str],
+    tables: dict[str, pd.DataFrame],
+    figs: list[Path],
+    result: SweepStats,
+) -> str:
+    out = [f"# Sweep {sweep.path.name}", "", *(f"- {line}" for line in head), ""]
+    for title, df in tables.items():
+        out += [f"## {title}", "", *_md_table(df), ""]
+    if figs:
+        out += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figs] + [""]
+    if result.problems:
+        out += ["## Problems", ""] + [f"- {p}" for p in result.problems] + [""]
+    return "\n".join(out)
+
+
+def _html(
+    sweep: SweepDir,
+    head: list[str],
+    tables: dict[str, pd.DataFrame],
+    figs: list[Path],
+    result: SweepStats,
+) -> str:
+    esc = html.escape
+    body = [
+        f"<h1>Sweep {esc(sweep.path.name)}</h1>",
+        "<ul>",
+        *(f"<li>{esc(line)}</li>" for line in head),
+        "</ul>",
+    ]
+    for title, df in tables.items():
+        body.append(f"<h2>{esc(title)}</h2>")
+        if df.empty:
+            body.append("<p>(none)</p>")
+            continue
+        shown = df.map(_cell_text)
+        body.append(shown.to_html(index=False, escape=True, border=0))
+    if figs:
+        body.append("<h2>Figures</h2>")
+        body += [p.read_text() for p in figs]  # inline SVG: the page stands alone
+    if result.problems:
+        body += [
+            "<h2>Problems</h2>",
+            "<ul>",
+            *(f"<li>{esc(p)}</li>" for p in result.problems),
+            "</ul>",
+        ]
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}"
+    )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Sweep {esc(sweep.path.name)}</title>"
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )

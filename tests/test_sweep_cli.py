@@ -1,0 +1,228 @@
+"""`harness sweep` with the local executor, end to end through the CLI, every point a
+real `harness run` process served by the fake runner: points are ordinary run
+directories, the index tells the truth, failures are retried then recorded, --resume
+finishes only what is unfinished, and every bad input is one line before anything runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.sweep.driver import cores
+from tests.cli_output import one_error_line
+from tests.fake_runner import CLI_DRIVER
+
+pytest_plugins = ("tests.run_fixtures",)
+
+ROOT = Path(__file__).resolve().parent.parent
+# The sweep CLI with every point's process served by the fake runner (for a real process
+# to send Ctrl-C to, and for Ray workers, which get the variables it forwards).
+SWEEP_DRIVER = (
+    "import sys\n"
+    "from tests.fake_runner import CLI_DRIVER\n"
+    "import harness.sweep.point as point\n"
+    "import harness.sweep.driver as driver\n"
+    "point.DEFAULT_LAUNCHER = (sys.executable, '-c', CLI_DRIVER)\n"
+    "driver.FORWARD_ENV_PREFIXES = ('HARNESS_', 'FAKE_RUNNER', 'PYTHONPATH', 'XDG_CACHE_HOME')\n"
+    "from harness.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+@pytest.fixture
+def fake_points(fake_runners: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Every point's `harness run` process served by the fake runner."""
+    fake_runners.setattr("harness.sweep.point.DEFAULT_LAUNCHER", (sys.executable, "-c", CLI_DRIVER))
+    return fake_runners
+
+
+def _index(sweep: Path) -> dict[str, dict]:
+    return {p["name"]: p for p in json.loads((sweep / "index.json").read_text())["points"]}
+
+
+def _sweep(*args: str) -> int:
+    return main(["sweep", *args])
+
+
+def test_every_point_is_an_ordinary_run_directory_and_the_sweep_reports_them(
+    fake_points: pytest.MonkeyPatch,
+    tiny_data: Path,
+    tmp_path: Path,
+    capsys,
+) -> None:
+    code = _sweep(
+        "--seeds", "2", "--data", str(tiny_data), "--results", str(tmp_path), "--sweep-id", "s"
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    sweep = tmp_path / "s"
+    index = _index(sweep)
+    assert sorted(index) == [
+        "pytorch-seed0",
+        "pytorch-seed1",
+        "tensorflow-seed0",
+        "tensorflow-seed1",
+    ]
+    assert {p["status"] for p in index.values()} == {"ok"}
+    assert {p["attempts"] for p in index.values()} == {1}
+    for name, record in index.items():
+        point = sweep / "points" / name
+        spec = json.loads((point / "spec.json").read_text())
+        assert spec["seed"] == record["seed"] and spec["measure"]["threads"] == cores()
+        assert main(["report", str(point)]) == 0  # `harness report` reads a point alone
+    stats = json.loads((sweep / "stats.json").read_text())
+    top1 = [r for r in stats["summary"] if r["metric"] == "top1_pct"]
+    assert len(top1) == 6 and {r["n"] for r in top1} == {2}
+    assert (sweep / "report.md").is_file() and (sweep / "report.html").is_file()
+    assert (sweep / "stats.csv").is_file() and list((sweep / "figures").glob("*.svg"))
+    assert "sweep complete: 4 points" in out
+    assert json.loads((sweep / "sweep.json").read_text())["spec"]["seeds"] == [0, 1]
+
+
+def test_parallel_points_split_the_cores_and_record_their_threads(
+    fake_points: pytest.MonkeyPatch,
+    tiny_data: Path,
+    tmp_path: Path,
+) -> None:
+    code = _sweep(
+        "--frameworks", "pytorch", "--seeds", "2", "--parallel", "2", "--data", str(tiny_data),
+        "--results", str(tmp_path), "--sweep-id", "p",
+    )  # fmt: skip
+    assert code == 0
+    for name in _index(tmp_path / "p"):
+        spec = json.loads((tmp_path / "p" / "points" / name / "spec.json").read_text())
+        assert spec["measure"]["threads"] == max(1, cores() // 2)
+    settings = json.loads((tmp_path / "p" / "sweep.json").read_text())["settings"]
+    assert (settings["parallel"], settings["threads"]) == (2, max(1, cores() // 2))
+
+
+def test_a_failed_point_is_retried_once_then_recorded_and_resume_finishes_only_the_rest(
+    fake_points: pytest.MonkeyPatch,
+    tiny_data: Path,
+    tmp_path: Path,
+    capsys,
+) -> None:
+    fake_points.setenv("FAKE_RUNNER", "tensorflow=crash")
+    args = ["--data", str(tiny_data), "--results", str(tmp_path), "--sweep-id", "f"]
+    assert _sweep(*args) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "1 of 2 points failed (tensorflow-seed0; reasons in" in line
+    assert "harness sweep --resume" in line
+    sweep = tmp_path / "f"
+    index = _index(sweep)
+    tf = index["tensorflow-seed0"]
+    assert (tf["status"], tf["attempts"], len(tf["failures"])) == ("failed", 2, 2)
+    assert "exit 1" in tf["reason"] and tf["failures"][0].startswith("attempt 1 on ")
+    assert index["pytorch-seed0"]["status"] == "ok"
+    assert len(list((sweep / "attempts").iterdir())) == 1  # the first attempt, set aside
+    kept = {
+        "pytorch-seed0": (sweep / "points/pytorch-seed0/pytorch/metrics.json").stat().st_mtime_ns
+    }
+
+    fake_points.setenv("FAKE_RUNNER", "complete")
+    assert _sweep("--resume", str(sweep)) == 0
+    index = _index(sweep)
+    assert {p["status"] for p in index.values()} == {"ok"}
+    assert index["tensorflow-seed0"]["attempts"] == 3 and index["pytorch-seed0"]["attempts"] == 1
+    for name, mtime in kept.items():  # finished points are never recomputed
+        assert (sweep / "points" / name / "pytorch/metrics.json").stat().st_mtime_ns == mtime
+    assert len(list((sweep / "attempts").iterdir())) == 2
+
+
+def test_ctrl_c_keeps_finished_points_and_resume_finishes_the_rest(
+    tiny_data: Path,
+    tmp_path: Path,
+) -> None:
+    # PyTorch's point finishes; TensorFlow's waits until it is told to stop.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_RUNNER": "tensorflow=sleep"}
+    sweep = tmp_path / "i"
+    args = ["sweep", "--data", str(tiny_data), "--results", str(tmp_path), "--sweep-id", "i"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SWEEP_DRIVER, *args],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        index = _index(sweep) if (sweep / "index.json").is_file() else {}
+        tf_log = sweep / "points/tensorflow-seed0/tensorflow/runner.log"
+        if index.get("pytorch-seed0", {}).get("status") == "ok" and "READY" in _text(tf_log):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert "interrupted; 1 of 2 points finished and kept" in one_error_line(err)
+    index = _index(sweep)
+    assert index["pytorch-seed0"]["status"] == "ok"
+    assert index["tensorflow-seed0"]["status"] == "interrupted"
+    kept = (sweep / "points/pytorch-seed0/pytorch/metrics.json").stat().st_mtime_ns
+
+    env["FAKE_RUNNER"] = "complete"
+    done = subprocess.run(
+        [sys.executable, "-c", SWEEP_DRIVER, "sweep", "--resume", str(sweep)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert {p["status"] for p in _index(sweep).values()} == {"ok"}
+    assert (sweep / "points/pytorch-seed0/pytorch/metrics.json").stat().st_mtime_ns == kept
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--grid", "ptq.calibration_sample=16,32"], "unknown spec key 'ptq.calibration_sample'"),
+        (["--grid", "ptq.calibration_samples=16,-1"], "grid value ptq.calibration_samples=-1"),
+        (["--seeds", "30"], "the sweep has 60 points, more than 50; pass --yes"),
+        (["--seeds", "two"], "seeds 'two' is not a count"),
+        (["--executor", "slurm"], "unknown executor 'slurm'"),
+        (["--address", "auto"], "--address is for --executor ray"),
+        (["--frameworks", "jax"], "unknown framework 'jax'"),
+    ],
+)
+def test_bad_input_is_one_line_and_nothing_is_created(
+    args: list[str],
+    words: str,
+    tmp_path: Path,
+    capsys,  # noqa: ANN001
+) -> None:
+    assert _sweep(*args, "--results", str(tmp_path / "r")) == 2
+    assert words in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_ray_not_installed_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys,  # noqa: ANN001
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    assert _sweep("--executor", "ray", "--results", str(tmp_path / "r")) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "needs Ray, which is not installed" in line
+    assert "pip install 'quant-compare-harness[ray]'" in line and "setup.sh --dev" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_refuses_options_that_would_change_the_sweep(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from harness.sweep.index import SweepDir, SweepSettings
+    from harness.sweep.plan import SweepSpec
+
+    sweep = SweepDir.create(tmp_path, "r")
+    sweep.write_spec(SweepSpec(), SweepSettings())
+    sweep.write_index({})
+    assert _sweep("--resume", str(sweep.path), "--seeds", "3") == 2
+    assert "--seeds cannot change it" in one_error_line(capsys.readouterr().err)
+    assert _sweep("--resume", str(tmp_path)) == 2
+    assert "is not a sweep directory" in one_error_line(capsys.readouterr().err)
