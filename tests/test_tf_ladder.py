@@ -11,7 +11,7 @@ import pytest
 
 import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is first imported
 from harness_contract.cifar import Cifar10, load_cifar10
-from harness_contract.framework import RungInputs, RungUnavailable
+from harness_contract.framework import DeviceInfo, RungInputs, RungUnavailable
 from harness_contract.spec import build_spec
 from harness_contract.weights import initial_weights
 
@@ -22,6 +22,7 @@ from tf_runner.quantize import TFLiteModel  # noqa: E402
 from tf_runner.runner import TFFramework  # noqa: E402
 
 THREADS = 2
+CPU = DeviceInfo(train_device="cpu")
 
 
 def _framework(*overrides: str) -> TFFramework:
@@ -116,13 +117,7 @@ def test_litert_rung_saves_the_fp32_tflite_and_the_baseline_keeps_only_its_size(
     assert rung.size.bytes == (tmp_path / "baseline-litert.tflite").stat().st_size
     assert base.size.other_formats["tflite_fp32"] == rung.size.bytes
     assert rung.size.parameters == base.size.parameters == fw.net.parameter_count()
-    assert "saved by its LiteRT rung" in " ".join(fw.variant_notes("baseline", fw_device()))
-
-
-def fw_device() -> Any:
-    from harness_contract.framework import DeviceInfo
-
-    return DeviceInfo(train_device="cpu")
+    assert "saved by its LiteRT rung" in " ".join(fw.variant_notes("baseline", CPU))
 
 
 def test_the_fp32_model_is_converted_once_for_its_size_and_its_rung(
@@ -153,7 +148,7 @@ def test_without_the_litert_rung_the_baseline_writes_the_fp32_tflite_itself(
     tflite = tmp_path / "baseline.tflite"
     assert saved.files == (tmp_path / "baseline.weights.h5", tflite)
     assert saved.size.other_formats["tflite_fp32"] == tflite.stat().st_size
-    assert "saved beside the weights" in " ".join(fw.variant_notes("baseline", fw_device()))
+    assert "saved beside the weights" in " ".join(fw.variant_notes("baseline", CPU))
 
 
 @pytest.mark.parametrize(
