@@ -17,64 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .probe_embedding import embedding
+from .probe_models import Answer, Scale, example, lower, max_diff, quantizer, reason, tiny
 from .quantize import quantized_ops
-
-Answer = tuple[str, str]
-BATCH = 2
-
-
-class Tiny(nn.Module):
-    """Two conv+ReLU pairs, a pool and a linear layer: every pattern the probes ask about."""
-
-    def __init__(self, middle: nn.Module | None = None) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
-        self.relu1 = nn.ReLU()
-        self.middle = middle if middle is not None else nn.Identity()
-        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
-        self.relu2 = nn.ReLU()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(8, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.middle(self.relu1(self.conv1(x)))
-        return self.fc(torch.flatten(self.pool(self.relu2(self.conv2(x))), 1))
-
-
-class Scale(nn.Module):
-    """A custom layer no quantizer knows: a learned per-channel scale and shift."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.gain = nn.Parameter(torch.ones(1, channels, 1, 1))
-        self.shift = nn.Parameter(torch.zeros(1, channels, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gain + self.shift
-
-
-def _example(seed: int = 0) -> torch.Tensor:
-    return torch.randn(BATCH, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
-
-
-def _tiny(middle: nn.Module | None = None) -> nn.Module:
-    torch.manual_seed(0)
-    return Tiny(middle).eval()
-
-
-def _quantizer(is_qat: bool = False):
-    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
-
-    config = xiq.get_default_x86_inductor_quantization_config(is_qat=is_qat)
-    return xiq.X86InductorQuantizer().set_global(config)
-
-
-def _lower(converted: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """q/dq reference graph -> oneDNN int8 kernels (torchao's own lowering)."""
-    from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
-
-    with torch.no_grad():
-        return lower_pt2e_quantized_to_x86(converted, (_example(),))
 
 
 @functools.cache
@@ -82,16 +27,12 @@ def _int8() -> tuple[nn.Module, torch.fx.GraphModule, torch.fx.GraphModule]:
     """PTQ of the tiny model: (fp32, converted q/dq graph, lowered int8 model)."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    fp32 = _tiny()
-    prepared = prepare_pt2e(torch.export.export(fp32, (_example(),)).module(), _quantizer())
+    fp32 = tiny()
+    prepared = prepare_pt2e(torch.export.export(fp32, (example(),)).module(), quantizer())
     for seed in range(4):  # calibration
-        prepared(_example(seed))
+        prepared(example(seed))
     converted = convert_pt2e(prepared)
-    return fp32, converted, _lower(converted)
-
-
-def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.detach().float().cpu() - b.detach().float().cpu()).abs().max())
+    return fp32, converted, lower(converted)
 
 
 def _ops(model: nn.Module) -> str:
@@ -106,9 +47,9 @@ def int8_cpu() -> Answer:
     ops = quantized_ops(lowered)
     if not ops:
         return "no", "PT2E (X86InductorQuantizer) lowering left no int8 kernel in the graph"
-    x = _example(9)
+    x = example(9)
     with torch.no_grad():
-        diff = _max_diff(lowered(x), fp32(x))
+        diff = max_diff(lowered(x), fp32(x))
     return "yes", (
         f"PT2E with X86InductorQuantizer, lowered onto oneDNN, ran on CPU with {', '.join(ops)}; "
         f"largest difference from fp32 {diff:.4f}"
@@ -120,12 +61,12 @@ def int8_gpu() -> Answer:
         build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
         return "not probed", f"no CUDA device here (torch {torch.__version__}, {build})"
     _, converted, lowered = _int8()
-    x = _example(9).cuda()
+    x = example(9).cuda()
     try:
         with torch.no_grad():
             lowered.cuda()(x)
     except Exception as exc:  # the answer: the int8 kernels' own error on CUDA
-        error = _reason(exc)
+        error = reason(exc)
     else:
         return "yes", f"the oneDNN-lowered int8 model ({_ops(lowered)}) ran on {_gpu_name()}"
     try:  # what does run there: the q/dq reference graph, whose arithmetic is fp32
@@ -133,7 +74,7 @@ def int8_gpu() -> Answer:
             converted.cuda()(x)
         reference = "the q/dq reference graph runs there but computes in fp32"
     except Exception as exc:
-        reference = f"the q/dq reference graph fails there too ({_reason(exc)})"
+        reference = f"the q/dq reference graph fails there too ({reason(exc)})"
     return "no", f"int8 model on {_gpu_name()}: {error}; {reference}"
 
 
@@ -170,12 +111,12 @@ def _profile(step: Callable[[], object]) -> list:
 
 
 def profiler_training() -> Answer:
-    model = _tiny().train()
+    model = tiny().train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     labels = torch.tensor([0, 1])
 
     def step() -> None:
-        loss = nn.functional.cross_entropy(model(_example()), labels)
+        loss = nn.functional.cross_entropy(model(example()), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -196,7 +137,7 @@ def profiler_training() -> Answer:
 def profiler_int8() -> Answer:
     _, _, lowered = _int8()
     with torch.no_grad():
-        names = {e.name for e in _profile(lambda: lowered(_example()))}
+        names = {e.name for e in _profile(lambda: lowered(example()))}
     int8 = sorted(n for n in names if n.startswith(("onednn::q", "quantized::")))
     if not int8:
         return "no", f"no int8 op among the {len(names)} traced events"
@@ -240,13 +181,13 @@ def _qat(model: nn.Module, steps: int = 3) -> tuple[torch.fx.GraphModule, float]
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
-    exported = torch.export.export(model.train(), (_example(),)).module()
-    prepared = prepare_qat_pt2e(exported, _quantizer(is_qat=True))
+    exported = torch.export.export(model.train(), (example(),)).module()
+    prepared = prepare_qat_pt2e(exported, quantizer(is_qat=True))
     optimizer = torch.optim.SGD(prepared.parameters(), lr=0.05)
     labels = torch.tensor([0, 1])
     loss = torch.zeros(())
     for seed in range(steps):
-        loss = nn.functional.cross_entropy(prepared(_example(seed)), labels)
+        loss = nn.functional.cross_entropy(prepared(example(seed)), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -254,13 +195,13 @@ def _qat(model: nn.Module, steps: int = 3) -> tuple[torch.fx.GraphModule, float]
 
 
 def qat_convert() -> Answer:
-    converted, loss = _qat(_tiny())
-    lowered = _lower(converted)
+    converted, loss = _qat(tiny())
+    lowered = lower(converted)
     ops = quantized_ops(lowered)
     if not ops:
         return "no", "prepare_qat_pt2e -> convert_pt2e left no int8 kernel"
     with torch.no_grad():
-        lowered(_example(9))
+        lowered(example(9))
     return "yes", (
         f"prepare_qat_pt2e, 3 training steps (loss {loss:.3f}), convert_pt2e, lowered: "
         f"{', '.join(ops)}"
@@ -268,9 +209,9 @@ def qat_convert() -> Answer:
 
 
 def custom_layer() -> Answer:
-    converted, _ = _qat(_tiny(Scale(8)))
+    converted, _ = _qat(tiny(Scale(8)))
     with torch.no_grad():
-        converted(_example(9))
+        converted(example(9))
     targets = [str(n.target) for n in converted.graph.nodes if n.op == "call_function"]
     int8_weights = sum("dequantize_per_channel" in t for t in targets)
     kept = sorted({t for t in targets if t in _FP32_MATH})
@@ -284,96 +225,6 @@ def custom_layer() -> Answer:
 
 
 _FP32_MATH = {"aten.mul.Tensor", "aten.add.Tensor"}
-
-
-def embedding() -> Answer:
-    """Each route PyTorch offers for an int8 Embedding, and what it did."""
-    tried = [_attempt(*route) for route in _EMBEDDING_ROUTES]
-    worked = [how for ok, how in tried if ok]
-    detail = "; ".join(how for _, how in tried)
-    return ("yes" if worked else "no"), detail
-
-
-def _attempt(label: str, route: Callable[[], tuple[bool, str]]) -> tuple[bool, str]:
-    try:
-        return route()
-    except Exception as exc:  # one route's failure is part of the answer
-        return False, f"{label}: {_reason(exc)}"
-
-
-class _Bag(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.embed = nn.Embedding(32, 8)
-        self.fc = nn.Linear(8, 4)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.embed(ids).mean(1))
-
-
-def _ids() -> torch.Tensor:
-    return torch.randint(0, 32, (BATCH, 5), generator=torch.Generator().manual_seed(0))
-
-
-def _embedding_pt2e() -> tuple[bool, str]:
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    model = _Bag().eval()
-    prepared = prepare_pt2e(torch.export.export(model, (_ids(),)).module(), _quantizer())
-    prepared(_ids())
-    converted = convert_pt2e(prepared)
-    node = next(n for n in converted.graph.nodes if "embedding" in str(n.target))
-    source = node.args[0]  # the weight: an fp32 constant, or dequantized int8 ones
-    int8 = "dequantize" in str(source.target)
-    how = "dequantized int8 weights" if int8 else f"its fp32 weight unquantized ({source.op})"
-    return int8, f"PT2E X86InductorQuantizer: the embedding reads {how}"
-
-
-def _embedding_torchao() -> tuple[bool, str]:
-    from torchao.quantization import IntxWeightOnlyConfig, quantize_
-    from torchao.quantization.granularity import PerAxis
-
-    model = _Bag().eval()
-    with torch.no_grad():
-        before = model(_ids())
-    config = IntxWeightOnlyConfig(weight_dtype=torch.int8, granularity=PerAxis(0))
-    quantize_(model, config, filter_fn=lambda m, _: isinstance(m, nn.Embedding))
-    weight = model.embed.weight
-    with torch.no_grad():
-        diff = _max_diff(model(_ids()), before)
-    inner = getattr(weight, "qdata", getattr(weight, "int_data", None))
-    dtype = inner.dtype if isinstance(inner, torch.Tensor) else weight.dtype
-    return dtype == torch.int8, (
-        f"torchao quantize_(IntxWeightOnlyConfig int8, per row): weight "
-        f"{type(weight).__name__} holding {dtype}, outputs within {diff:.4f}"
-    )
-
-
-def _embedding_fx() -> tuple[bool, str]:
-    import warnings
-
-    from torch.ao.quantization import QConfigMapping, float_qparams_weight_only_qconfig
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-
-    mapping = QConfigMapping().set_object_type(nn.Embedding, float_qparams_weight_only_qconfig)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        converted = convert_fx(prepare_fx(_Bag().eval(), mapping, (_ids(),)))
-    embed = converted.get_submodule("embed")
-    converted(_ids())
-    dtype = embed.weight().dtype if callable(getattr(embed, "weight", None)) else None
-    return dtype == torch.quint8, (
-        f"FX float_qparams_weight_only_qconfig: {type(embed).__module__}."
-        f"{type(embed).__name__} with {dtype} weights"
-    )
-
-
-_EMBEDDING_ROUTES = (
-    ("PT2E X86InductorQuantizer", _embedding_pt2e),
-    ("torchao quantize_(IntxWeightOnlyConfig)", _embedding_torchao),
-    ("FX float_qparams_weight_only_qconfig", _embedding_fx),
-)
 
 
 # ---------------------------------------------------------------- analysis
@@ -391,7 +242,7 @@ def per_layer_access() -> Answer:
             return out
 
     with torch.no_grad():
-        Recorder(lowered).run(_example(9))
+        Recorder(lowered).run(example(9))
     int8 = {k: v for k, v in seen.items() if v.dtype in (torch.uint8, torch.int8)}
     convs = [k for k in int8 if "qconv" in k]
     if not convs:
@@ -407,18 +258,18 @@ def int8_export() -> Answer:
     """The int8 program to a .pt2 and back. The oneDNN-lowered model holds packed
     (opaque) weights, so what can be saved is the q/dq program with its int8 weights."""
     _, converted, lowered = _int8()
-    x = _example(9)
+    x = example(9)
     with torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
         try:
             torch.export.save(torch.export.export(lowered, (x,)), Path(tmp) / "lowered.pt2")
             lowered_note = "the oneDNN-lowered model saves too"
         except Exception as exc:
-            lowered_note = f"the oneDNN-lowered model does not save ({_reason(exc)})"
+            lowered_note = f"the oneDNN-lowered model does not save ({reason(exc)})"
         path = Path(tmp) / "int8.pt2"
         program = torch.export.export(converted, (x,))
         torch.export.save(program, path)
         reloaded = torch.export.load(path)
-        diff = _max_diff(reloaded.module()(x), converted(x))
+        diff = max_diff(reloaded.module()(x), converted(x))
         size = path.stat().st_size
     int8 = [k for k, v in reloaded.state_dict.items() | reloaded.constants.items() if _is_int8(v)]
     if diff != 0 or not int8:
@@ -432,12 +283,6 @@ def int8_export() -> Answer:
 
 def _is_int8(value: object) -> bool:
     return isinstance(value, torch.Tensor) and value.dtype in (torch.int8, torch.uint8)
-
-
-def _reason(exc: BaseException) -> str:
-    from harness_contract.failures import reason_of
-
-    return reason_of(exc)
 
 
 PROBES: dict[str, Callable[[], Answer]] = {
