@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from harness_contract.framework import RungInputs
+from harness_contract.framework import RungInputs, RungUnavailable
 from harness_contract.measurement import time_forward
 from harness_contract.runtimes import label
 from harness_contract.spec import ExperimentSpec, LatencySpec, build_spec, effective_threads
@@ -197,12 +197,12 @@ def pytorch_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, list[Rung]]:
         ("executorch", ("ExecuTorch fp32", "ExecuTorch int8 (XNNPACKQuantizer)")),
     ):
         for inputs, precision, name in ((base, "fp32", names[0]), (ptq, "int8", names[1])):
-            model, compile_s = _lower(fw, runtime, inputs)
-            bare = (
-                _executorch_bare(fw, model)
-                if runtime == "executorch"
-                else _inductor_bare(fw, model)
-            )
+            try:
+                model, compile_s = _lower(fw, runtime, inputs)
+            except RungUnavailable as exc:  # said, never silently dropped
+                print(f"pytorch {name}: unavailable here: {exc.one_line()}")
+                continue
+            bare = (_executorch_bare if runtime == "executorch" else _inductor_bare)(fw, model)
             rungs.append(Rung("pytorch", runtime, precision, name, model, bare, compile_s))
     return fw, rungs
 
