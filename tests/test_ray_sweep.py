@@ -1,0 +1,207 @@
+"""`harness sweep --executor ray` on a real Ray cluster on this machine: a head with no
+CPUs and two 1-CPU worker nodes that hold different framework "images" (custom
+resources). Tiny real points complete and land in the sweep directory, large files stay
+on their node, and the statistics equal a recomputation from the points' metrics.json;
+a worker node removed mid-sweep fails only its own points and --resume finishes them."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import t
+
+from harness_contract.metrics import read_metrics
+from tests.test_sweep_cli import SWEEP_DRIVER
+
+ray = pytest.importorskip(
+    "ray", reason="the ray extra is not installed (setup.sh --dev installs it)"
+)
+from ray.cluster_utils import Cluster  # noqa: E402
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEP_TIMEOUT_S = 400
+# As small as a point gets while every phase trains, converts, measures and saves.
+TINY = [
+    "device=cpu", "model.width_multiplier=0.0625", "data.train_limit=256", "data.test_limit=64",
+    "train.epochs=1", "train.batch_size=64", "train.warmup_epochs=0", "qat.epochs=1",
+    "qat.batch_size=64", "ptq.calibration_samples=32", "measure.eval_batch_size=64",
+    "measure.latency.batch_sizes=[1]", "measure.latency.thread_sweep=false",
+    "measure.latency.warmup_count=1", "measure.latency.warmup_seconds=0",
+    "measure.latency.min_count=20", "measure.latency.min_seconds=0",
+    "measure.profile.enabled=false", "pytorch.runtimes=[]", "tensorflow.runtimes=[]",
+    "support.enabled=false",
+]  # fmt: skip
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Cluster, object, object]]:
+    # Nodes on loopback; their workers import this checkout's tests (the fake runner).
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
+    )
+    torch_node = cluster.add_node(num_cpus=1, resources={"harness_pytorch": 1})
+    tf_node = cluster.add_node(num_cpus=1, resources={"harness_tensorflow": 1})
+    cluster.wait_for_nodes()
+    yield cluster, torch_node, tf_node
+    cluster.shutdown()
+
+
+def _sweep(
+    args: list[str], env: dict[str, str] | None = None, fake: bool = False
+) -> subprocess.Popen:
+    launcher = (
+        [sys.executable, "-c", SWEEP_DRIVER] if fake else [sys.executable, "-m", "harness.cli"]
+    )
+    return subprocess.Popen(
+        [*launcher, "sweep", *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _index(sweep: Path) -> dict[str, dict]:
+    return {p["name"]: p for p in json.loads((sweep / "index.json").read_text())["points"]}
+
+
+def _scratch(sweep_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / "harness-sweep" / sweep_id
+
+
+def test_a_ray_sweep_of_real_points_lands_whole_and_its_statistics_recompute(
+    cluster,
+    synthetic_data: Path,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    sweep_id = f"ray-real-{os.getpid()}"
+    args = ["--executor", "ray", "--address", cluster[0].address, "--threads", "1", "--seeds", "2"]
+    args += ["--data", str(synthetic_data), "--results", str(tmp_path), "--sweep-id", sweep_id]
+    for text in TINY:
+        args += ["--set", text]
+    try:
+        out, err = _sweep(args).communicate(timeout=SWEEP_TIMEOUT_S)
+        sweep = tmp_path / sweep_id
+        assert "sweep complete: 4 points" in out, err[-3000:]
+        index = _index(sweep)
+        assert {p["status"] for p in index.values()} == {"ok"}
+        metrics = {}
+        for name, record in index.items():
+            fw = record["framework"]
+            point = sweep / "points" / name
+            metrics[name] = read_metrics(point / fw / "metrics.json")
+            assert (point / "report.md").is_file() and (point / fw / "runner.log").is_file()
+            # Model files stayed on the node; the index says where and how many.
+            assert record["left_files"] >= 3 and record["left_bytes"] > 0
+            left = Path(record["left_on_node"])
+            assert left.is_dir() and list((left / fw / "artifacts").iterdir())
+            saved = {a.file for v in metrics[name].variants.values() for a in v.artifacts}
+            assert saved and not any((point / fw / f).exists() for f in saved)
+            latency = metrics[name].variants["ptq"].latency[0]
+            assert (point / fw / latency.samples_file).is_file()  # raw samples did come back
+        _check_statistics(json.loads((sweep / "stats.json").read_text()), metrics)
+        assert "Paired differences" in (sweep / "report.md").read_text()
+    finally:
+        shutil.rmtree(_scratch(sweep_id), ignore_errors=True)
+
+
+def _check_statistics(stats: dict, metrics: dict) -> None:
+    """Every mean, interval and paired difference, recomputed from metrics.json alone."""
+    top1: dict[tuple[str, str], dict[int, float]] = {}
+    for m in metrics.values():
+        for name, variant in m.variants.items():
+            top1.setdefault((m.framework, name), {})[m.seed] = variant.accuracy.top1 * 100
+    summary = {
+        (r["framework"], r["variant"]): r for r in stats["summary"] if r["metric"] == "top1_pct"
+    }
+    assert set(summary) == set(top1) and len(top1) == 6
+    for key, by_seed in top1.items():
+        values = np.array([by_seed[s] for s in sorted(by_seed)])
+        low, high = t.interval(0.95, 1, loc=values.mean(), scale=values.std(ddof=1) / math.sqrt(2))
+        row = summary[key]
+        assert row["n"] == 2 and row["mean"] == pytest.approx(values.mean())
+        if values.std() > 0:
+            assert (row["low"], row["high"]) == pytest.approx((low, high))
+    diffs = {(r["comparison"], r["within"]): r for r in stats["differences"]}
+    expected = {
+        ("ptq - baseline", "pytorch"): (("pytorch", "ptq"), ("pytorch", "baseline")),
+        ("qat - baseline", "tensorflow"): (("tensorflow", "qat"), ("tensorflow", "baseline")),
+        ("pytorch - tensorflow", "baseline"): (("pytorch", "baseline"), ("tensorflow", "baseline")),
+    }
+    for key, (a, b) in expected.items():
+        d = np.array([top1[a][s] - top1[b][s] for s in (0, 1)])
+        assert diffs[key]["n"] == 2 and diffs[key]["mean"] == pytest.approx(d.mean())
+        assert diffs[key]["sd"] == pytest.approx(d.std(ddof=1))
+    assert len(diffs) == 7
+
+
+def test_a_lost_node_fails_only_its_points_and_resume_finishes_them(
+    cluster,
+    synthetic_data: Path,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    ray_cluster, _torch_node, tf_node = cluster
+    sweep_id = f"ray-loss-{os.getpid()}"
+    sweep = tmp_path / sweep_id
+    args = ["--executor", "ray", "--address", ray_cluster.address, "--threads", "1", "--seeds", "2"]
+    args += ["--data", str(synthetic_data), "--results", str(tmp_path), "--sweep-id", sweep_id]
+    # TensorFlow's points (only the second node holds its "image") wait until stopped.
+    env = {"FAKE_RUNNER": "tensorflow=sleep", "FAKE_RUNNER_SLEEP_S": "300"}
+    proc = _sweep(args, env, fake=True)
+    try:
+        logs = _scratch(sweep_id)
+        deadline = time.monotonic() + 120
+        while not any(
+            "READY" in p.read_text()
+            for p in logs.glob("tensorflow-*/points/*/tensorflow/runner.log")
+        ):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()[-3000:]
+            time.sleep(0.5)
+        ray_cluster.remove_node(tf_node)
+        out, err = proc.communicate(timeout=SWEEP_TIMEOUT_S)
+        assert proc.returncode == 1, err[-3000:]
+        index = _index(sweep)
+        for seed in (0, 1):
+            torch = index[f"pytorch-seed{seed}"]
+            assert (torch["status"], torch["attempts"]) == ("ok", 1)
+            tf = index[f"tensorflow-seed{seed}"]
+            assert tf["status"] == "failed"
+            assert (
+                "no alive Ray node offers" in tf["reason"] and "harness_tensorflow" in tf["reason"]
+            )
+        lost = [f for seed in (0, 1) for f in index[f"tensorflow-seed{seed}"]["failures"]]
+        assert any("lost its Ray worker or node" in f for f in lost), lost
+        kept = {
+            s: (sweep / f"points/pytorch-seed{s}/pytorch/metrics.json").stat().st_mtime_ns
+            for s in (0, 1)
+        }
+
+        ray_cluster.add_node(num_cpus=1, resources={"harness_tensorflow": 1})
+        ray_cluster.wait_for_nodes()
+        resumed = _sweep(["--resume", str(sweep)], {"FAKE_RUNNER": "complete"}, fake=True)
+        out, err = resumed.communicate(timeout=SWEEP_TIMEOUT_S)
+        assert resumed.returncode == 0, err[-3000:]
+        index = _index(sweep)
+        assert {p["status"] for p in index.values()} == {"ok"}
+        for s in (0, 1):  # finished points were neither lost nor recomputed
+            assert index[f"pytorch-seed{s}"]["attempts"] == 1
+            assert (
+                sweep / f"points/pytorch-seed{s}/pytorch/metrics.json"
+            ).stat().st_mtime_ns == kept[s]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(_scratch(sweep_id), ignore_errors=True)
