@@ -226,3 +226,46 @@ def test_resume_refuses_options_that_would_change_the_sweep(tmp_path: Path, caps
     assert "--seeds cannot change it" in one_error_line(capsys.readouterr().err)
     assert _sweep("--resume", str(tmp_path)) == 2
     assert "is not a sweep directory" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.ray
+def test_an_unreachable_ray_cluster_is_one_line_in_seconds(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    started = time.monotonic()
+    assert (
+        _sweep("--executor", "ray", "--address", "127.0.0.1:1", "--results", str(tmp_path / "r"))
+        == 2
+    )
+    line = one_error_line(capsys.readouterr().err)
+    assert "Ray cluster at 127.0.0.1:1 is unreachable" in line and "ray start --head" in line
+    assert time.monotonic() - started < 30  # Ray's own connect would retry for minutes
+    assert not (tmp_path / "r").exists()
+    assert _sweep("--executor", "ray", "--address", "head", "--results", str(tmp_path / "r")) == 2
+    assert "is not HOST:PORT or auto" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.ray
+def test_a_node_without_the_dataset_fails_its_point_naming_the_node_and_path(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from harness.sweep.plan import Point
+    from harness.sweep.point import PointJob
+    from harness.sweep.ray_executor import point_task
+
+    job = PointJob(
+        Point("pytorch-seed0", "pytorch", 0, ()),
+        1,
+        "smoke",
+        None,
+        [],
+        1,
+        data=str(tmp_path / "gone"),
+    )
+    result = point_task(job, "s", fetch_all=False)  # what the Ray task does first on its node
+    outcome = result["outcome"]
+    assert outcome.exit_code is None and outcome.retryable and result["archive"] is None
+    assert (
+        outcome.reason.startswith("node ")
+        and f"has no dataset at {tmp_path / 'gone'}" in outcome.reason
+    )
