@@ -87,5 +87,9 @@ NO_NEWLINE = {"int8_cpu": _partial_line, "int8_gpu": _yes}
 # The last probe answers but leaves the child unable to exit.
 STAYS_ALIVE = {"int8_cpu": _yes, "int8_gpu": _stays_alive}
 
+# A probes module that cannot be imported (a missing dependency): see the end of this file.
 SCENARIOS = {"mixed": MIXED, "noisy": NOISY, "no_newline": NO_NEWLINE, "stays_alive": STAYS_ALIVE}
-PROBES = SCENARIOS[os.environ.get("PROBE_FIXTURE", "mixed")]
+SCENARIO = os.environ.get("PROBE_FIXTURE", "mixed")
+if SCENARIO == "broken":
+    raise ImportError("No module named 'torchao' (planted by tests/probe_fixtures.py)")
+PROBES = SCENARIOS[SCENARIO]
