@@ -225,10 +225,18 @@ def test_provenance_names_versions_threads_cpu_and_data(e2e: E2ERun) -> None:
 
 
 @pytest.mark.slow
-def test_results_csv_has_one_row_per_variant(e2e: E2ERun) -> None:
-    frame = pd.read_csv(e2e.run_dir / "results.csv")
+def test_results_csv_has_one_row_per_variant_and_one_per_rung(e2e: E2ERun) -> None:
+    everything = pd.read_csv(e2e.run_dir / "results.csv")
+    rungs = everything[everything["runtime_role"] == "rung"]
+    frame = everything[everything["runtime_role"] == "primary"]
     assert len(frame) == 3
     assert list(frame["variant"]) == VARIANTS
+    assert set(frame["runtime"]) == {"eager"}
+    # Every variant on Inductor and ExecuTorch too (both installed by scripts/setup.sh).
+    assert sorted(zip(rungs["variant"], rungs["runtime"], strict=True)) == sorted(
+        (v, r) for v in VARIANTS for r in ("inductor", "executorch")
+    )
+    assert set(rungs["status"]) == {"ok"}, rungs[["variant", "runtime", "reason"]]
     assert set(frame["framework"]) == {"pytorch"}
     assert set(frame["status"]) == {"ok"}
     assert frame.loc[frame["variant"] == "baseline", "accuracy_pct"].item() == pytest.approx(

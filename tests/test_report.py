@@ -533,8 +533,8 @@ def test_report_has_the_papers_table_headings_and_units(tmp_path: Path) -> None:
     assert "Increase per epoch" in report and "Increase total" in report
     assert "| pytorch | ptq | pt2e-x86 | 40.0 | 512 | 2.5 | cpu | 4 |" in report
     assert (
-        "| pytorch | ptq | PyTorch eager | int8 | 1 | 13.00 | 14.30 | 19.50 | 13.00 | 200 | cpu | 4 |"
-        in report
+        "| pytorch | ptq | PyTorch eager | int8 | 1 | 13.00 | — | 14.30 | 19.50 | 13.00 | 200 "
+        "| cpu | 4 |" in report
     )
     assert "torch 2.13.0, torchao 0.18.0" in report
     assert "avx512_vnni" in report

@@ -117,3 +117,31 @@ def test_a_rung_that_did_not_run_says_why_and_a_failed_one_fails_the_run() -> No
         ("baseline", "executorch"),
         ("ptq", "eager"),
     ]
+
+
+def test_each_p50_carries_its_bootstrap_interval_from_the_raw_samples(tmp_path) -> None:
+    import numpy as np
+
+    from harness.report import write_report
+    from harness.stats import median_interval
+    from harness_contract.metrics import write_metrics
+
+    pt = _pytorch()
+    samples = np.random.default_rng(7).gamma(40.0, 9.8 / 40.0, 300)
+    base = pt.variants["baseline"]
+    base.latency[0] = base.latency[0].model_copy(
+        update={"samples_file": "artifacts/b1.npy", "p50_ms": float(np.median(samples))}
+    )
+    (tmp_path / "pytorch" / "artifacts").mkdir(parents=True)
+    np.save(tmp_path / "pytorch" / "artifacts" / "b1.npy", samples)
+    write_metrics(tmp_path / "pytorch" / "metrics.json", pt)
+
+    report = write_report(tmp_path).md.read_text()
+
+    low, high = median_interval(samples)
+    assert low < float(np.median(samples)) < high
+    line = _line(report, "| pytorch | baseline | PyTorch eager | fp32 | 1 |")
+    assert f"| {low:.2f}–{high:.2f} |" in line
+    # Without its samples (a row whose file is gone) the cell says nothing rather than guess.
+    other = _line(report, "| pytorch | baseline | PyTorch eager | fp32 | 8 |")
+    assert other.split(" | ")[6] == "—"

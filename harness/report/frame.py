@@ -5,12 +5,13 @@ columns; and ``ReportData``, everything a report is built from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import pandas as pd
 
+from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import MetricsFile
 
 from ..profile_passes import PASSES, ProfilePass, profile_passes
@@ -136,10 +137,13 @@ def _typed(rows: list[dict], latency: pd.DataFrame) -> pd.DataFrame:
 
 
 def _frame(
-    metrics: Sequence[MetricsFile], failed: Sequence[FailedFramework], passes: list[ProfilePass]
+    metrics: Sequence[MetricsFile],
+    failed: Sequence[FailedFramework],
+    passes: list[ProfilePass],
+    dirs: Mapping[str, FrameworkDir] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(variants on their own runtime, rungs, long latency table)."""
-    latency = latency_table(list(metrics))
+    latency = latency_table(list(metrics), dirs)
     rows = [
         r
         for m in metrics
@@ -189,7 +193,8 @@ class ReportData:
     @classmethod
     def from_results(cls, results: RunResults) -> ReportData:
         passes = [p for fw, m in results.found for p in profile_passes(m, fw)]
-        frame, rungs, latency = _frame(results.metrics, results.failed, passes)
+        dirs = {m.framework: fw for fw, m in results.found}
+        frame, rungs, latency = _frame(results.metrics, results.failed, passes, dirs)
         return cls(results.metrics, results.failed, results.problems, passes, frame, latency, rungs)
 
     @cached_property

@@ -7,16 +7,20 @@ its per-batch-size columns. Nothing reads numbers back out of column names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import VARIANTS, LatencyStats, MetricsFile
 
+from ..stats import median_interval
 from .variants import primary_runtime
 
 # The statistics each batch size gets in results.csv, at the variant's own threads.
-CSV_FIELDS = ("p50_ms", "p90_ms", "p99_ms", "per_sample_p50_ms", "n")
+CSV_FIELDS = ("p50_ms", "p50_low_ms", "p50_high_ms", "p90_ms", "p99_ms", "per_sample_p50_ms", "n")
 KEY = ["framework", "variant", "runtime"]
 DTYPES = {
     "framework": "object",
@@ -29,11 +33,27 @@ DTYPES = {
     "own": "bool",  # at the variant's own (the run's) thread count
     "device": "object",
     "p50_ms": "float64",
+    # The 95 % bootstrap interval of p50 from the row's raw samples (NaN without them).
+    "p50_low_ms": "float64",
+    "p50_high_ms": "float64",
     "p90_ms": "float64",
     "p99_ms": "float64",
     "per_sample_p50_ms": "float64",
     "n": "int64",
 }
+
+
+def p50_interval(lat: LatencyStats, where: FrameworkDir | None) -> tuple[float, float]:
+    """The bootstrap interval of a row's p50 from its raw samples, or NaNs when they are
+    not at hand (a report built from metrics alone, or a samples file that is gone)."""
+    if where is None or lat.samples_file is None:
+        return float("nan"), float("nan")
+    try:
+        samples = np.load(where.path / lat.samples_file)
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    interval = median_interval(samples)
+    return interval if interval is not None else (float("nan"), float("nan"))
 
 
 def _rows(
@@ -43,8 +63,11 @@ def _rows(
     primary: bool,
     precision: str,
     latency: list[LatencyStats],
+    where: FrameworkDir | None,
 ) -> list[dict[str, Any]]:
     own = latency[0].threads if latency else None  # the run's own threads come first
+    # Intervals only at the run's own threads: the rows every table and figure shows.
+    intervals = [p50_interval(lat, where if lat.threads == own else None) for lat in latency]
     return [
         {
             "framework": framework,
@@ -57,28 +80,34 @@ def _rows(
             "own": lat.threads == own,
             "device": lat.device,
             "p50_ms": lat.p50_ms,
+            "p50_low_ms": low,
+            "p50_high_ms": high,
             "p90_ms": lat.p90_ms,
             "p99_ms": lat.p99_ms,
             "per_sample_p50_ms": lat.p50_per_sample_ms,
             "n": lat.n,
         }
-        for lat in latency
+        for lat, (low, high) in zip(latency, intervals, strict=True)
     ]
 
 
-def latency_table(metrics: list[MetricsFile]) -> pd.DataFrame:
+def latency_table(
+    metrics: list[MetricsFile], dirs: Mapping[str, FrameworkDir] | None = None
+) -> pd.DataFrame:
     """Every latency measurement, in metrics order (framework, variant, its primary
-    runtime then its rungs, as measured)."""
+    runtime then its rungs, as measured). ``dirs``: each framework's directory, where the
+    raw samples are read for p50's interval."""
     rows: list[dict[str, Any]] = []
     for m in metrics:
+        where = (dirs or {}).get(m.framework)
         for name in VARIANTS:
             v = m.variant(name)
             if v is None:
                 continue
             runtime = primary_runtime(m.framework, v)
-            rows += _rows(m.framework, name, runtime, True, v.precision, v.latency)
-            for rung in v.rungs:
-                rows += _rows(m.framework, name, rung.runtime, False, rung.precision, rung.latency)
+            rows += _rows(m.framework, name, runtime, True, v.precision, v.latency, where)
+            for r in v.rungs:
+                rows += _rows(m.framework, name, r.runtime, False, r.precision, r.latency, where)
     return pd.DataFrame(rows, columns=list(DTYPES)).astype(DTYPES)
 
 

@@ -80,6 +80,10 @@ def caveats(data: ReportData) -> list[str]:
     return device_notes(data.frame) + load_notes(data.frame)
 
 
+def _interval(low: float, high: float) -> str | None:
+    return None if absent(low) or absent(high) else f"{low:.2f}–{high:.2f}"
+
+
 def latency_table(data: ReportData) -> Table:
     columns = [
         FRAMEWORK,
@@ -88,6 +92,7 @@ def latency_table(data: ReportData) -> Table:
         PRECISION,
         Column("Batch", "images"),
         Column("p50", "ms", "0.2"),
+        Column("p50 95% interval", "ms", align="right"),
         Column("p90", "ms", "0.2"),
         Column("p99", "ms", "0.2"),
         Column("p50 per sample", "ms", "0.2"),
@@ -105,15 +110,17 @@ def latency_table(data: ReportData) -> Table:
         ]
         for lat in mine.sort_values("batch_size", kind="stable").itertuples():
             values = [r["framework"], r["variant"], runtime_label(r), r["precision"]]
-            values += [str(lat.batch_size)]
-            values += [lat.p50_ms, lat.p90_ms, lat.p99_ms, lat.per_sample_p50_ms, lat.n]
+            values += [str(lat.batch_size), lat.p50_ms, _interval(lat.p50_low_ms, lat.p50_high_ms)]
+            values += [lat.p90_ms, lat.p99_ms, lat.per_sample_p50_ms, lat.n]
             rows.append(Row([*values, r["latency_device"], r["latency_threads"]]))
     how = (
         "per-call forward-pass latency in milliseconds (ms) at the given batch size, over n "
         "timed calls, on the stated runtime and device at the run's own thread count; each "
         "variant's own runtime first, then the same model on the framework's other runtimes; "
-        "per-sample p50 = p50 / batch size. Rows at other thread counts are in the batch size "
-        "x threads table."
+        "per-sample p50 = p50 / batch size; the p50 interval is a 95% percentile bootstrap "
+        "over the row's raw per-call samples (scipy.stats.bootstrap, 1,000 resamples): two "
+        "p50s whose intervals overlap are not told apart by this run. Rows at other thread "
+        "counts are in the batch size x threads table."
     )
     return Table(columns, rows, how, notes=[SAME_DEVICE], empty=NO_LATENCY, wide=True)
 
