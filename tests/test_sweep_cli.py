@@ -189,6 +189,9 @@ def _text(path: Path) -> str:
         (["--executor", "slurm"], "unknown executor 'slurm'"),
         (["--address", "auto"], "--address is for --executor ray"),
         (["--frameworks", "jax"], "unknown framework 'jax'"),
+        (["--backend", "k8s"], "unknown backend 'k8s'"),
+        (["--gpus-per-point", "1"], "--gpus-per-point is for --executor ray"),
+        (["--executor", "ray", "--parallel", "2"], "--parallel is for the local executor"),
     ],
 )
 def test_bad_input_is_one_line_and_nothing_is_created(

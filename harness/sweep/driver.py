@@ -142,6 +142,16 @@ def _settings(opts: SweepOptions, recorded: SweepSettings | None) -> SweepSettin
         raise HarnessError(
             "--address is for --executor ray", "add --executor ray, or drop --address"
         )
+    if opts.gpus_per_point and executor != "ray":
+        raise HarnessError(
+            "--gpus-per-point is for --executor ray",
+            "with the local executor every point sees this machine's GPUs; drop it",
+        )
+    from ..backends import BACKENDS
+
+    backend = opts.backend or base.backend
+    if backend not in BACKENDS:  # else every point would fail the same way
+        raise HarnessError(f"unknown backend '{backend}'", f"use one of: {', '.join(BACKENDS)}")
     threads = opts.threads or (base.threads if recorded else max(1, cores() // parallel))
     data = str(opts.data.resolve()) if opts.data else base.data
     if data is None and recorded is None:
@@ -150,7 +160,7 @@ def _settings(opts: SweepOptions, recorded: SweepSettings | None) -> SweepSettin
         executor=executor,
         parallel=parallel if executor == "local" else 1,
         threads=threads,
-        backend=opts.backend or base.backend,
+        backend=backend,
         gpus_per_point=opts.gpus_per_point
         if opts.gpus_per_point is not None
         else base.gpus_per_point,
