@@ -67,7 +67,9 @@ def test_every_probe_answers_with_an_allowed_outcome_and_what_it_saw(support):
 def test_int8_on_the_cpu_runs_on_onednn_kernels_pytorch_runs_itself(support):
     got = _answers(support)
     assert got["int8_cpu"][0] == "yes" and "onednn.qconv_pointwise" in got["int8_cpu"][1]
-    assert got["int8_native"][0] == "yes" and "no separate interpreter" in got["int8_native"][1]
+    outcome, detail = got["int8_native"]
+    assert outcome == "yes" and "torch.fx.GraphModule" in detail
+    assert "no separate interpreter" in detail
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU to probe")
@@ -75,6 +77,16 @@ def test_without_a_gpu_int8_on_a_gpu_is_not_probed_and_says_why(support):
     outcome, detail = _answers(support)["int8_gpu"]
     assert outcome == "not probed"
     assert "no CUDA device here" in detail and torch.__version__ in detail
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_int8_on_the_gpu_is_answered_with_what_happened_there():
+    outcome, detail = probes.int8_gpu()
+    assert outcome in {"yes", "no"}
+    assert torch.cuda.get_device_name(0) in detail
+    if outcome == "no":  # the int8 kernels' own error, and what the q/dq graph did
+        assert "q/dq reference graph" in detail
 
 
 def test_the_profiler_sees_layers_in_training_and_int8_ops_in_inference(support):

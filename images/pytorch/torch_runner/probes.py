@@ -89,9 +89,13 @@ def int8_native() -> Answer:
     if not isinstance(lowered, nn.Module) or not in_torch:
         return "no", f"the int8 model ({type(lowered).__name__}) calls no int8 op of torch.ops"
     return "yes", (
-        f"the int8 model is a {type(lowered).__mro__[1].__name__} run by PyTorch's own "
+        f"the int8 model is a {_kind(lowered)} run by PyTorch's own "
         f"dispatcher ({', '.join(in_torch)}); no separate interpreter"
     )
+
+
+def _kind(model: nn.Module) -> str:
+    return "torch.fx.GraphModule" if isinstance(model, torch.fx.GraphModule) else "nn.Module"
 
 
 def _is_torch_op(name: str) -> bool:
