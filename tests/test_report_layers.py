@@ -1,0 +1,132 @@
+"""The per-layer section of the report: one SQNR figure for every framework and int8
+variant, the per-layer table, the five worst layers, and the what-if table."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from harness.report.html import render_html
+from harness.report.markdown import render_markdown
+from harness.report.model import Report
+from harness.report.sections_layers import layers
+from harness_contract.layer_error import LayerAnalysis, LayerError, WhatIf
+from harness_contract.metrics import AccuracyStats, SizeStats, VariantMetrics
+
+NAMES = ["stem", "stages.0.0.conv1", "stages.0.0.conv2", "fc"]
+
+
+def _analysis(offset: float, worst: str, status: str = "ok") -> LayerAnalysis:
+    if status != "ok":
+        return LayerAnalysis(status=status, reason="QuantizationDebugger: op rejected")
+    rows = [
+        LayerError(
+            layer=n,
+            kind="dense" if n == "fc" else "conv",
+            sqnr_db=40.0 - 5 * i + offset,
+            mse=0.01 * (i + 1),
+            own_sqnr_db=5.0 if n == worst else 42.0,
+            own_mse=0.001,
+            tool_name=f"node_{i}",
+        )
+        for i, n in enumerate(NAMES)
+    ]
+    return LayerAnalysis(
+        status="ok",
+        method="fake method",
+        own_method="fake own",
+        images=256,
+        layers=rows,
+        ranked_by="own_sqnr_db",
+        worst=[worst] + [n for n in NAMES if n != worst],
+        what_if=[
+            WhatIf(
+                k=1,
+                float_layers=[worst],
+                status="ok",
+                top1=0.8,
+                agreement_with_fp32=0.97,
+                size_bytes=3 * 2**20,
+                latency_b1_p50_ms=1.5,
+                device="cpu",
+                threads=2,
+                seconds=4.0,
+            ),
+            WhatIf(k=2, float_layers=[worst, "fc"], status="failed", reason="ValueError: boom"),
+        ],
+        seconds=12.0,
+    )
+
+
+def _variant(name: str, analysis: LayerAnalysis) -> Any:
+    v = VariantMetrics(
+        variant=name,  # type: ignore[arg-type]
+        status="ok",
+        precision="int8",
+        accuracy=AccuracyStats(top1=0.7, n=500, device="cpu", agreement_with_fp32=0.9),
+        size=SizeStats(bytes=2 * 2**20, format="x", file="x", parameters=10),
+    )
+    if "layers" in VariantMetrics.model_fields:  # once metrics.py carries the field
+        return v.model_copy(update={"layers": analysis})
+    return SimpleNamespace(
+        layers=analysis, accuracy=v.accuracy, size=v.size, latency_at=v.latency_at
+    )
+
+
+def _data(tf_qat_status: str = "ok") -> Any:
+    metrics = [
+        SimpleNamespace(
+            framework="pytorch",
+            variants={
+                "baseline": SimpleNamespace(),
+                "ptq": _variant("ptq", _analysis(0, "stages.0.0.conv1")),
+                "qat": _variant("qat", _analysis(3, "stages.0.0.conv1")),
+            },
+        ),
+        SimpleNamespace(
+            framework="tensorflow",
+            variants={
+                "ptq": _variant("ptq", _analysis(-2, "stages.0.0.conv1")),
+                "qat": _variant("qat", _analysis(1, "fc", tf_qat_status)),
+            },
+        ),
+    ]
+    return SimpleNamespace(metrics=metrics)
+
+
+def test_no_analysis_means_no_section() -> None:
+    data = SimpleNamespace(metrics=[SimpleNamespace(framework="pytorch", variants={})])
+    assert layers(data) is None  # type: ignore[arg-type]
+
+
+def test_one_figure_holds_every_framework_and_int8_variant_in_network_order() -> None:
+    section = layers(_data())  # type: ignore[arg-type]
+    assert section is not None
+    (figure,) = [b for b in section.blocks if getattr(b, "name", None) == "layers_sqnr"]
+    assert figure.svg.count("<polyline") == 4
+    for label in ("pytorch ptq", "pytorch qat", "tensorflow ptq", "tensorflow qat"):
+        assert label in figure.svg
+    positions = [figure.svg.index(f">{n}<") for n in NAMES]
+    assert positions == sorted(positions)
+
+
+def test_markdown_names_worst_layers_and_what_float_buys_back() -> None:
+    section = layers(_data())  # type: ignore[arg-type]
+    text = render_markdown(Report("t", [], [section]))
+    assert "## Per-layer quantization error" in text
+    assert "SQNR per layer" in text and "Worst layers" in text
+    assert "`stages.0.0.conv1`, `stem`" in text  # worst first
+    # k = 0 is the int8 variant itself (90% agreement); k = 1 buys back 7 points.
+    assert "| pytorch | ptq | 0 | none (the int8 variant) | 70.00 | 90.00 | 0.00 | 2.00 |" in text
+    assert "| 97.00 | 7.00 | 3.00 | 1.500 | 2 | 4.0 |" in text
+    assert "failed: ValueError: boom" in text
+
+
+def test_a_failed_analysis_is_said_and_the_others_still_drawn() -> None:
+    section = layers(_data(tf_qat_status="failed"))  # type: ignore[arg-type]
+    text = render_markdown(Report("t", [], [section]))
+    assert "tensorflow qat: analysis failed: QuantizationDebugger: op rejected" in text
+    (figure,) = [b for b in section.blocks if getattr(b, "name", None) == "layers_sqnr"]
+    assert figure.svg.count("<polyline") == 3
+    html = render_html(Report("t", [], [section]))
+    assert "Per-layer quantization error" in html and "<svg" in html
