@@ -72,13 +72,6 @@ def test_a_hung_probe_is_stopped_at_its_bound_and_the_next_ones_still_answer(mix
     assert mixed[2] < 15  # not the 30 s the probe sleeps
 
 
-DIED_RACE = (
-    "support.py: end of file on the pipe can come before the exit status, so "
-    "child.poll() may still say alive and a crash is recorded 'timed out'"
-)
-
-
-@pytest.mark.xfail(strict=False, reason=DIED_RACE)  # a race: fails now and then until fixed
 def test_a_probe_that_kills_its_process_is_a_no_and_the_next_ones_still_answer(mixed):
     got = _by_slug(mixed[0])
     died = got["profiler_int8"]
@@ -116,16 +109,11 @@ def test_a_framework_without_probes_is_not_probed(tmp_path):
     assert probe_support(NumpyFramework(), SupportSpec(), FrameworkDir(tmp_path)) is None
 
 
-# ------------------------------------------------------------------ driver bugs
-# Two lines read from the pipe in one go: the driver's select() waits on the pipe while
-# the second answer already sits in Python's read buffer, so a probe that answered is
-# recorded "timed out" when the next probe is slow. Printing before answering makes it
-# certain (one flush); two quick answers make it likely. Fix: read the pipe with os.read into
-# a buffer of our own and look for a complete line before waiting (see the report).
-BUFFERED = "support.py: select() on the pipe ignores lines already in the reader's buffer"
+# ------------------------------------------------------------------ hostile children
+# Answers travel on a pipe of their own, read into the driver's own buffer: a probe's
+# printing, a partial line, a leftover thread or a broken import cannot hide an answer.
 
 
-@pytest.mark.xfail(strict=True, reason=BUFFERED)
 def test_a_probe_that_prints_to_stdout_is_answered_before_a_hung_one(tmp_path, monkeypatch):
     got = _by_slug(_probe(tmp_path, monkeypatch, "noisy"))
     assert (got["int8_cpu"].outcome, got["int8_cpu"].detail) == ("yes", "answered after printing")
@@ -133,22 +121,12 @@ def test_a_probe_that_prints_to_stdout_is_answered_before_a_hung_one(tmp_path, m
     assert got["int8_native"].outcome == "yes"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="support.py: an answer printed after a partial line ('50%' without a newline) "
-    "does not start its line and is ignored",
-)
 def test_an_answer_after_a_partial_line_on_stdout_is_read(tmp_path, monkeypatch):
     got = _by_slug(_probe(tmp_path, monkeypatch, "no_newline"))
     assert got["int8_cpu"].outcome == "yes"
     assert got["int8_gpu"].outcome == "yes"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="support.py: child.wait() after the last answer has no bound, so a probe that "
-    "leaves a non-daemon thread running hangs the study",
-)
 def test_a_child_that_cannot_exit_after_its_last_answer_does_not_hang_the_study(
     tmp_path, monkeypatch
 ):
@@ -165,11 +143,6 @@ def test_a_child_that_cannot_exit_after_its_last_answer_does_not_hang_the_study(
     assert "timed out" not in {p.outcome for p in done[0].probes}  # all answered at once
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="support_child.py: a probes module that fails to import kills the child, so every "
-    "probe reads 'the probe process died' (one child start each) instead of the import error",
-)
 def test_a_probes_module_that_cannot_be_imported_answers_no_with_its_error(tmp_path, monkeypatch):
     got = _probe(tmp_path, monkeypatch, "broken").probes
     assert [p.outcome for p in got] == ["no"] * len(PROBES)

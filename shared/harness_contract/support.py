@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import selectors
+import select
 import signal
 import subprocess
 import sys
@@ -49,7 +49,9 @@ PROBES: tuple[Probe, ...] = (
     Probe("int8_export", "analysis", "int8 model exports to a portable file and reloads"),
 )
 OUTCOMES = ("yes", "no", "not probed")
+EXIT_GRACE_S = 2.0  # how long a child that answered (or died) may take to exit
 CHILD = "harness_contract.support_child"
+ANSWER = "@@probe "  # each answer line's prefix on the answer pipe
 
 
 def probe_support(fw: Framework, spec: SupportSpec, out: FrameworkDir) -> SupportMatrix | None:
@@ -86,58 +88,80 @@ def _result(probe: Probe, outcome: str, detail: str | None, seconds: float) -> P
     )
 
 
+class _Answers:
+    """Lines from the child's answer pipe, read with os.read into a buffer of our own, so
+    waiting with select() never misses a line already read (a buffered reader would)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.buffer, self.eof = fd, b"", False
+
+    def next_line(self, deadline: float) -> str | None:
+        """The next complete line; None when the deadline passes or the child closed the
+        pipe first (``eof``)."""
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if self.eof or left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                return None
+            chunk = os.read(self.fd, 65536)
+            self.eof = not chunk
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode("utf-8", errors="replace")
+
+
 def _run_child(module: str, slugs: list[str], timeout_s: float, log: Path) -> list[ProbeResult]:
     """Run ``slugs`` in order in one child; stop at the first that overruns its bound (or
-    the child dying), recording it, and return what was answered."""
+    the child dying), recording it, and return what was answered.
+
+    Answers come on a pipe of their own: whatever a probe's libraries print on stdout or
+    stderr goes to probes.log and cannot be mistaken for (or hide) an answer.
+    """
     by_slug = {p.slug: p for p in PROBES}
-    with open(log, "a") as err:
-        child = subprocess.Popen(
-            [sys.executable, "-m", CHILD, module, *slugs],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            start_new_session=True,  # so a hung probe's whole process group can be killed
-            env=os.environ.copy(),
-        )
-    assert child.stdout is not None
+    read_fd, write_fd = os.pipe()
+    try:
+        with open(log, "a") as err:
+            child = subprocess.Popen(
+                [sys.executable, "-m", CHILD, str(write_fd), module, *slugs],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                pass_fds=(write_fd,),
+                start_new_session=True,  # so a hung probe's whole process group can be killed
+            )
+    finally:
+        os.close(write_fd)  # the child holds it now: its exit is our end of file
+    answers = _Answers(read_fd)
     results: list[ProbeResult] = []
-    with selectors.DefaultSelector() as sel:
-        sel.register(child.stdout, selectors.EVENT_READ)
+    try:
         for slug in slugs:
             started = time.monotonic()
-            line = _read_line(sel, child, started + timeout_s)
+            line = answers.next_line(started + timeout_s)
             if line is None:  # overran its bound, or the child died mid-probe
-                alive = child.poll() is None
-                _kill(child)
-                detail = (
-                    f"stopped after {timeout_s:g} s (support.timeout_s)"
-                    if alive
-                    else f"the probe process died (exit {child.returncode}); see probes.log"
-                )
-                outcome = "timed out" if alive else "no"
-                results.append(_result(by_slug[slug], outcome, detail, time.monotonic() - started))
+                results.append(_unanswered(by_slug[slug], child, answers.eof, timeout_s, started))
                 return results
             results.append(_parse(by_slug[slug], line, time.monotonic() - started))
-    child.wait()
-    return results
+        return results
+    finally:
+        os.close(read_fd)
+        _end(child)
 
 
-def _read_line(sel: selectors.BaseSelector, child: subprocess.Popen, deadline: float) -> str | None:
-    assert child.stdout is not None
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not sel.select(left):
-            return None
-        line = child.stdout.readline()
-        if not line:  # end of file: the child exited
-            return None
-        if line.startswith("@@probe "):
-            return line.removeprefix("@@probe ")
+def _unanswered(
+    probe: Probe, child: subprocess.Popen, eof: bool, timeout_s: float, started: float
+) -> ProbeResult:
+    if eof:  # the child closed its answers: it died (give its exit status a moment)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=EXIT_GRACE_S)
+        code = child.returncode if child.returncode is not None else "unknown"
+        detail = f"the probe process died (exit {code}); see probes.log"
+        return _result(probe, "no", detail, time.monotonic() - started)
+    detail = f"stopped after {timeout_s:g} s (support.timeout_s)"
+    return _result(probe, "timed out", detail, time.monotonic() - started)
 
 
 def _parse(probe: Probe, line: str, seconds: float) -> ProbeResult:
     try:
-        raw = json.loads(line)
+        raw = json.loads(line.removeprefix(ANSWER))
         outcome, detail = raw["outcome"], raw.get("detail")
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
@@ -146,7 +170,12 @@ def _parse(probe: Probe, line: str, seconds: float) -> ProbeResult:
     return _result(probe, outcome, detail, raw.get("seconds", seconds))
 
 
-def _kill(child: subprocess.Popen) -> None:
+def _end(child: subprocess.Popen) -> None:
+    """Let a child that answered everything exit on its own for a moment (a library's
+    leftover thread can keep it alive), then kill its whole process group."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=EXIT_GRACE_S)
+        return
     with contextlib.suppress(ProcessLookupError):  # it died on its own meanwhile
         os.killpg(child.pid, signal.SIGKILL)
     child.wait()
