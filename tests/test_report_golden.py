@@ -5,9 +5,10 @@ The fixture is a realistic compare run (both frameworks, all three variants, lat
 batch 1/8/32/128 at the run's 2 threads and again at 1 thread, profiler passes with
 breakdowns and top ops, a failed and a skipped variant, memory peaks, traces partly on
 disk, each variant's runtime rungs: Inductor and ExecuTorch for PyTorch, one of them
-unavailable, and LiteRT fp32 for TensorFlow). Its metrics.json files are written straight from the model, not through
-``write_metrics``, so no ``updated_at`` stamp of today leaks into the provenance: the
-files under tests/golden/report/ then need no normalisation at all.
+unavailable, and LiteRT fp32 for TensorFlow; each framework's support probes). Its
+metrics.json files are written straight from the model, not through ``write_metrics``,
+so no ``updated_at`` stamp of today leaks into the provenance: the files under
+tests/golden/report/ then need no normalisation at all.
 
 Regenerate after an intended change with ``UPDATE_GOLDEN=1 pytest tests/test_report_golden.py``
 and review the diff: every changed line is a change users will see.
@@ -30,10 +31,12 @@ from harness_contract.metrics import (
     MemoryStats,
     MetricsFile,
     OpTime,
+    ProbeResult,
     ProfileStats,
     Provenance,
     RungMetrics,
     SizeStats,
+    SupportMatrix,
     TopOp,
     TrainingStats,
     VariantMetrics,
@@ -304,6 +307,58 @@ def _tensorflow() -> MetricsFile:
     )
 
 
+# Each framework's probe answers, in harness_contract.support.PROBES order: a mix of
+# yes, no with the tool's error, not probed and timed out, as a CPU machine gives them.
+ANSWERS = {
+    "pytorch": [
+        ("yes", "PT2E int8 ran on cpu (onednn.qconv2d_pointwise)"),
+        ("not probed", "no CUDA GPU here (torch.cuda.is_available() is False)"),
+        ("yes", "the int8 model runs in PyTorch itself"),
+        ("yes", "torch.profiler recorded aten::conv2d under the layer names"),
+        ("yes", "torch.profiler listed onednn::qconv2d_pointwise"),
+        ("yes", "onednn.qconv2d_pointwise with post-op relu; no separate relu"),
+        ("yes", "prepare_pt2e needed no QuantStub"),
+        ("yes", "convert_pt2e gave onednn int8 ops"),
+        ("yes", "a custom module quantized without annotation"),
+        ("no", "RuntimeError: X86InductorQuantizer leaves aten.embedding in fp32"),
+        ("yes", "forward hooks read every layer's int8 output"),
+        ("timed out", "stopped after 60 s (support.timeout_s)"),
+    ],
+    "tensorflow": [
+        ("yes", "LiteRT ran the int8 .tflite"),
+        ("not probed", "no GPU visible to TensorFlow"),
+        ("no", "TensorFlow cannot run an int8 .tflite itself: it needs the LiteRT interpreter"),
+        ("yes", "tf.profiler traced a training step"),
+        ("no", "the LiteRT interpreter has no op-level profiler in Python"),
+        ("yes", "CONV_2D with fused RELU; no separate RELU op"),
+        ("yes", "the converter needed no annotation"),
+        ("yes", "the tfmot QAT model converted to int8"),
+        ("no", "RuntimeError: Layer custom:Scale is not supported"),
+        ("no", "GATHER stayed float32"),
+        ("yes", "experimental_preserve_all_tensors kept 61 int8 tensors"),
+        ("yes", "the .tflite reloaded with identical outputs"),
+    ],
+}
+
+
+def _support(framework: str, versions: dict[str, str]) -> SupportMatrix:
+    from harness_contract.support import PROBES
+
+    answers = zip(PROBES, ANSWERS[framework], strict=True)
+    probes = [
+        ProbeResult(
+            probe=p.slug,
+            area=p.area,
+            question=p.question,
+            outcome=outcome,
+            detail=detail,
+            seconds=60.0 if outcome == "timed out" else 0.4,
+        )
+        for p, (outcome, detail) in answers
+    ]
+    return SupportMatrix(versions=versions, timeout_s=60.0, probes=probes)
+
+
 def _metrics(framework: str, versions: dict[str, str], variants: list) -> MetricsFile:
     return MetricsFile(
         framework=framework,
@@ -338,6 +393,7 @@ def _metrics(framework: str, versions: dict[str, str], variants: list) -> Metric
             digest="d4t4d1g3st",
         ),
         variants={v.variant: v for v in variants},
+        support=_support(framework, versions),
     )
 
 
@@ -363,7 +419,7 @@ def build_run(run_dir: Path) -> Path:
 
 
 def _outputs(run_dir: Path) -> dict[str, str]:
-    names = ["report.md", "report.html", "results.csv"]
+    names = ["report.md", "report.html", "results.csv", "support.md"]
     names += sorted(f"figures/{p.name}" for p in (run_dir / "figures").glob("*.svg"))
     return {name: (run_dir / name).read_text(encoding="utf-8") for name in names}
 

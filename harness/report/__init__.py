@@ -17,6 +17,7 @@ from harness_contract.errors import HarnessError
 
 from ..run_metrics import collect, read_run
 from ..rundir import RunDir
+from ..support_md import write_support_md
 from .build import build_report
 from .figures import write_figures
 from .frame import ReportData, results_frame
@@ -69,6 +70,7 @@ def write_report(run_dir: Path) -> ReportPaths:
     write_text_atomic(run.report_md, render_markdown(report))
     write_text_atomic(run.report_html, render_html(report))
     figures = write_figures(report.figures(), run.figures_dir)
+    write_support_md(run.path, data.metrics)
     return ReportPaths(
         run.results_csv, run.report_md, run.report_html, figures, list(data.problems)
     )

@@ -10,11 +10,13 @@ from .sections_latency import caveats, latency, latency_sweep
 from .sections_profiles import breakdown, traces
 from .sections_results import accuracy, calibration, memory, size, training
 from .sections_run import intro, provenance, status, title
+from .sections_support import support
 
 
 def build_report(data: ReportData) -> Report:
     """Status first, then the paper's tables (I-III) and figures, latency, the runtime
-    ladder, memory, where the time goes, traces and provenance."""
+    ladder, memory, where the time goes, traces, what each framework supports (Table IV)
+    and provenance."""
     latency_caveats = caveats(data)
     sections = [
         status(data, latency_caveats),
@@ -28,6 +30,7 @@ def build_report(data: ReportData) -> Report:
         memory(data),
         breakdown(data.passes, fig.breakdown_figure(data)),
         traces(data.passes),
+        support(data),
         provenance(data),
     ]
     return Report(title(data), intro(data), [s for s in sections if s is not None])
