@@ -292,3 +292,31 @@ def probe_of(fw: Framework) -> LayerProbe:
             f"the {fw.name} runner has no per-layer probe", "analysis.enabled=false skips it"
         )
     return factory()
+
+
+def layer_analysis(
+    fw: Framework,
+    spec: ExperimentSpec,
+    analysis: AnalysisSpec,
+    phases: Any,
+    variant: str,
+    model: Any,
+    fp32: Any,
+    threads: int,
+) -> LayerAnalysis:
+    """The study's call: one int8 variant's analysis after its phase (``phases`` is the
+    study's harness_contract.phases.Phases: data, fp32 predictions, QAT fine-tuning).
+    Never raises: a runner without a probe is recorded "unavailable"."""
+    from .phases import calibration_batches
+
+    try:
+        probe = probe_of(fw)
+    except AnalysisUnavailable as exc:
+        return LayerAnalysis(status="unavailable", reason=exc.one_line())
+    calibration = (
+        calibration_batches(phases.data.train_images, spec.ptq, spec.seed)
+        if spec.ptq.enabled
+        else []
+    )
+    runner = Analysis(fw, probe, spec, analysis, phases.data, threads, phases.fp32_predictions)
+    return runner.analyse(variant, model, fp32, RequantizeInputs(calibration, phases.fine_tune))
