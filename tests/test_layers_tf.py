@@ -1,0 +1,114 @@
+"""The TensorFlow per-layer probe: every canonical layer mapped in the PTQ and QAT .tflite,
+the QuantizationDebugger's own error for PTQ, and keep-float (selective quantization for
+PTQ, tfmot annotation for QAT) really leaves the layer in float."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is first imported
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tensorflow_model_optimization")
+
+from harness_contract.analysis import Analysis, RequantizeInputs  # noqa: E402
+from harness_contract.layer_error import canonical_layers, sqnr_db  # noqa: E402
+from harness_contract.spec_analysis import AnalysisSpec  # noqa: E402
+from tests.layers_fixtures import small_data, small_spec, varied_weights  # noqa: E402
+from tf_runner.layers import TFLayerProbe, point_layer  # noqa: E402
+from tf_runner.quantize import interpreter_class  # noqa: E402
+from tf_runner.runner import TFFramework  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+
+
+def _setup(tmp_path_factory: pytest.TempPathFactory):
+    spec = small_spec()
+    fw = TFFramework()
+    fw.setup(spec, threads=2)
+    data = small_data(Path(tmp_path_factory.getbasetemp()) / "layers-data")
+    fp32 = fw.build(varied_weights(spec))
+    return fw, spec, data, fp32, [data.train_images[:32]]
+
+
+def _float_convs(blob: bytes) -> set[str]:
+    """Output tensor names of the CONV_2D ops that run in float."""
+    cls, _ = interpreter_class()
+    interp = cls(model_content=blob)
+    details = {t["index"]: t for t in interp.get_tensor_details()}
+    return {
+        details[op["outputs"][0]]["name"]
+        for op in interp._get_ops_details()
+        if op["op_name"] == "CONV_2D" and details[op["outputs"][0]]["dtype"] == np.float32
+    }
+
+
+def test_point_layers_are_the_keras_layers_after_each_conv() -> None:
+    net_layers = {x.name: x for x in canonical_layers(_net())}
+    assert point_layer(net_layers["stem"]) == "stem_relu"
+    assert point_layer(net_layers["stages.1.0.conv1"]) == "stages_1_0_relu1"
+    assert point_layer(net_layers["stages.1.0.shortcut"]) == "stages_1_0_shortcut"
+    assert point_layer(net_layers["fc"]) == "fc"
+
+
+def _net():
+    from harness_contract.architecture import resnet18
+
+    return resnet18(small_spec().model)
+
+
+def test_ptq_every_layer_mapped_with_the_debuggers_own_error_and_keep_float(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    fw, spec, data, fp32, calibration = _setup(tmp_path_factory)
+    int8 = fw.quantize_ptq(fp32, calibration).model
+    analysis = Analysis(
+        fw, TFLayerProbe(fw), spec, AnalysisSpec(images=32, keep_float=[1]), data, threads=2
+    )
+    inputs = RequantizeInputs(calibration, lambda m: (m, None))
+    result = analysis.analyse("ptq", int8, fp32, inputs)
+    assert result.status == "ok", result.reason
+    assert result.unmapped == [] and result.notes == []
+    assert all(x.sqnr_db is not None and x.own_sqnr_db is not None for x in result.layers)
+    assert "QuantizationDebugger" in (result.own_method or "")
+    assert result.ranked_by == "own_sqnr_db"
+    # The stem's input is the quantized image either way: own and propagated agree.
+    stem = result.layers[0]
+    assert stem.own_sqnr_db == pytest.approx(stem.sqnr_db, abs=0.5)
+    (w,) = result.what_if
+    assert w.status == "ok", w.reason
+    assert w.size_bytes and w.latency_b1_p50_ms and w.agreement_with_fp32 is not None
+
+    probe = TFLayerProbe(fw)
+    probe.int8_layer_outputs(int8, fp32, data.test_images[:4])  # learns the tensor names
+    mixed = probe.requantize_keeping_float("ptq", fp32, ["stages.0.0.conv1"], inputs)
+    floats = _float_convs(mixed.tflite)
+    assert len(floats) == 1 and "stages_0_0_conv1/" in next(iter(floats))
+    images = data.test_images[:8]
+    assert sqnr_db(fw.predict(fp32, images), fw.predict(mixed, images)) > 10
+
+
+def test_qat_every_layer_mapped_and_keep_float_fine_tunes_again(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    fw, spec, data, fp32, calibration = _setup(tmp_path_factory)
+    qat = fw.convert_qat(fw.prepare_qat(fp32)).model
+    probe = TFLayerProbe(fw)
+    out = probe.int8_layer_outputs(qat, fp32, data.test_images[:8])
+    assert len(out.outputs) == 21 and out.unmapped == []
+    tuned: list[object] = []
+
+    def fine_tune(model):
+        tuned.append(model)
+        return model, None
+
+    mixed = probe.requantize_keeping_float(
+        "qat", fp32, ["fc"], RequantizeInputs(calibration, fine_tune)
+    )
+    assert len(tuned) == 1
+    assert not any(layer.name == "quant_fc" for layer in tuned[0].layers)
+    assert any(layer.name == "quant_stem" for layer in tuned[0].layers)
+    assert mixed.flow.endswith("+float")
