@@ -26,15 +26,11 @@ MODULE = "torch_runner.probes"
 BOUND_S = 120.0
 
 
-class ProbedTorch(TorchFramework):
-    probes_module = MODULE
-
-
 @pytest.fixture(scope="module")
 def support(tmp_path_factory: pytest.TempPathFactory) -> tuple[SupportMatrix, float]:
     out = FrameworkDir(tmp_path_factory.mktemp("pytorch"))
     started = time.monotonic()
-    matrix = probe_support(ProbedTorch(), SupportSpec(timeout_s=BOUND_S), out)
+    matrix = probe_support(TorchFramework(), SupportSpec(timeout_s=BOUND_S), out)
     assert matrix is not None
     return matrix, time.monotonic() - started
 
@@ -47,7 +43,6 @@ def test_the_module_has_a_probe_for_every_question():
     assert set(probes.PROBES) == {p.slug for p in PROBES}
 
 
-@pytest.mark.xfail(strict=True, reason="torch_runner/runner.py does not name its probes module")
 def test_the_runner_names_its_probes_module():
     assert TorchFramework.probes_module == MODULE
 
