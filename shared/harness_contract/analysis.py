@@ -160,12 +160,14 @@ class Analysis:
             log.error("layer analysis of %s failed:\n%s", variant, traceback.format_exc())
             result = LayerAnalysis(status="failed", reason=reason_of(exc))
         result.images = len(images)
-        if result.status == "ok":
+        result.seconds = time.perf_counter() - t0
+        if result.status == "ok" and self.analysis.keep_float:
+            t1 = time.perf_counter()
             result.what_if = [
                 self.what_if(variant, fp32, k, result.worst, inputs)
                 for k in self._ks(len(result.worst))
             ]
-        result.seconds = time.perf_counter() - t0
+            result.what_if_seconds = time.perf_counter() - t1
         return result
 
     def _layers(

@@ -123,7 +123,8 @@ class LayerAnalysis(_Strict):
     worst: list[str] = Field(default_factory=list)
     what_if: list[WhatIf] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
-    seconds: float | None = Field(default=None, ge=0)
+    seconds: float | None = Field(default=None, ge=0)  # the per-layer figures (no what-if)
+    what_if_seconds: float | None = Field(default=None, ge=0)  # every what-if, measured
 
 
 def rank(layers: list[LayerError]) -> tuple[list[str], str | None]:
