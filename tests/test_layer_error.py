@@ -244,3 +244,65 @@ def test_a_failing_what_if_is_recorded_and_the_next_k_still_runs() -> None:
     result = _analysis(Flaky(), [1, 2]).analyse("ptq", 0.5, 1.0, _inputs())
     assert [(w.k, w.status) for w in result.what_if] == [(1, "failed"), (2, "ok")]
     assert result.what_if[0].reason == "ValueError: denylisted node not found"
+
+
+def test_a_runner_without_a_probe_is_recorded_unavailable() -> None:
+    from types import SimpleNamespace
+
+    from harness_contract.analysis import layer_analysis
+
+    analysis = _analysis(_Probe(), [1])
+    phases = SimpleNamespace(
+        data=analysis.data, fp32_predictions=None, fine_tune=lambda m: (m, None)
+    )
+    result = layer_analysis(
+        _Fw(),
+        analysis.spec,
+        AnalysisSpec(),
+        phases,
+        "ptq",
+        0.5,
+        1.0,
+        threads=1,  # type: ignore[arg-type]
+    )
+    assert result.status == "unavailable"
+    assert (
+        result.reason == "the numpy runner has no per-layer probe; analysis.enabled=false skips it"
+    )
+
+
+def test_the_study_call_site_uses_the_runners_probe_and_the_shared_calibration() -> None:
+    from types import SimpleNamespace
+
+    from harness_contract.analysis import layer_analysis
+
+    probe = _Probe()
+    fw = _Fw()
+    fw.layer_probe = lambda: probe  # type: ignore[attr-defined]
+    analysis = _analysis(probe, [1])
+    seen: list[object] = []
+
+    def requantize(variant, fp32, float_layers, inputs):
+        seen.append(inputs)
+        return 1.0
+
+    probe.requantize_keeping_float = requantize  # type: ignore[method-assign]
+    spec = analysis.spec.model_copy(
+        update={"ptq": analysis.spec.ptq.model_copy(update={"calibration_samples": 8})}
+    )
+    phases = SimpleNamespace(
+        data=analysis.data, fp32_predictions=None, fine_tune=lambda m: (m, None)
+    )
+    result = layer_analysis(
+        fw,
+        spec,
+        AnalysisSpec(images=8, keep_float=[1]),
+        phases,
+        "ptq",
+        0.5,
+        1.0,
+        threads=1,  # type: ignore[arg-type]
+    )
+    assert result.status == "ok" and result.images == 8
+    (inputs,) = seen
+    assert sum(len(b) for b in inputs.calibration) == 8  # type: ignore[attr-defined]

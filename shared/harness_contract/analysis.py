@@ -289,11 +289,12 @@ class Analysis:
 def probe_of(fw: Framework) -> LayerProbe:
     """The runner's probe (``Framework.layer_probe()``), or AnalysisUnavailable."""
     factory = getattr(fw, "layer_probe", None)
-    if factory is None:
+    probe = factory() if factory is not None else None
+    if probe is None:
         raise AnalysisUnavailable(
             f"the {fw.name} runner has no per-layer probe", "analysis.enabled=false skips it"
         )
-    return factory()
+    return probe
 
 
 def layer_analysis(

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from .architecture import ResNetDef
-from .metrics import _Strict
+from .strict import Strict as _Strict  # metrics.py's base (metrics imports this module)
 
 WORST = 5  # how many layers the analysis names as the worst
 
