@@ -16,7 +16,7 @@ annotates every layer but the float ones, the same fine-tuning, the same convers
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -194,8 +194,16 @@ class TFLayerProbe(LayerProbe):
         return tf.lite.experimental.QuantizationDebugger(
             converter=converter,
             debug_options=tf.lite.experimental.QuantizationDebugOptions(**options),
-            debug_dataset=lambda: ([x[None]] for x in self._debug_images),
+            debug_dataset=self._debug_batches,
         )
+
+    def _debug_batches(self) -> Iterator[list[np.ndarray]]:
+        """The debug images in equal batches (the debugger sizes its interpreter once, from
+        the first): the largest divisor of their count up to 64, so no image is left out."""
+        images = self._debug_images
+        size = max(d for d in range(1, 65) if len(images) % d == 0)
+        for start in range(0, len(images), size):
+            yield [images[start : start + size]]
 
     def _debugger_stats(
         self, model: keras.Model, images: np.ndarray, calibration: Sequence[np.ndarray]
