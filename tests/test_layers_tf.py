@@ -18,7 +18,7 @@ from harness_contract.analysis import Analysis, RequantizeInputs  # noqa: E402
 from harness_contract.layer_error import canonical_layers, sqnr_db  # noqa: E402
 from harness_contract.spec_analysis import AnalysisSpec  # noqa: E402
 from tests.layers_fixtures import small_data, small_spec, varied_weights  # noqa: E402
-from tf_runner.layers import TFLayerProbe, point_layer  # noqa: E402
+from tf_runner.layers import TFLayerProbe, output_point  # noqa: E402
 from tf_runner.quantize import interpreter_class  # noqa: E402
 from tf_runner.runner import TFFramework  # noqa: E402
 
@@ -48,10 +48,10 @@ def _float_convs(blob: bytes) -> set[str]:
 
 def test_point_layers_are_the_keras_layers_after_each_conv() -> None:
     net_layers = {x.name: x for x in canonical_layers(_net())}
-    assert point_layer(net_layers["stem"]) == "stem_relu"
-    assert point_layer(net_layers["stages.1.0.conv1"]) == "stages_1_0_relu1"
-    assert point_layer(net_layers["stages.1.0.shortcut"]) == "stages_1_0_shortcut"
-    assert point_layer(net_layers["fc"]) == "fc"
+    assert output_point(net_layers["stem"]) == "stem_relu"
+    assert output_point(net_layers["stages.1.0.conv1"]) == "stages_1_0_relu1"
+    assert output_point(net_layers["stages.1.0.shortcut"]) == "stages_1_0_shortcut"
+    assert output_point(net_layers["fc"]) == "fc"
 
 
 def _net():

@@ -16,7 +16,7 @@ from harness_contract.analysis import Analysis, RequantizeInputs  # noqa: E402
 from harness_contract.layer_error import canonical_layers, sqnr_db  # noqa: E402
 from harness_contract.spec_analysis import AnalysisSpec  # noqa: E402
 from tests.layers_fixtures import small_data, small_spec, varied_weights  # noqa: E402
-from torch_runner.layers import TorchLayerProbe  # noqa: E402
+from torch_runner.layers import TorchLayerProbe, output_point  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
@@ -30,6 +30,16 @@ def _setup(tmp_path_factory: pytest.TempPathFactory, *overrides: str):
     fp32 = fw.build(varied_weights(spec))
     calibration = [data.train_images[:32]]
     return fw, spec, data, fp32, calibration
+
+
+def test_output_points_are_the_modules_after_each_conv() -> None:
+    from harness_contract.architecture import resnet18
+
+    layers = {x.name: x for x in canonical_layers(resnet18(small_spec().model))}
+    assert output_point(layers["stem"]) == "relu"
+    assert output_point(layers["stages.1.0.conv1"]) == "stages.1.0.relu1"
+    assert output_point(layers["stages.1.0.shortcut"]) == "stages.1.0.shortcut"
+    assert output_point(layers["fc"]) == "fc"
 
 
 @pytest.mark.parametrize("flow", ["pt2e", "fx"])

@@ -38,7 +38,7 @@ _DEQUANTIZE = "quantized_decomposed.dequantize_per_"
 _WEIGHTED = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
 
 
-def point_module(layer: CanonicalLayer) -> str:
+def output_point(layer: CanonicalLayer) -> str:
     """The eager module whose output is the layer's compared output (torch_runner.model)."""
     if layer.output == "relu":
         return "relu" if layer.name == "stem" else layer.name.rsplit(".", 1)[0] + ".relu1"
@@ -48,7 +48,7 @@ def point_module(layer: CanonicalLayer) -> str:
 
 
 def _owner_modules(layer: CanonicalLayer) -> set[str]:
-    return {layer.name, f"{layer.name}_bn", point_module(layer)}
+    return {layer.name, f"{layer.name}_bn", output_point(layer)}
 
 
 def _module_of(node: torch.fx.Node) -> str | None:
@@ -68,7 +68,7 @@ class TorchLayerProbe(LayerProbe):
         out: dict[str, np.ndarray] = {}
         handles = []
         for layer in self.layers:
-            module = fp32.get_submodule(point_module(layer))
+            module = fp32.get_submodule(output_point(layer))
 
             def keep(_m: nn.Module, _i: Any, y: torch.Tensor, name: str = layer.name) -> None:
                 out[name] = y.detach().float().cpu().numpy()

@@ -46,7 +46,7 @@ _WEIGHTED_OPS = ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D")
 DEBUGGER = "tf.lite.experimental.QuantizationDebugger"
 
 
-def point_layer(layer: CanonicalLayer) -> str:
+def output_point(layer: CanonicalLayer) -> str:
     """The Keras layer whose output is the canonical layer's compared output."""
     if layer.output == "relu":
         if layer.name == "stem":
@@ -90,7 +90,7 @@ class TFLayerProbe(LayerProbe):
     # ------------------------------------------------------------ fp32
     def fp32_layer_outputs(self, fp32: keras.Model, images: np.ndarray) -> dict[str, np.ndarray]:
         if id(fp32) not in self._taps:
-            outputs = [fp32.get_layer(point_layer(x)).output for x in self.layers]
+            outputs = [fp32.get_layer(output_point(x)).output for x in self.layers]
             self._taps[id(fp32)] = (fp32, keras.Model(fp32.input, outputs))
         tap = self._taps[id(fp32)][1]
         with tf.device(self.fw.device):
