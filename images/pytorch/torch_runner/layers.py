@@ -1,11 +1,11 @@
 """Per-layer quantization error of the PyTorch int8 models (harness_contract.analysis).
 
 fp32: forward hooks on the eager model's modules (named like the canonical layers).
-PT2E int8: torchao's numeric debugger logs no node of a model exported with torch 2.13
-(every node's ``from_node`` ends in ``ExportedProgram.module().unlift()``, which it
-skips), so the converted q/dq graph (``Int8Model.serializable``) is run node by node
-through an FX Interpreter: each canonical layer's last compute node (found by its
-``nn_module_stack``) and the dequantize after it give the layer's int8 output. The
+PT2E int8: torchao's numeric debugger logs no node of the runner's model (it needs
+``generate_numeric_debug_handle`` on the ExportedProgram before ``.module()``, which the
+flow's export does not call), so the converted q/dq graph (``Int8Model.serializable``)
+is run node by node through an FX Interpreter: each canonical layer's last compute node
+(found by its ``nn_module_stack``) and the dequantize after it give the layer's int8 output. The
 layer's own error is its conv/linear node run again with the fp32 weights on the same
 (dequantized) input. The lowered oneDNN model computes the same graph with fused kernels.
 FX int8: forward hooks on the converted quantized modules (their output dequantized).
