@@ -27,7 +27,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from harness_contract.spec import ExperimentSpec, LatencySpec, build_spec, effec
 from harness_contract.weights import initial_weights
 
 LATENCY_TOLERANCE = 0.10
+CALIBRATION_BATCH = 32
 Bare = Callable[[np.ndarray], Callable[[], object]]  # images -> the plain call on them
 
 
@@ -100,7 +101,8 @@ def _spec(args: argparse.Namespace) -> ExperimentSpec:
 
 def _calibration(spec: ExperimentSpec) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    return [rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8) for _ in range(4)]
+    shape = (CALIBRATION_BATCH, 32, 32, 3)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(4)]
 
 
 def _inputs(variant: str, model: Any, fp32: Any, calibration: list, spec: Any) -> RungInputs:
@@ -110,7 +112,8 @@ def _inputs(variant: str, model: Any, fp32: Any, calibration: list, spec: Any) -
         fp32=fp32,
         calibration=calibration if variant == "ptq" else [],
         fine_tune=lambda m: (m, None),
-        max_batch=max(spec.measure.latency.batch_sizes),
+        # Calibration batches (32 images) pass through the exported program too.
+        max_batch=max([*spec.measure.latency.batch_sizes, CALIBRATION_BATCH]),
     )
 
 
@@ -122,7 +125,7 @@ def _lower(fw: Any, runtime: str, inputs: RungInputs) -> tuple[Any, float | None
 # ---------------------------------------------------------------- TensorFlow
 
 
-def tensorflow_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, list[Rung]]:
+def tensorflow_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, Iterator[Rung]]:
     import tensorflow as tf
 
     import tf_runner  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow loads
@@ -130,15 +133,14 @@ def tensorflow_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, list[Rung
 
     fw = TFFramework()
     fw.setup(spec, threads)
-    keras = fw.build(initial_weights(spec.model, spec.seed))
-    calibration = _calibration(spec)
-    litert, compile_s = _lower(fw, "litert", _inputs("baseline", keras, keras, calibration, spec))
-    int8 = fw.quantize_ptq(keras, calibration).model
 
-    def keras_bare(images: np.ndarray) -> Callable[[], object]:
-        forward = tf.function(lambda t: keras(t, training=False))
-        x = tf.constant(fw.normalize.numpy(images))
-        return lambda: forward(x).numpy()
+    def keras_bare(model: Any) -> Bare:
+        def make(images: np.ndarray) -> Callable[[], object]:
+            forward = tf.function(lambda t: model(t, training=False))
+            x = tf.constant(fw.normalize.numpy(images))
+            return lambda: forward(x).numpy()
+
+        return make
 
     def litert_bare(model: Any) -> Bare:
         from ai_edge_litert.interpreter import Interpreter
@@ -157,29 +159,31 @@ def tensorflow_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, list[Rung
 
         return make
 
-    rungs = [
-        Rung("tensorflow", "keras", "fp32", "Keras fp32", keras, keras_bare),
-        Rung("tensorflow", "litert", "fp32", "LiteRT fp32", litert, litert_bare(litert), compile_s),
-        Rung("tensorflow", "litert", "int8", "LiteRT int8 (PTQ)", int8, litert_bare(int8)),
-    ]
-    return fw, rungs
+    def rungs() -> Iterator[Rung]:
+        keras = fw.build(initial_weights(spec.model, spec.seed))
+        calibration = _calibration(spec)
+        yield Rung("tensorflow", "keras", "fp32", "Keras fp32", keras, keras_bare(keras))
+        inputs = _inputs("baseline", keras, keras, calibration, spec)
+        litert, compile_s = _lower(fw, "litert", inputs)
+        yield Rung(
+            "tensorflow", "litert", "fp32", "LiteRT fp32", litert, litert_bare(litert), compile_s
+        )
+        int8 = fw.quantize_ptq(keras, calibration).model
+        yield Rung("tensorflow", "litert", "int8", "LiteRT int8 (PTQ)", int8, litert_bare(int8))
+
+    return fw, rungs()
 
 
 # ---------------------------------------------------------------- PyTorch
 
 
-def pytorch_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, list[Rung]]:
+def pytorch_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, Iterator[Rung]]:
     import torch
 
     from torch_runner.runner import TorchFramework
 
     fw = TorchFramework()
     fw.setup(spec, threads)
-    eager = fw.build(initial_weights(spec.model, spec.seed)).eval()
-    calibration = _calibration(spec)
-    int8 = fw.quantize_ptq(eager, calibration).model
-    base = _inputs("baseline", eager, eager, calibration, spec)
-    ptq = _inputs("ptq", int8, eager, calibration, spec)
 
     def module_bare(module: Callable[[torch.Tensor], Any]) -> Bare:
         def make(images: np.ndarray) -> Callable[[], object]:
@@ -188,34 +192,46 @@ def pytorch_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, list[Rung]]:
 
         return make
 
-    rungs = [
-        Rung("pytorch", "eager", "fp32", "eager fp32", eager, module_bare(eager)),
-        Rung("pytorch", "eager", "int8", "PT2E int8 on oneDNN", int8, module_bare(int8.runnable)),
-    ]
-    for runtime, names in (
-        ("inductor", ("Inductor fp32", "PT2E int8 through Inductor")),
-        ("executorch", ("ExecuTorch fp32", "ExecuTorch int8 (XNNPACKQuantizer)")),
-    ):
-        for inputs, precision, name in ((base, "fp32", names[0]), (ptq, "int8", names[1])):
+    def lowered(inputs: RungInputs, precision: str, names: dict[str, str]) -> Iterator[Rung]:
+        for runtime, name in names.items():
             try:
                 model, compile_s = _lower(fw, runtime, inputs)
             except RungUnavailable as exc:  # said, never silently dropped
                 print(f"pytorch {name}: unavailable here: {exc.one_line()}")
                 continue
             bare = (_executorch_bare if runtime == "executorch" else _inductor_bare)(fw, model)
-            rungs.append(Rung("pytorch", runtime, precision, name, model, bare, compile_s))
-    return fw, rungs
+            yield Rung("pytorch", runtime, precision, name, model, bare, compile_s)
+
+    def rungs() -> Iterator[Rung]:
+        # The study's order: each rung measured before the next is made (a torch.compile'd
+        # model refuses to run after a later torch.export in its process: see the report).
+        eager = fw.build(initial_weights(spec.model, spec.seed)).eval()
+        calibration = _calibration(spec)
+        yield Rung("pytorch", "eager", "fp32", "eager fp32", eager, module_bare(eager))
+        base = _inputs("baseline", eager, eager, calibration, spec)
+        yield from lowered(
+            base, "fp32", {"inductor": "Inductor fp32", "executorch": "ExecuTorch fp32"}
+        )
+        int8 = fw.quantize_ptq(eager, calibration).model
+        yield Rung(
+            "pytorch", "eager", "int8", "PT2E int8 on oneDNN", int8, module_bare(int8.runnable)
+        )
+        ptq = _inputs("ptq", int8, eager, calibration, spec)
+        names = {"inductor": "PT2E int8 through Inductor", "executorch": "ExecuTorch int8"}
+        yield from lowered(ptq, "int8", names)
+
+    return fw, rungs()
 
 
 def _inductor_bare(fw: Any, model: Any) -> Bare:
-    """The compiled module the runner made, called directly (no latency_call)."""
+    """The torch.compile'd module the runner made, called directly: no recompile stance,
+    the input's batch dimension marked unbacked once (as the compile saw it)."""
     import torch
-
-    module = getattr(model, "compiled", model)
 
     def make(images: np.ndarray) -> Callable[[], object]:
         x = fw.normalize(images, torch.device("cpu"))
-        return torch.no_grad()(lambda: module(x))
+        torch._dynamo.decorators.mark_unbacked(x, 0)
+        return torch.no_grad()(lambda: model.compiled(x))
 
     return make
 
@@ -240,15 +256,16 @@ def _executorch_bare(fw: Any, model: Any) -> Bare:
 # ---------------------------------------------------------------- measuring and printing
 
 
-def measure(fw: Any, rungs: list[Rung], rule: LatencySpec, threads: int, batch: int) -> list[Row]:
-    rng = np.random.default_rng(batch)
-    images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
+def measure(fw: Any, rung: Rung, rule: LatencySpec, threads: int, batches: list[int]) -> list[Row]:
+    """The harness's latency, then the bare loop's with as many calls, at each batch size."""
     rows = []
-    for rung in rungs:
+    for batch in batches:
+        rng = np.random.default_rng(batch)
+        images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
         stats = time_forward(fw, rung.model, images, rule, threads).stats
         bare = bare_p50_ms(rung.bare(images), rule.warmup_count, stats.n)
         rows.append(Row(rung, batch, stats.p50_ms, bare, stats.n))
-        print(f"  measured {rung.name} at batch {batch}", flush=True)
+    print(f"  measured {rung.name}", flush=True)
     return rows
 
 
@@ -290,14 +307,13 @@ def bench(framework: str, args: argparse.Namespace) -> list[Row]:
     spec = _spec(args)
     threads = effective_threads(spec)
     make = pytorch_rungs if framework == "pytorch" else tensorflow_rungs
-    t0 = time.perf_counter()
     fw, rungs = make(spec, threads)
-    print(f"{framework}: {len(rungs)} rungs built in {time.perf_counter() - t0:.1f} s", flush=True)
     rows = [
         row
-        for batch in args.batch_sizes
-        for row in measure(fw, rungs, spec.measure.latency, threads, batch)
+        for rung in rungs
+        for row in measure(fw, rung, spec.measure.latency, threads, args.batch_sizes)
     ]
+    rows.sort(key=lambda r: r.batch)  # stable: ladder order within each batch size
     print_table(framework, rows, fw.versions(), threads)
     return rows
 
