@@ -84,11 +84,15 @@ def test_keras_default_init_is_glorot_uniform_with_zero_biases(tf_framework) -> 
 
 
 def test_pytorch_exports_loaded_weights_exactly_as_canonical() -> None:
-    from torch_runner.model import build_model, canonical_weights
+    from torch_runner.runner import TorchFramework
 
-    spec = build_spec("smoke", overrides=["model.variant=bn", "model.width_multiplier=0.125"])
+    spec = build_spec(
+        "smoke", overrides=["device=cpu", "model.variant=bn", "model.width_multiplier=0.125"]
+    )
+    fw = TorchFramework()
+    fw.setup(spec, 2)
     weights = initial_weights(spec.model, seed=3)
-    exported = canonical_weights(build_model(resnet18(spec.model), weights))
+    exported = fw.weights_of(fw.build(weights))
     assert exported.keys() == weights.keys()
     for name, tensor in weights.items():
         np.testing.assert_array_equal(exported[name], tensor, err_msg=name)

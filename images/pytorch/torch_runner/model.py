@@ -75,13 +75,3 @@ def build_model(net: ResNetDef, weights: dict[str, np.ndarray] | None) -> CifarR
         )
     return model
 
-
-def canonical_weights(model: nn.Module) -> dict[str, np.ndarray]:
-    """The model's weights under their canonical names (module names mirror them) and
-    layouts (OIHW, (out, in)): what harness_contract.weights makes, for digesting the start
-    PyTorch's own initializers drew. BatchNorm's step counter is not a weight."""
-    return {
-        name: tensor.detach().cpu().numpy().copy()
-        for name, tensor in model.state_dict().items()
-        if not name.endswith("num_batches_tracked")
-    }
