@@ -20,14 +20,21 @@ from harness_contract.errors import HarnessError
 from harness_contract.framework import (
     DeviceInfo,
     Framework,
+    Lowered,
     ProfileCapture,
     Quantized,
+    RungInputs,
+    RungUnavailable,
     Saved,
+    ThreadsUnsupported,
     Trainer,
 )
 from harness_contract.metrics import SizeStats
 from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
 
+from . import edge, inductor
+from .edge import EdgeModel
+from .inductor import CompiledModel
 from .model import build_model
 from .profile import run_profile
 from .quantize import FLOWS, Int8Model
@@ -53,15 +60,20 @@ def _bundled_versions() -> dict[str, str]:
 
 class TorchFramework(Framework):
     name = "pytorch"
+    probes_module = "torch_runner.probes"
 
     def versions(self) -> dict[str, str]:
         out = {"torch": torch.__version__, "numpy": np.__version__}
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            out["torchao"] = importlib.metadata.version("torchao")
+        for package in ("torchao", "executorch"):
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                out[package] = importlib.metadata.version(package)
         return out | _bundled_versions()
 
     def setup(self, spec: ExperimentSpec, threads: int) -> DeviceInfo:
         torch.set_num_threads(threads)
+        self.threads = threads
+        if inductor.CACHE_ENV not in os.environ:  # a process of its own: compiles are cold
+            inductor.cold_cache()
         # Every generator anything in this process might draw from (augmentation and
         # the shared weights draw from their own seeded numpy generators).
         random.seed(spec.seed)
@@ -127,14 +139,23 @@ class TorchFramework(Framework):
     def trainer(self, model: nn.Module, optim: OptimSpec) -> Trainer:
         return SGDTrainer(model, optim, self.normalize, self.device)
 
+    def weights_of(self, model: nn.Module) -> dict[str, np.ndarray]:
+        # Module names mirror the canonical tensor names (model.py); PyTorch keeps OIHW.
+        state = model.state_dict()
+        return {
+            name: state[name].detach().cpu().numpy().copy() for name in self.net.tensor_shapes()
+        }
+
     def device_of(self, model: Any) -> str:
-        if isinstance(model, Int8Model):
+        if isinstance(model, (Int8Model, CompiledModel, EdgeModel)):
             return "cpu"
         return str(next(model.parameters()).device)
 
-    def _runnable(self, model: Any) -> tuple[nn.Module, torch.device]:
+    def _runnable(self, model: Any) -> tuple[Callable[[torch.Tensor], Any], torch.device]:
         if isinstance(model, Int8Model):
             return model.runnable, CPU
+        if isinstance(model, (CompiledModel, EdgeModel)):
+            return model, CPU
         model.eval()
         return model, next(model.parameters()).device
 
@@ -156,9 +177,35 @@ class TorchFramework(Framework):
         int8, stats = self.flow.convert_qat(model, self.net.parameter_count())
         return Quantized(int8, stats)
 
+    # ------------------------------------------------------------ runtime ladder
+    def lower(self, runtime: str, inputs: RungInputs) -> Lowered:
+        int8 = inputs.variant != "baseline"
+        if runtime == "inductor":
+            if not int8:
+                return inductor.compile_fp32(inputs.fp32, inputs.max_batch)
+            return inductor.compile_int8(inputs.model, inputs.max_batch)
+        if runtime != "executorch":
+            return super().lower(runtime, inputs)
+        edge.require_executorch()
+        edge.set_threads(self.threads)  # the run's thread count, as LiteRT's num_threads
+        if inputs.variant == "baseline":
+            lowered = edge.lower_fp32(inputs.fp32, inputs.max_batch)
+        elif inputs.variant == "ptq":
+            batches = [self.normalize(b, CPU) for b in inputs.calibration]
+            lowered = edge.lower_ptq(inputs.fp32, batches, inputs.max_batch)
+        elif inputs.variant == "qat":
+            lowered = edge.lower_qat(inputs.fp32, inputs.fine_tune, self.device, inputs.max_batch)
+        else:
+            raise RungUnavailable(f"no ExecuTorch rung for the {inputs.variant} variant")
+        lowered.notes.append(edge.lowering_note(lowered.model))
+        return lowered
+
     # ------------------------------------------------------------ measurement
     def save(self, model: Any, directory: Path, stem: str) -> Saved:
-        """The paper's measure: the serialized state_dict (int8 tensors for int8 models)."""
+        """The paper's measure: the serialized state_dict (int8 tensors for int8 models);
+        a lowered model: what its runtime loads (.pt2 exported program, .pte program)."""
+        if isinstance(model, (CompiledModel, EdgeModel)):
+            return self._save_lowered(model, directory, stem)
         module = model.serializable if isinstance(model, Int8Model) else model
         path = directory / f"{stem}.pt"
         # Packed int8 modules keep non-tensor entries (e.g. `_packed_params.dtype`).
@@ -170,6 +217,21 @@ class TorchFramework(Framework):
         size = SizeStats(
             bytes=path.stat().st_size,
             format="state_dict",
+            file=path.name,
+            parameters=self.net.parameter_count(),
+        )
+        return Saved(size, (path,))
+
+    def _save_lowered(self, model: CompiledModel | EdgeModel, directory: Path, stem: str) -> Saved:
+        if isinstance(model, EdgeModel):
+            path, kind = directory / f"{stem}.pte", "pte"
+            path.write_bytes(model.program)
+        else:  # what torch.compile starts from, and a deployment could ship cheaply
+            path, kind = directory / f"{stem}.pt2", "pt2 (torch.export program)"
+            torch.export.save(model.export(), path)
+        size = SizeStats(
+            bytes=path.stat().st_size,
+            format=kind,
             file=path.name,
             parameters=self.net.parameter_count(),
         )
@@ -189,6 +251,16 @@ class TorchFramework(Framework):
 
     @contextlib.contextmanager
     def threads_for(self, model: Any, threads: int) -> Iterator[None]:
+        if isinstance(model, CompiledModel):
+            raise ThreadsUnsupported(inductor.THREADS_REASON)
+        if isinstance(model, EdgeModel):  # XNNPACK's own threadpool, not torch's
+            previous = edge.thread_count()
+            edge.set_threads(threads)
+            try:
+                yield
+            finally:
+                edge.set_threads(previous)
+            return
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
