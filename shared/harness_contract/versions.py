@@ -31,6 +31,8 @@ TESTED: dict[str, tuple[Pin, ...]] = {
     "pytorch": (
         Pin("torch", "2.13.0"),
         Pin("torchao", "0.18.0"),
+        # The ExecuTorch rung (XNNPACK .pte); without it that rung is recorded unavailable.
+        Pin("executorch", "1.5.1", required=False),
     ),
     "tensorflow": (
         Pin(

@@ -1,0 +1,311 @@
+"""The PyTorch runtime ladder: Inductor (torch.compile with freezing) and ExecuTorch
+(XNNPACK .pte) rungs lower, agree with eager, time at batch 1 and the largest batch, save
+a digestable program, and are recorded unavailable (with the fix) where they cannot run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchao")
+
+from harness_contract.digests import sha256_file  # noqa: E402
+from harness_contract.framework import (  # noqa: E402
+    Lowered,
+    RungInputs,
+    RungUnavailable,
+    ThreadsUnsupported,
+)
+from harness_contract.metrics import read_metrics  # noqa: E402
+from harness_contract.spec import build_spec  # noqa: E402
+from harness_contract.versions import TESTED, version_problem  # noqa: E402
+from torch_runner import edge  # noqa: E402
+from torch_runner.runner import TorchFramework  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDTH = "model.width_multiplier=0.0625"
+THREADS = 2
+MAX_BATCH = 16
+# fp32 on another runtime reorders float sums only: logits stay within this of eager.
+FP32_ATOL = 1e-4
+# int8 on another runtime (or its own int8 model) may flip a near-tie: argmax agreement.
+INT8_AGREEMENT = 0.9
+
+
+def _framework(*overrides: str) -> TorchFramework:
+    fw = TorchFramework()
+    fw.setup(build_spec("smoke", overrides=["device=cpu", WIDTH, *overrides]), threads=THREADS)
+    return fw
+
+
+def _images(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+def _no_fine_tune(model: Any) -> tuple[Any, None]:
+    raise AssertionError("only the QAT rung fine-tunes")
+
+
+def _inputs(variant: str, model: Any, fp32: Any, **kw: Any) -> RungInputs:
+    args = {"calibration": [], "fine_tune": _no_fine_tune, "max_batch": MAX_BATCH} | kw
+    return RungInputs(variant=variant, model=model, fp32=fp32, **args)
+
+
+@pytest.fixture(scope="module")
+def fw() -> TorchFramework:
+    return _framework()
+
+
+@pytest.fixture(scope="module")
+def fp32(fw: TorchFramework) -> Any:
+    return fw.build(None).eval()
+
+
+@pytest.fixture(scope="module")
+def calibration() -> list[np.ndarray]:
+    return [_images(16, seed=1), _images(16, seed=2)]
+
+
+@pytest.fixture(scope="module")
+def ptq(fw: TorchFramework, fp32: Any, calibration: list[np.ndarray]) -> Any:
+    return fw.quantize_ptq(fp32, calibration).model
+
+
+def _check_runs_and_saves(fw: TorchFramework, lowered: Lowered, tmp: Path, stem: str) -> Path:
+    """latency_call at batch 1 and the largest batch; save writes one digestable file."""
+    for batch in (1, MAX_BATCH):
+        call, device = fw.latency_call(lowered.model, _images(batch))
+        call()
+        call()
+        assert device == "cpu"
+    saved = fw.save(lowered.model, tmp, stem)
+    [path] = saved.files
+    assert path.name == saved.size.file and path.stat().st_size == saved.size.bytes > 0
+    assert len(sha256_file(path)) == 64
+    assert lowered.compile_s is not None and lowered.compile_s > 0
+    return path
+
+
+# ---------------------------------------------------------------- Inductor
+
+
+@pytest.mark.slow
+def test_inductor_fp32_matches_eager_at_every_batch_without_recompiling(
+    fw: TorchFramework, fp32: Any, tmp_path: Path
+) -> None:
+    lowered = fw.lower("inductor", _inputs("baseline", fp32, fp32))
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    images = _images(37)  # an odd batch: the last eval batch is rarely a full one
+    np.testing.assert_allclose(
+        fw.predict(lowered.model, images), fw.predict(fp32, images), atol=FP32_ATOL
+    )
+    path = _check_runs_and_saves(fw, lowered, tmp_path, "baseline-inductor")
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs  # no recompile
+    assert path.suffix == ".pt2" and fw.save(lowered.model, tmp_path, "x").size.format.startswith(
+        "pt2"
+    )
+    assert any("cold Inductor cache" in n for n in lowered.notes)
+    cache = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    assert cache.name.startswith("inductor-cache-") and any(cache.iterdir())  # ours, used
+    with pytest.raises(ThreadsUnsupported, match="thread count"), fw.threads_for(lowered.model, 1):
+        pass
+
+
+@pytest.mark.slow
+def test_inductor_int8_compiles_the_pt2e_graph_and_agrees_with_onednn(
+    fw: TorchFramework, fp32: Any, ptq: Any, tmp_path: Path
+) -> None:
+    lowered = fw.lower("inductor", _inputs("ptq", ptq, fp32))
+    images = _images(64, seed=3)
+    onednn = fw.predict(ptq, images).argmax(1)
+    assert (fw.predict(lowered.model, images).argmax(1) == onednn).mean() >= INT8_AGREEMENT
+    _check_runs_and_saves(fw, lowered, tmp_path, "ptq-inductor")
+
+
+def test_inductor_int8_of_the_fx_flow_is_unavailable_with_the_fix(
+    calibration: list[np.ndarray],
+) -> None:
+    fx = _framework("pytorch.quant_flow=fx")
+    fp32 = fx.build(None).eval()
+    int8 = fx.quantize_ptq(fp32, calibration).model
+    with pytest.raises(RungUnavailable, match="PT2E") as caught:
+        fx.lower("inductor", _inputs("ptq", int8, fp32))
+    assert caught.value.fix == "set pytorch.quant_flow=pt2e"
+
+
+def test_inductor_without_a_cpp_compiler_is_unavailable_naming_it(
+    fw: TorchFramework, fp32: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torch._inductor import config
+
+    monkeypatch.setattr(config.cpp, "cxx", (None, "no-such-g++-on-this-machine"))
+    with pytest.raises(RungUnavailable, match="no-such-g\\+\\+-on-this-machine") as caught:
+        fw.lower("inductor", _inputs("baseline", fp32, fp32))
+    assert "install g++" in (caught.value.fix or "")
+
+
+# ---------------------------------------------------------------- ExecuTorch
+
+
+@pytest.mark.slow
+def test_executorch_fp32_matches_eager_and_switches_its_threadpool(
+    fw: TorchFramework, fp32: Any, tmp_path: Path
+) -> None:
+    lowered = fw.lower("executorch", _inputs("baseline", fp32, fp32))
+    for batch in (1, 2, 15, 16):  # 16: past the range a conv's fake kernel used to cap
+        images = _images(batch)
+        np.testing.assert_allclose(
+            fw.predict(lowered.model, images), fw.predict(fp32, images), atol=FP32_ATOL
+        )
+    path = _check_runs_and_saves(fw, lowered, tmp_path, "baseline-executorch")
+    assert path.suffix == ".pte" and path.read_bytes() == lowered.model.program
+    assert edge.thread_count() == THREADS
+    with fw.threads_for(lowered.model, 1):
+        assert edge.thread_count() == 1
+        call, _ = fw.latency_call(lowered.model, _images(1))
+        call()  # the method is reloaded on the new pool
+    assert edge.thread_count() == THREADS
+    fw.predict(lowered.model, _images(3))
+
+
+@pytest.mark.slow
+def test_executorch_ptq_is_its_own_xnnpack_int8_model(
+    fw: TorchFramework, fp32: Any, calibration: list[np.ndarray], tmp_path: Path
+) -> None:
+    lowered = fw.lower("executorch", _inputs("ptq", None, fp32, calibration=calibration))
+    stats = lowered.conversion
+    assert stats is not None and stats.flow == "pt2e-xnnpack-executorch"
+    assert stats.calibration_samples == 32 and stats.calibration_s > 0
+    assert "xnnpack.convolution.default (qs8)" in stats.quantized_ops
+    assert all(op.endswith("(qs8)") for op in stats.quantized_ops)
+    images = _images(64, seed=4)
+    agree = fw.predict(lowered.model, images).argmax(1) == fw.predict(fp32, images).argmax(1)
+    assert agree.mean() >= INT8_AGREEMENT
+    assert any("XNNPACKQuantizer" in n and "calibration" in n for n in lowered.notes)
+    path = _check_runs_and_saves(fw, lowered, tmp_path, "ptq-executorch")
+    fp32_pte = edge.lower_fp32(fp32, MAX_BATCH).model.program
+    assert path.stat().st_size < len(fp32_pte) / 1.5  # int8 weights, not fp32 ones
+
+
+@pytest.mark.slow
+def test_executorch_qat_fine_tunes_through_the_study_trainer(fw: TorchFramework, fp32: Any) -> None:
+    calls: list[Any] = []
+
+    def fine_tune(prepared: Any) -> tuple[Any, None]:
+        calls.append(prepared)
+        trainer = fw.trainer(prepared, fw.spec.qat)  # the study's SGD trainer, real steps
+        rng = np.random.default_rng(5)
+        for _ in range(2):
+            trainer.step(_images(8), rng.integers(0, 10, 8), lr=0.05)
+        trainer.end_epoch()
+        return prepared, None
+
+    before = {k: v.clone() for k, v in fp32.state_dict().items()}
+    lowered = fw.lower("executorch", _inputs("qat", None, fp32, fine_tune=fine_tune))
+    [prepared] = calls
+    assert any(
+        "fake_quant" in name or "activation_post_process" in name
+        for name, _ in prepared.named_modules()
+    )
+    assert all(torch.equal(v, fp32.state_dict()[k]) for k, v in before.items())  # a copy trained
+    assert lowered.conversion is not None and lowered.conversion.quantized_ops
+    assert any("QAT fine-tuning" in n for n in lowered.notes)
+    fw.predict(lowered.model, _images(4))
+
+
+def test_executorch_missing_is_unavailable_with_the_install_line(
+    fw: TorchFramework, fp32: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "executorch.runtime", None)  # import raises ImportError
+    with pytest.raises(RungUnavailable, match="ExecuTorch is not importable") as caught:
+        fw.lower("executorch", _inputs("baseline", fp32, fp32))
+    assert caught.value.fix == "pip install executorch==1.5.1"
+
+
+# ---------------------------------------------------------------- pins, weights
+
+
+def test_executorch_is_pinned_but_never_stops_a_runner() -> None:
+    [pin] = [p for p in TESTED["pytorch"] if p.package == "executorch"]
+    assert (pin.version, pin.required) == ("1.5.1", False)
+    working = {p.package: p.version for p in TESTED["pytorch"] if p.required}
+    assert version_problem("pytorch", working) is None  # executorch absent: still runs
+    edge_lines = (ROOT / "images" / "pytorch" / "requirements-edge.txt").read_text().splitlines()
+    assert [line for line in edge_lines if line and not line.startswith("#")] == [
+        f"executorch=={pin.version}"
+    ]
+    assert f"executorch=={pin.version}" in edge.INSTALL
+
+
+def test_weights_of_returns_the_canonical_tensors(fw: TorchFramework, fp32: Any) -> None:
+    weights = fw.weights_of(fp32)
+    assert set(weights) == set(fw.net.tensor_shapes())
+    for name, shape in fw.net.tensor_shapes().items():
+        assert weights[name].shape == shape and weights[name].dtype == np.float32
+    np.testing.assert_array_equal(weights["stem.weight"], fp32.stem.weight.detach().numpy())
+
+
+# ---------------------------------------------------------------- end to end
+
+TINY = [
+    WIDTH,
+    "train.epochs=1",
+    "qat.epochs=1",
+    "measure.latency.batch_sizes=[1,8]",
+    "measure.latency.min_count=3",
+    "measure.latency.min_seconds=0",
+    "measure.latency.warmup_count=1",
+    "measure.latency.warmup_seconds=0",
+    "data.train_limit=128",
+    "data.test_limit=64",
+    "ptq.calibration_samples=32",
+]
+
+
+@pytest.mark.slow
+def test_a_study_records_every_rung_with_accuracy_latency_and_compile_time(
+    synthetic_data: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(build_spec("smoke", overrides=["device=cpu", *TINY]).to_json())
+    out = tmp_path / "run" / "pytorch"
+    cmd = [sys.executable, "-m", "torch_runner", "--spec", str(spec), "--data"]
+    proc = subprocess.run(
+        [*cmd, str(synthetic_data), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = read_metrics(out / "metrics.json")
+    for name in ("baseline", "ptq", "qat"):
+        variant = metrics.variants[name]
+        assert variant.runtime == "eager"
+        rungs = {r.runtime: r for r in variant.rungs}
+        assert list(rungs) == ["inductor", "executorch"]
+        for slug, rung in rungs.items():
+            assert rung.status == "ok", (name, slug, rung.reason)
+            assert rung.accuracy is not None and rung.accuracy.agreement_with_fp32 is not None
+            assert rung.compile_s is not None and rung.compile_s > 0
+            assert {row.batch_size for row in rung.latency} == {1, 8}
+            assert rung.artifacts and rung.size is not None
+        assert rungs["executorch"].size.format == "pte"
+        if name != "baseline":
+            assert rungs["executorch"].conversion.flow == "pt2e-xnnpack-executorch"
+    assert metrics.variants["qat"].rungs[1].training is not None
+    # ExecuTorch switches its threadpool for the 1-thread sweep; Inductor says why it cannot.
+    inductor, executorch = metrics.variants["baseline"].rungs
+    run_threads = {r.threads for r in metrics.variants["baseline"].latency}
+    assert {r.threads for r in executorch.latency} == run_threads
+    if len(run_threads) > 1:
+        assert any("thread count it was compiled at" in n for n in inductor.notes)
