@@ -102,8 +102,16 @@ def test_rank_falls_back_to_propagated_and_skips_undefined() -> None:
 def test_analysis_spec_defaults_and_bounds() -> None:
     spec = AnalysisSpec()
     assert (spec.enabled, spec.images, spec.keep_float) == (True, 256, [1, 2, 4])
+    assert spec.what_if_variants == ["ptq", "qat"]
     assert AnalysisSpec(keep_float=[4, 1]).keep_float == [1, 4]
-    for bad in ({"images": 0}, {"keep_float": [0]}, {"keep_float": [1, 1]}, {"imgs": 3}):
+    bad_values = [
+        {"images": 0},
+        {"keep_float": [0]},
+        {"keep_float": [1, 1]},
+        {"imgs": 3},
+        {"what_if_variants": ["baseline"]},
+    ]
+    for bad in bad_values:
         with pytest.raises(ValidationError):
             AnalysisSpec(**bad)
 
@@ -306,3 +314,12 @@ def test_the_study_call_site_uses_the_runners_probe_and_the_shared_calibration()
     assert result.status == "ok" and result.images == 8
     (inputs,) = seen
     assert sum(len(b) for b in inputs.calibration) == 8  # type: ignore[attr-defined]
+
+
+def test_a_variant_left_out_of_what_if_variants_gets_its_layers_but_no_what_if() -> None:
+    probe = _Probe()
+    analysis = _analysis(probe, [1])
+    analysis.analysis = AnalysisSpec(images=16, keep_float=[1], what_if_variants=["ptq"])
+    result = analysis.analyse("qat", 0.5, 1.0, _inputs())
+    assert result.status == "ok" and result.worst == ["fc", "stem"]
+    assert result.what_if == [] and probe.requantized == []

@@ -161,7 +161,8 @@ class Analysis:
             result = LayerAnalysis(status="failed", reason=reason_of(exc))
         result.images = len(images)
         result.seconds = time.perf_counter() - t0
-        if result.status == "ok" and self.analysis.keep_float:
+        wanted = self.analysis.keep_float and variant in self.analysis.what_if_variants
+        if result.status == "ok" and wanted:
             t1 = time.perf_counter()
             result.what_if = [
                 self.what_if(variant, fp32, k, result.worst, inputs)

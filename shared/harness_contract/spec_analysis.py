@@ -4,7 +4,7 @@ Validated like every other section: unknown keys are errors."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -23,6 +23,10 @@ class AnalysisSpec(BaseModel):
     # For each k, convert again with the k worst layers left in float and measure it.
     # [] skips the what-if. k larger than the layer count keeps every ranked layer.
     keep_float: list[Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=lambda: [1, 2, 4])
+
+    # Which int8 variants get the what-if: a QAT what-if fine-tunes again for every k, the
+    # costliest part of the analysis (the per-layer figures are taken for both either way).
+    what_if_variants: list[Literal["ptq", "qat"]] = Field(default_factory=lambda: ["ptq", "qat"])
 
     @field_validator("keep_float")
     @classmethod
