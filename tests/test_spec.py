@@ -431,6 +431,10 @@ _CHANGE_EVERY_FIELD = {
     "tensorflow.runtimes": "[]",
     "support.enabled": "false",
     "support.timeout_s": "5",
+    "analysis.enabled": "false",
+    "analysis.images": "64",
+    "analysis.keep_float": "[1]",
+    "analysis.what_if_variants": '["ptq"]',
 }
 
 

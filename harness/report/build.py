@@ -7,6 +7,7 @@ from .frame import ReportData
 from .model import Report
 from .sections_ladder import ladder
 from .sections_latency import caveats, latency, latency_sweep
+from .sections_layers import layers
 from .sections_profiles import breakdown, traces
 from .sections_results import accuracy, calibration, memory, size, training
 from .sections_run import intro, provenance, status, title
@@ -15,8 +16,8 @@ from .sections_support import support
 
 def build_report(data: ReportData) -> Report:
     """Status first, then the paper's tables (I-III) and figures, latency, the runtime
-    ladder, memory, where the time goes, traces, what each framework supports (Table IV)
-    and provenance."""
+    ladder, where int8 loses accuracy layer by layer, memory, where the time goes, traces,
+    what each framework supports (Table IV) and provenance."""
     latency_caveats = caveats(data)
     sections = [
         status(data, latency_caveats),
@@ -27,6 +28,7 @@ def build_report(data: ReportData) -> Report:
         latency(data, fig.latency_figures(data), len(latency_caveats)),
         latency_sweep(data),
         ladder(data),
+        layers(data),
         memory(data),
         breakdown(data.passes, fig.breakdown_figure(data)),
         traces(data.passes),

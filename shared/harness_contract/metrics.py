@@ -17,10 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .atomic import write_json_atomic
 from .errors import MetricsError
+from .layer_error import LayerAnalysis
 
 # 2: artifact digests per variant, the image identity and determinism switches in the
 # provenance. 3: each variant's runtime and its rungs on other runtimes; the support
-# matrix. Files of every version listed in READABLE_VERSIONS still load.
+# matrix; the per-layer analysis of int8 variants. Files of every version listed in
+# READABLE_VERSIONS still load.
 SCHEMA_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 VARIANTS = ("baseline", "ptq", "qat")
@@ -210,6 +212,9 @@ class VariantMetrics(_Strict):
     # same variant on the framework's other runtimes, in ladder order.
     runtime: str | None = None
     rungs: list[RungMetrics] = Field(default_factory=list)
+    # int8 variants: the per-layer quantization error and the keep-float what-if
+    # (schema 3; None when analysis.enabled is false or the variant is fp32).
+    layers: LayerAnalysis | None = None
 
     def latency_at(self, batch_size: int, threads: int | None = None) -> LatencyStats | None:
         """The row at this batch size; threads None: the run's own thread count (listed first)."""

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import SpecError
+from .spec_analysis import AnalysisSpec
 from .spec_frameworks import PyTorchSpec, SupportSpec, TensorFlowSpec
 
 PRESETS = ("paper", "quick", "smoke")
@@ -207,6 +208,7 @@ class ExperimentSpec(_Section):
     pytorch: PyTorchSpec = PyTorchSpec()
     tensorflow: TensorFlowSpec = TensorFlowSpec()
     support: SupportSpec = SupportSpec()
+    analysis: AnalysisSpec = AnalysisSpec()
 
     @model_validator(mode="after")
     def _fits_train_limit(self) -> ExperimentSpec:

@@ -122,6 +122,7 @@ class StudyDriver:
                 model = self.phase(name, lambda body=body: body(fp32))
                 self.profile(name, model, fp32)
                 self.climb(name, model, fp32)
+                self.analyse(name, model, fp32)
         self.probe_support()
 
     def phase(self, name: str, body: PhaseBody) -> Any:
@@ -180,6 +181,30 @@ class StudyDriver:
         if model is None or variant is None or variant.status != "ok":
             return
         self.ladder.climb(phase, variant, model, fp32, self.save)
+
+    def analyse(self, phase: str, model: Any, fp32: Any) -> None:
+        """Where the int8 variant loses accuracy, layer by layer, and what keeping its worst
+        layers in float buys back (never raises: a failure is recorded in the variant)."""
+        variant = self._metrics().variants.get(phase)
+        if model is None or variant is None or variant.status != "ok":
+            return
+        if not self.spec.analysis.enabled:
+            return
+        from .analysis import layer_analysis
+
+        events.emit("analysis", phase=phase, state="start")
+        variant.layers = layer_analysis(
+            self.fw,
+            self.spec,
+            self.spec.analysis,
+            self.phases,
+            phase,
+            model,
+            fp32,
+            self.phases.threads,
+        )
+        self.save()
+        events.emit("analysis", phase=phase, state=variant.layers.status)
 
     def probe_support(self) -> None:
         """Each capability of the paper's Table IV, probed in a child process with a bound
