@@ -97,8 +97,16 @@ def test_qat_every_layer_mapped_and_keep_float_fine_tunes_again(
     fw, spec, data, fp32, calibration = _setup(tmp_path_factory)
     qat = fw.convert_qat(fw.prepare_qat(fp32)).model
     probe = TFLayerProbe(fw)
-    out = probe.int8_layer_outputs(qat, fp32, data.test_images[:8])
+    images = data.test_images[:8]
+    out = probe.int8_layer_outputs(qat, fp32, images)
     assert len(out.outputs) == 21 and out.unmapped == []
+    # Own error measured directly: every layer, the fp32 layer on the op's own input.
+    assert sorted(out.own) == sorted(out.outputs) and "Keras" in (out.own_method or "")
+    assert all(f.shape == q.shape for f, q in out.own.values())
+    # The stem's input is the quantized image either way: own and propagated agree.
+    ref = probe.fp32_layer_outputs(fp32, images)
+    propagated = sqnr_db(ref["stem"], out.outputs["stem"])
+    assert sqnr_db(*out.own["stem"]) == pytest.approx(propagated, abs=1.5)
     tuned: list[object] = []
 
     def fine_tune(model):
@@ -112,3 +120,25 @@ def test_qat_every_layer_mapped_and_keep_float_fine_tunes_again(
     assert not any(layer.name == "quant_fc" for layer in tuned[0].layers)
     assert any(layer.name == "quant_stem" for layer in tuned[0].layers)
     assert mixed.flow.endswith("+float")
+
+
+def test_direct_own_error_equals_the_quantization_debuggers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The two TF own-error methods (QAT's direct one, PTQ's debugger) agree layer by layer
+    on a PTQ model: the same quantity, measured two ways. The stem differs slightly: the
+    debug model quantizes its float input itself."""
+    fw, spec, data, fp32, calibration = _setup(tmp_path_factory)
+    int8 = fw.quantize_ptq(fp32, calibration).model
+    probe = TFLayerProbe(fw)
+    images = data.test_images[:64]
+    out = probe.int8_layer_outputs(int8, fp32, images)
+    interp = probe._interpreter(int8, len(images))
+    index, _, _ = probe._map(interp)
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    direct = probe._own_direct(interp, index, tensors, fp32, out.outputs)
+    given = probe.own_layer_error("ptq", int8, fp32, images, RequantizeInputs(calibration, None))
+    assert given is not None and len(given.figures) == 21
+    for name, pair in direct.items():
+        tolerance = 1.5 if name == "stem" else 1e-3
+        assert sqnr_db(*pair) == pytest.approx(given.figures[name][0], abs=tolerance), name

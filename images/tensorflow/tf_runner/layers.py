@@ -44,6 +44,10 @@ log = logging.getLogger("harness.tf_runner")
 
 _WEIGHTED_OPS = ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D")
 DEBUGGER = "tf.lite.experimental.QuantizationDebugger"
+OWN_DIRECT = (
+    "the layer's fp32 Keras layer run on the int8 op's own dequantized input "
+    "(preserved LiteRT tensors)"
+)
 
 
 def output_point(layer: CanonicalLayer) -> str:
@@ -146,15 +150,54 @@ class TFLayerProbe(LayerProbe):
         self._tensors[qmodel.flow] = names
         tensors = {t["index"]: t for t in interp.get_tensor_details()}
         outputs = {name: _dequantize(interp.get_tensor(i), tensors[i]) for name, i in index.items()}
+        # QAT: the debugger needs the QAT Keras model, which the study does not keep, so
+        # the own error is measured directly (PTQ's comes from the debugger).
+        qat = qmodel.flow.startswith(QAT_FLOW)
+        own = self._own_direct(interp, index, tensors, fp32, outputs) if qat else {}
         return Int8Outputs(
             outputs=outputs,
+            own=own,
             tool_names=names,
             unmapped=unmapped,
             method=(
                 "LiteRT interpreter with experimental_preserve_all_tensors=True "
                 "(each conv/dense op's int8 output dequantized with its scale and zero point)"
             ),
+            own_method=OWN_DIRECT if qat else None,
         )
+
+    def _own_direct(
+        self,
+        interp: Any,
+        index: dict[str, int],
+        tensors: dict[int, dict[str, Any]],
+        fp32: keras.Model,
+        outputs: dict[str, np.ndarray],
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each layer's fp32 Keras layers run on the op's own (dequantized) int8 input."""
+        producers = {
+            op["outputs"][0]: op
+            for op in interp._get_ops_details()
+            if op["op_name"] in _WEIGHTED_OPS
+        }
+        bn = {c.name for c in self.fw.net.convs() if c.bn}
+        own = {}
+        for layer in self.layers:
+            if layer.name not in index:
+                continue
+            x_index = producers[index[layer.name]]["inputs"][0]
+            x = tf.constant(_dequantize(interp.get_tensor(x_index), tensors[x_index]))
+            name = layer_name(layer.name)
+            weighted = fp32.get_layer(name)
+            if layer.kind == "conv" and tuple(x.shape[1:3]) != tuple(weighted.input_shape[1:3]):
+                x = fp32.get_layer(f"{name}_pad")(x)  # TFLite fused the padding into the conv
+            y = weighted(x)
+            if layer.name in bn:
+                y = fp32.get_layer(f"{name}_bn")(y, training=False)
+            if layer.output == "relu":
+                y = tf.nn.relu(y)
+            own[layer.name] = (y.numpy(), outputs[layer.name])
+        return own
 
     def own_layer_error(
         self,
@@ -164,13 +207,10 @@ class TFLayerProbe(LayerProbe):
         images: np.ndarray,
         inputs: RequantizeInputs,
     ) -> OwnErrors | None:
-        source = fp32 if variant == "ptq" else getattr(qmodel, "keras_qat", None)
-        if source is None:
-            return OwnErrors(
-                {}, f"not given: {DEBUGGER} needs the QAT Keras model, which this variant lacks"
-            )
+        if variant != "ptq":
+            return None  # QAT: measured directly by int8_layer_outputs
         try:
-            stats = self._debugger_stats(source, images, inputs.calibration)
+            stats = self._debugger_stats(fp32, images, inputs.calibration)
         except Exception as exc:  # the debugger's own failure is this figure's only
             log.warning("%s failed on %s: %s", DEBUGGER, variant, exc)
             return OwnErrors({}, f"not given: {DEBUGGER} failed: {reason_of(exc)}")
