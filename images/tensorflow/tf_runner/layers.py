@@ -80,8 +80,9 @@ def _dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 
 
 class TFLayerProbe(LayerProbe):
-    def __init__(self, fw: Any) -> None:  # a set-up TFFramework
+    def __init__(self, fw: Any, debugger: bool = False) -> None:  # a set-up TFFramework
         self.fw = fw
+        self.debugger = debugger  # PTQ own error from the QuantizationDebugger (slower)
         self.layers = canonical_layers(fw.net)
         # tfmot renames each wrapped layer "quant_<name>" in the QAT model.
         self.by_keras = {
@@ -150,10 +151,9 @@ class TFLayerProbe(LayerProbe):
         self._tensors[qmodel.flow] = names
         tensors = {t["index"]: t for t in interp.get_tensor_details()}
         outputs = {name: _dequantize(interp.get_tensor(i), tensors[i]) for name, i in index.items()}
-        # QAT: the debugger needs the QAT Keras model, which the study does not keep, so
-        # the own error is measured directly (PTQ's comes from the debugger).
-        qat = qmodel.flow.startswith(QAT_FLOW)
-        own = self._own_direct(interp, index, tensors, fp32, outputs) if qat else {}
+        # Own error measured directly: the same figure as the QuantizationDebugger's (which
+        # needs a Keras model the QAT variant no longer has, and a second calibration).
+        own = self._own_direct(interp, index, tensors, fp32, outputs)
         return Int8Outputs(
             outputs=outputs,
             own=own,
@@ -163,7 +163,7 @@ class TFLayerProbe(LayerProbe):
                 "LiteRT interpreter with experimental_preserve_all_tensors=True "
                 "(each conv/dense op's int8 output dequantized with its scale and zero point)"
             ),
-            own_method=OWN_DIRECT if qat else None,
+            own_method=OWN_DIRECT,
         )
 
     def _own_direct(
@@ -207,10 +207,21 @@ class TFLayerProbe(LayerProbe):
         images: np.ndarray,
         inputs: RequantizeInputs,
     ) -> OwnErrors | None:
-        if variant != "ptq":
-            return None  # QAT: measured directly by int8_layer_outputs
+        """PTQ with ``debugger=True``: the QuantizationDebugger's own error (it calibrates
+        and converts the model again, about 1.5x the PTQ phase); otherwise None and the
+        direct figures stand (equal to the debugger's, tests/test_layers_tf.py)."""
+        if variant != "ptq" or not self.debugger:
+            return None
+        return self.debugger_own_error(fp32, images, inputs.calibration)
+
+    def debugger_own_error(
+        self, fp32: keras.Model, images: np.ndarray, calibration: Sequence[np.ndarray]
+    ) -> OwnErrors:
+        """Own error per layer from the QuantizationDebugger on a converter set up as the
+        PTQ phase's, calibrated on the same images."""
+        variant = "ptq"
         try:
-            stats = self._debugger_stats(fp32, images, inputs.calibration)
+            stats = self._debugger_stats(fp32, images, calibration)
         except Exception as exc:  # the debugger's own failure is this figure's only
             log.warning("%s failed on %s: %s", DEBUGGER, variant, exc)
             return OwnErrors({}, f"not given: {DEBUGGER} failed: {reason_of(exc)}")
