@@ -43,6 +43,8 @@ TINY = [
     "measure.latency.min_count=3",
     "measure.latency.min_seconds=0",
     "measure.profile.enabled=false",
+    "support.enabled=false",
+    "analysis.enabled=false",
 ]
 IMAGE = ImageIdentity(
     repository="quant-harness-test", tag="1", id="sha256:" + "e" * 64, digest=None

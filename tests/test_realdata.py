@@ -24,6 +24,10 @@ OVERRIDES = [
     "measure.latency.warmup_seconds=0",
     "measure.latency.min_count=3",
     "measure.latency.min_seconds=0",
+    "support.enabled=false",
+    "analysis.enabled=false",
+    "pytorch.runtimes=[]",
+    "tensorflow.runtimes=[]",
 ]
 
 

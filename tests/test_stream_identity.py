@@ -51,6 +51,10 @@ TINY = [
     "measure.latency.warmup_seconds=0",
     # Profiling trains a throwaway copy on the same batches; these tests follow the study alone.
     "measure.profile.enabled=false",
+    "support.enabled=false",
+    "analysis.enabled=false",
+    "pytorch.runtimes=[]",
+    "tensorflow.runtimes=[]",
 ]
 
 
