@@ -79,6 +79,14 @@ def test_smoke_preset_inherits_paper_and_overrides_its_own_fields() -> None:
     assert smoke.ptq.calibration_samples == 128
     assert (smoke.qat.epochs, smoke.qat.batch_size) == (1, 64)
     assert smoke.measure.latency.min_count == 20
+    assert smoke.measure.latency.batch_sizes == [1, 32]
+    # Every phase, rung, probe and the analysis stay on, at tiny sizes.
+    assert (smoke.analysis.enabled, smoke.analysis.images, smoke.analysis.keep_float) == (
+        True,
+        64,
+        [1],
+    )
+    assert smoke.pytorch.runtimes == ["inductor", "executorch"] and smoke.support.enabled
     # Inherited from paper.toml through `base`.
     assert smoke.model.variant == paper.model.variant == "nobn"
     assert smoke.data.augment == paper.data.augment
