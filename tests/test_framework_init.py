@@ -30,6 +30,7 @@ OVERRIDES = [
     "ptq.enabled=false",
     "qat.enabled=false",
     "support.enabled=false",
+    "analysis.enabled=false",
     "pytorch.runtimes=[]",
     "tensorflow.runtimes=[]",
     "measure.profile.enabled=false",

@@ -74,4 +74,3 @@ def build_model(net: ResNetDef, weights: dict[str, np.ndarray] | None) -> CifarR
             f"model has {count} parameters, the table says {net.parameter_count()}"
         )
     return model
-
