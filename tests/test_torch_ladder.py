@@ -187,7 +187,7 @@ def test_executorch_ptq_is_its_own_xnnpack_int8_model(
     assert stats.calibration_samples == 32 and stats.calibration_s > 0
     assert "xnnpack.convolution.default (qs8)" in stats.quantized_ops
     assert all(op.endswith("(qs8)") for op in stats.quantized_ops)
-    images = _images(64, seed=4)
+    images = _images(MAX_BATCH, seed=4)  # a .pte takes batches up to its max_batch
     agree = fw.predict(lowered.model, images).argmax(1) == fw.predict(fp32, images).argmax(1)
     assert agree.mean() >= INT8_AGREEMENT
     assert any("XNNPACKQuantizer" in n and "calibration" in n for n in lowered.notes)

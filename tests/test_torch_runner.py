@@ -264,6 +264,8 @@ TINY = [
     "data.train_limit=256",
     "data.test_limit=64",
     "ptq.calibration_samples=32",
+    # The runtime ladder has its own end-to-end test (tests/test_torch_ladder.py).
+    "pytorch.runtimes=[]",
 ]
 
 

@@ -35,13 +35,19 @@ THREADS_REASON = (
 )
 
 
+_cache: dict[str, str] = {}
+
+
 def cold_cache() -> str:
-    """Give this process an Inductor cache of its own, removed at exit, so every compile
-    time recorded is a cold one (no kernel or graph reused from an earlier run)."""
-    path = tempfile.mkdtemp(prefix="inductor-cache-")
-    os.environ[CACHE_ENV] = path
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
+    """Give this process an Inductor cache of its own (once), removed at exit, so every
+    compile time recorded is a cold one (no kernel or graph reused from an earlier run).
+    Any $TORCHINDUCTOR_CACHE_DIR already set (Inductor sets its shared default itself) is
+    replaced: that cache outlives runs."""
+    if "path" not in _cache:
+        _cache["path"] = tempfile.mkdtemp(prefix="inductor-cache-")
+        atexit.register(shutil.rmtree, _cache["path"], ignore_errors=True)
+    os.environ[CACHE_ENV] = _cache["path"]
+    return _cache["path"]
 
 
 def require_compiler() -> str:

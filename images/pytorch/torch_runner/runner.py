@@ -72,8 +72,7 @@ class TorchFramework(Framework):
     def setup(self, spec: ExperimentSpec, threads: int) -> DeviceInfo:
         torch.set_num_threads(threads)
         self.threads = threads
-        if inductor.CACHE_ENV not in os.environ:  # a process of its own: compiles are cold
-            inductor.cold_cache()
+        inductor.cold_cache()  # this process's own Inductor cache: compiles are cold
         # Every generator anything in this process might draw from (augmentation and
         # the shared weights draw from their own seeded numpy generators).
         random.seed(spec.seed)
