@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 from scipy.stats import t
 
+from harness.sweep.index import SweepDir
+from harness.sweep.ray_executor import scratch_name
 from harness_contract.metrics import read_metrics
 from tests.test_sweep_cli import SWEEP_DRIVER
 
@@ -78,8 +80,9 @@ def _index(sweep: Path) -> dict[str, dict]:
     return {p["name"]: p for p in json.loads((sweep / "index.json").read_text())["points"]}
 
 
-def _scratch(sweep_id: str) -> Path:
-    return Path(tempfile.gettempdir()) / "harness-sweep" / sweep_id
+def _scratch(sweep: Path) -> Path:
+    """Where the nodes (all on this machine) keep the sweep's points."""
+    return Path(tempfile.gettempdir()) / "harness-sweep" / scratch_name(SweepDir(sweep))
 
 
 def test_a_ray_sweep_of_real_points_lands_whole_and_its_statistics_recompute(
@@ -115,7 +118,7 @@ def test_a_ray_sweep_of_real_points_lands_whole_and_its_statistics_recompute(
         _check_statistics(json.loads((sweep / "stats.json").read_text()), metrics)
         assert "Paired differences" in (sweep / "report.md").read_text()
     finally:
-        shutil.rmtree(_scratch(sweep_id), ignore_errors=True)
+        shutil.rmtree(_scratch(tmp_path / sweep_id), ignore_errors=True)
 
 
 def _check_statistics(stats: dict, metrics: dict) -> None:
@@ -162,7 +165,7 @@ def test_a_lost_node_fails_only_its_points_and_resume_finishes_them(
     env = {"FAKE_RUNNER": "tensorflow=sleep", "FAKE_RUNNER_SLEEP_S": "300"}
     proc = _sweep(args, env, fake=True)
     try:
-        logs = _scratch(sweep_id)
+        logs = _scratch(sweep)
         deadline = time.monotonic() + 120
         while not any(
             "READY" in p.read_text()
@@ -204,4 +207,4 @@ def test_a_lost_node_fails_only_its_points_and_resume_finishes_them(
     finally:
         if proc.poll() is None:
             proc.kill()
-        shutil.rmtree(_scratch(sweep_id), ignore_errors=True)
+        shutil.rmtree(_scratch(tmp_path / sweep_id), ignore_errors=True)

@@ -9,6 +9,7 @@ index says where. Ray is imported only here, and only when asked for.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import socket
@@ -189,7 +190,7 @@ class RayExecutor:
                         "max_retries": 0,  # retries are the sweep's: counted and recorded
                     }
                     ref = task.options(**options).remote(
-                        job, self.sweep.path.name, self.settings.fetch_all
+                        job, scratch_name(self.sweep), self.settings.fetch_all
                     )
                     pending[ref] = job
                     hooks.started(job, "ray (queued)")
@@ -240,6 +241,13 @@ class RayExecutor:
             self.sweep.set_aside(job.name)
             unpack(result["archive"], self.sweep.point_dir(job.name))
         return result["outcome"]
+
+
+def scratch_name(sweep: SweepDir) -> str:
+    """The sweep's folder name on a node: its id plus a digest of where it lives, so two
+    sweeps of the same id (in other results folders) never share a node's scratch."""
+    where = hashlib.sha256(str(sweep.path.resolve()).encode()).hexdigest()[:8]
+    return f"{sweep.path.name}-{where}"
 
 
 def _first_line(exc: BaseException) -> str:
