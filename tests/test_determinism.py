@@ -52,7 +52,10 @@ IMAGE = ImageIdentity(
 
 
 def _digests(metrics: MetricsFile) -> dict[str, str]:
-    return {a.file: a.sha256 for v in metrics.variants.values() for a in v.artifacts}
+    """Every model file of every variant and of every runtime rung."""
+    files = [a for v in metrics.variants.values() for a in v.artifacts]
+    files += [a for v in metrics.variants.values() for r in v.rungs for a in r.artifacts]
+    return {a.file: a.sha256 for a in files}
 
 
 def test_the_numpy_study_run_twice_saves_identical_artifacts(tmp_path: Path) -> None:
@@ -91,11 +94,17 @@ def test_a_cpu_study_run_twice_saves_bit_identical_model_files(
 
     assert [v.status for v in first.variants.values()] == ["ok", "ok", "ok"]
     digests = _digests(first)
+    # The rungs' files too: an Inductor .pt2 and an ExecuTorch .pte per variant, and
+    # TensorFlow's fp32 .tflite, written by its LiteRT rung.
     expected = {
-        "pytorch": {"artifacts/baseline.pt", "artifacts/ptq.pt", "artifacts/qat.pt"},
+        "pytorch": {
+            f"artifacts/{v}{rung}"
+            for v in ("baseline", "ptq", "qat")
+            for rung in (".pt", "-inductor.pt2", "-executorch.pte")
+        },
         "tensorflow": {
             "artifacts/baseline.weights.h5",
-            "artifacts/baseline.tflite",
+            "artifacts/baseline-litert.tflite",
             "artifacts/ptq.tflite",
             "artifacts/qat.tflite",
         },

@@ -93,7 +93,9 @@ class Ladder:
             if needs_calibration
             else []
         )
-        latency = spec.measure.latency.batch_sizes
+        # Every batch the lowered model meets: evaluation, latency, and the calibration
+        # batches a runtime with its own quantizer runs through its prepared model.
+        latency = [*spec.measure.latency.batch_sizes, spec.ptq.calibration_batch_size]
         return RungInputs(
             variant=name,
             model=model,
