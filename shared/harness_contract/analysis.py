@@ -289,8 +289,7 @@ class Analysis:
 
 def probe_of(fw: Framework) -> LayerProbe:
     """The runner's probe (``Framework.layer_probe()``), or AnalysisUnavailable."""
-    factory = getattr(fw, "layer_probe", None)
-    probe = factory() if factory is not None else None
+    probe = fw.layer_probe()
     if probe is None:
         raise AnalysisUnavailable(
             f"the {fw.name} runner has no per-layer probe", "analysis.enabled=false skips it"

@@ -202,6 +202,11 @@ class Framework(ABC):
         and compared across frameworks; None when this runner cannot export them."""
         return None
 
+    def layer_probe(self) -> Any:
+        """This runner's harness_contract.analysis.LayerProbe (per-layer fp32 and int8
+        outputs, keep-float re-quantization), or None when it has none."""
+        return None
+
     def rungs(self, variant: str) -> tuple[str, ...]:
         """The runtimes beyond the variant's primary one this framework measures it on."""
         return RUNGS.get(self.name, {}).get(variant, ())

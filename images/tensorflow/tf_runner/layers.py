@@ -36,9 +36,7 @@ from harness_contract.layer_error import CanonicalLayer, canonical_layers
 from . import quantize
 from .model import layer_name
 from .quantize import PTQ_FLOW, QAT_FLOW, interpreter_class
-
-# The runner's .tflite model class (TFLiteModel; Int8Model before the runtime ladder).
-Int8Model = getattr(quantize, "TFLiteModel", None) or quantize.Int8Model
+from .quantize import TFLiteModel as Int8Model
 
 log = logging.getLogger("harness.tf_runner")
 

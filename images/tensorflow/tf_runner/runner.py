@@ -161,6 +161,12 @@ class TFFramework(Framework):
         with tf.device(self.device):
             return build_model(self.net, weights)
 
+    def layer_probe(self) -> Any:
+        """Per-layer quantization error (harness_contract.analysis) for this runner."""
+        from .layers import TFLayerProbe
+
+        return TFLayerProbe(self)
+
     def weights_of(self, model: keras.Model) -> dict[str, np.ndarray]:
         return keras_to_canonical(model, self.net)
 
