@@ -23,7 +23,7 @@ from harness_contract.framework import (  # noqa: E402
     RungUnavailable,
     ThreadsUnsupported,
 )
-from harness_contract.metrics import read_metrics  # noqa: E402
+from harness_contract.metrics import TrainingStats, read_metrics  # noqa: E402
 from harness_contract.spec import build_spec  # noqa: E402
 from harness_contract.versions import TESTED, version_problem  # noqa: E402
 from torch_runner import edge  # noqa: E402
@@ -200,14 +200,24 @@ def test_executorch_ptq_is_its_own_xnnpack_int8_model(
 def test_executorch_qat_fine_tunes_through_the_study_trainer(fw: TorchFramework, fp32: Any) -> None:
     calls: list[Any] = []
 
-    def fine_tune(prepared: Any) -> tuple[Any, None]:
+    def fine_tune(prepared: Any) -> tuple[Any, TrainingStats]:
         calls.append(prepared)
         trainer = fw.trainer(prepared, fw.spec.qat)  # the study's SGD trainer, real steps
         rng = np.random.default_rng(5)
         for _ in range(2):
             trainer.step(_images(8), rng.integers(0, 10, 8), lr=0.05)
-        trainer.end_epoch()
-        return prepared, None
+        loss, acc = trainer.end_epoch()
+        stats = TrainingStats(
+            device="cpu",
+            threads=THREADS,
+            epochs=1,
+            wall_s=0.0,
+            images=16,
+            images_per_s=0.0,
+            loss=[loss],
+            train_accuracy=[acc],
+        )
+        return prepared, stats
 
     before = {k: v.clone() for k, v in fp32.state_dict().items()}
     lowered = fw.lower("executorch", _inputs("qat", None, fp32, fine_tune=fine_tune))
@@ -219,7 +229,19 @@ def test_executorch_qat_fine_tunes_through_the_study_trainer(fw: TorchFramework,
     assert all(torch.equal(v, fp32.state_dict()[k]) for k, v in before.items())  # a copy trained
     assert lowered.conversion is not None and lowered.conversion.quantized_ops
     assert any("QAT fine-tuning" in n for n in lowered.notes)
+    assert lowered.training is not None and lowered.training.images == 16
     fw.predict(lowered.model, _images(4))
+
+
+def test_executorch_qat_without_fine_tuning_is_unavailable_naming_qat_epochs(
+    fw: TorchFramework, fp32: Any
+) -> None:
+    def untouched(prepared: Any) -> tuple[Any, None]:  # the study's fine_tune at qat.epochs=0
+        return prepared, None
+
+    with pytest.raises(RungUnavailable, match="qat.epochs is 0") as caught:
+        fw.lower("executorch", _inputs("qat", None, fp32, fine_tune=untouched))
+    assert caught.value.fix == "set qat.epochs to 1 or more"
 
 
 def test_executorch_missing_is_unavailable_with_the_install_line(

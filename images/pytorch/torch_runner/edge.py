@@ -202,6 +202,12 @@ def lower_qat(
     prepared = prepare_qat_pt2e(_export(model, max_batch).module(), _quantizer(True))
     allow_exported_model_train_eval(prepared)  # the trainer calls .train()/.eval()
     tuned, training = fine_tune(prepared.to(device))
+    if training is None:  # the study fine-tunes nothing when qat.epochs is 0
+        raise RungUnavailable(
+            "qat.epochs is 0: the QAT model saw no images, so its per-channel fake-quant "
+            "scales were never set and XNNPACK cannot lower it",
+            "set qat.epochs to 1 or more",
+        )
     t0 = time.perf_counter()
     converted = convert_pt2e(move_exported_model_to_eval(tuned.cpu()))
     t1 = time.perf_counter()
