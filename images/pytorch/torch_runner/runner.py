@@ -58,6 +58,15 @@ def _bundled_versions() -> dict[str, str]:
     return {name: m.group(1) for name, m in found.items() if m}
 
 
+def _reproducible(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """Drop each node's ``from_node`` provenance before saving: it names the graphs the
+    node passed through by their ids in this process (memory addresses), so the .pt2 of a
+    converted int8 graph would differ from run to run with identical weights and ops."""
+    for node in program.graph.nodes:
+        node.meta.pop("from_node", None)
+    return program
+
+
 class TorchFramework(Framework):
     name = "pytorch"
     probes_module = "torch_runner.probes"
@@ -137,6 +146,12 @@ class TorchFramework(Framework):
 
     def trainer(self, model: nn.Module, optim: OptimSpec) -> Trainer:
         return SGDTrainer(model, optim, self.normalize, self.device)
+
+    def layer_probe(self) -> Any:
+        """Per-layer quantization error (harness_contract.analysis) for this runner."""
+        from .layers import TorchLayerProbe
+
+        return TorchLayerProbe(self)
 
     def weights_of(self, model: nn.Module) -> dict[str, np.ndarray]:
         # Module names mirror the canonical tensor names (model.py); PyTorch keeps OIHW.
@@ -227,7 +242,7 @@ class TorchFramework(Framework):
             path.write_bytes(model.program)
         else:  # what torch.compile starts from, and a deployment could ship cheaply
             path, kind = directory / f"{stem}.pt2", "pt2 (torch.export program)"
-            torch.export.save(model.export(), path)
+            torch.export.save(_reproducible(model.export()), path)
         size = SizeStats(
             bytes=path.stat().st_size,
             format=kind,
