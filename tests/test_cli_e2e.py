@@ -221,7 +221,7 @@ def test_provenance_names_versions_threads_cpu_and_data(e2e: E2ERun) -> None:
     assert p.device == "cpu"
     assert metrics.dataset.kind == "synthetic"
     assert Path(metrics.dataset.path).resolve() == e2e.data.resolve()
-    assert (metrics.dataset.train_images, metrics.dataset.test_images) == (2000, 500)
+    assert (metrics.dataset.train_images, metrics.dataset.test_images) == (1024, 500)
 
 
 @pytest.mark.slow
