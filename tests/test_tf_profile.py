@@ -267,7 +267,9 @@ class Profiled:
 def study(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Profiled:
     root = tmp_path_factory.mktemp("tf-profile-study")
     spec = root / "spec.json"
-    spec.write_text(build_spec("smoke", overrides=STUDY).to_json())
+    # The smoke preset leaves the 1-thread sweep out; this study checks it.
+    sweep = ["measure.latency.thread_sweep=true"]
+    spec.write_text(build_spec("smoke", overrides=[*STUDY, *sweep]).to_json())
     out = root / "run" / "tensorflow"
     proc = _runner(spec, synthetic_data, out)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -308,7 +308,8 @@ def test_threads_for_restores_the_count_after_an_error() -> None:
 def test_study_records_every_profile_and_one_thread_latency(
     synthetic_data: Path, tmp_path: Path
 ) -> None:
-    spec = build_spec("smoke", overrides=["device=cpu", *TINY])
+    sweep = "measure.latency.thread_sweep=true"  # the smoke preset leaves it out
+    spec = build_spec("smoke", overrides=["device=cpu", *TINY, sweep])
     data = load_cifar10(synthetic_data, spec.data.train_limit, spec.data.test_limit)
     out = tmp_path / "pytorch"
     Study(TorchFramework(), spec, data, out, "profile-run", "test").run(threads=THREADS)
