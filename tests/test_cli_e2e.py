@@ -41,6 +41,7 @@ from harness_contract.spec import build_spec, effective_threads
 # The smoke preset as users run it, with a shorter latency stop rule so the suite stays
 # within its time budget (the rule itself is tested in test_latency.py).
 E2E_OVERRIDES = [
+    "measure.latency.thread_sweep=true",  # the smoke preset leaves the 1-thread rows out
     "measure.latency.warmup_count=2",
     "measure.latency.warmup_seconds=0",
     "measure.latency.min_count=5",
@@ -221,7 +222,7 @@ def test_provenance_names_versions_threads_cpu_and_data(e2e: E2ERun) -> None:
     assert p.device == "cpu"
     assert metrics.dataset.kind == "synthetic"
     assert Path(metrics.dataset.path).resolve() == e2e.data.resolve()
-    assert (metrics.dataset.train_images, metrics.dataset.test_images) == (1024, 500)
+    assert (metrics.dataset.train_images, metrics.dataset.test_images) == (2000, 500)
 
 
 @pytest.mark.slow

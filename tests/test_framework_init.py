@@ -27,7 +27,6 @@ pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
 FRAMEWORKS = ("pytorch", "tensorflow")
 OVERRIDES = [
     "model.init=framework",
-    "data.train_limit=2000",  # PyTorch's own init needs these to leave chance in 3 epochs
     "ptq.enabled=false",
     "qat.enabled=false",
     "support.enabled=false",

@@ -73,7 +73,7 @@ def test_smoke_preset_inherits_paper_and_overrides_its_own_fields() -> None:
     paper, smoke = build_spec("paper"), build_spec("smoke")
     # Overridden in smoke.toml.
     assert smoke.model.width_multiplier == 0.25
-    assert (smoke.data.train_limit, smoke.data.test_limit) == (1024, 500)
+    assert (smoke.data.train_limit, smoke.data.test_limit) == (2000, 500)
     assert (smoke.train.epochs, smoke.train.batch_size, smoke.train.lr) == (3, 64, 0.05)
     assert smoke.train.milestones == []
     assert smoke.ptq.calibration_samples == 128
@@ -313,7 +313,7 @@ def test_user_json_file_loads_and_overrides_apply_on_top(tmp_path: Path) -> None
     assert spec.train.epochs == 1
     assert spec.train.milestones == [0]
     assert spec.train.lr == 0.02
-    assert spec.data.train_limit == 1024
+    assert spec.data.train_limit == 2000
 
 
 def test_json_file_may_name_a_base(tmp_path: Path) -> None:
