@@ -166,7 +166,7 @@ def test_latency_is_swept_over_batch_sizes_and_threads_with_raw_samples(
     threads = e2e.metrics.provenance.threads
     sweep = [threads, 1] if threads > 1 else [1]
     assert [(lat.threads, lat.batch_size) for lat in latency] == [
-        (t, b) for t in sweep for b in (1, 8, 32, 128)
+        (t, b) for t in sweep for b in spec.measure.latency.batch_sizes
     ]
     rule = spec.measure.latency
     for lat in latency:
