@@ -26,7 +26,7 @@ from .charts import (
     render_stacked_bars,
 )
 from .frame import ReportData
-from .latency import batch_sizes, own_rows
+from .latency import end_batch_sizes, own_rows
 from .model import Figure
 from .sections_profiles import breakdown_rows, row_label
 
@@ -98,12 +98,6 @@ def accuracy_svg(frame: pd.DataFrame) -> str:
             y_max=100.0,
         )
     )
-
-
-def latency_batch_sizes(latency: pd.DataFrame) -> list[int]:
-    """Batch 1 and the largest measured batch (just one when they coincide)."""
-    sizes = batch_sizes(latency)
-    return sorted({sizes[0], sizes[-1]}) if sizes else []
 
 
 def _joined(frame: pd.DataFrame, column: str) -> str:
@@ -233,7 +227,7 @@ def training_figure(data: ReportData) -> Figure:
 def latency_figures(data: ReportData) -> list[Figure]:
     return [
         Figure(f"latency_b{b}", latency_svg(data.frame, data.latency, b))
-        for b in latency_batch_sizes(data.latency)
+        for b in end_batch_sizes(data.latency)
     ]
 
 

@@ -120,6 +120,12 @@ def batch_sizes(latency: pd.DataFrame) -> list[int]:
     return sorted(int(b) for b in latency["batch_size"].unique())
 
 
+def end_batch_sizes(latency: pd.DataFrame) -> list[int]:
+    """Batch 1 and the largest measured batch (just one when they coincide)."""
+    sizes = batch_sizes(latency)
+    return sorted({sizes[0], sizes[-1]}) if sizes else []
+
+
 def sweep_threads(latency: pd.DataFrame) -> list[int]:
     """Thread counts measured besides each variant's own (the 1-thread sweep)."""
     return sorted(int(t) for t in latency.loc[~latency["own"], "threads"].unique())

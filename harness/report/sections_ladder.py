@@ -11,7 +11,7 @@ import pandas as pd
 from harness_contract.runtimes import runtime
 
 from .frame import ReportData
-from .latency import batch_sizes, per_sample
+from .latency import batch_sizes, end_batch_sizes, per_sample
 from .model import Column, Note, Row, Section, Table, absent, one_line
 from .sections_latency import RUNTIME, runtime_label, runtime_rows, speedup
 from .sections_results import DEVICE, FRAMEWORK, PRECISION, STATUS, THREADS, VARIANT
@@ -39,13 +39,8 @@ def _p50(data: ReportData, r: pd.Series, batch: int) -> float | None:
     return per_sample(data.latency, r["framework"], r["variant"], batch, threads, r["runtime"])
 
 
-def _status(r: pd.Series) -> str:
-    return str(r["status"])
-
-
 def ladder_table(data: ReportData) -> Table:
-    sizes = batch_sizes(data.latency)
-    ends = sorted({sizes[0], sizes[-1]}) if sizes else []
+    ends = end_batch_sizes(data.latency)
     columns = [
         FRAMEWORK,
         VARIANT,
@@ -67,7 +62,7 @@ def ladder_table(data: ReportData) -> Table:
     for r in runtime_rows(data):
         threads = _own_threads(r)
         values: list[Any] = [r["framework"], r["variant"], runtime_label(r), r["precision"]]
-        values += [_status(r), r["accuracy_pct"], r["agreement_with_fp32_pct"]]
+        values += [r["status"], r["accuracy_pct"], r["agreement_with_fp32_pct"]]
         values += [r["size_mib"], r["size_format"], r["compile_s"]]
         values += [_p50(data, r, b) for b in ends]
         values += [speedup(data, r, b, threads) if threads else None for b in ends]
@@ -133,8 +128,7 @@ def best_vs_best(data: ReportData) -> list[str]:
 
 
 def edge_table(data: ReportData) -> Table | None:
-    sizes = batch_sizes(data.latency)
-    ends = sorted({sizes[0], sizes[-1]}) if sizes else []
+    ends = end_batch_sizes(data.latency)
     rows = [r for r in runtime_rows(data) if runtime(r["framework"], str(r["runtime"])).edge]
     if not rows or len({r["framework"] for r in rows}) < 2:
         return None
@@ -148,7 +142,7 @@ def edge_table(data: ReportData) -> Table | None:
     table_rows = []
     for r in rows:
         values: list[Any] = [r["variant"], r["precision"], r["framework"], runtime_label(r)]
-        values += [_status(r), r["size_mib"], r["accuracy_pct"], r["agreement_with_fp32_pct"]]
+        values += [r["status"], r["size_mib"], r["accuracy_pct"], r["agreement_with_fp32_pct"]]
         values += [_p50(data, r, b) for b in ends]
         values += [r["latency_device"], r["latency_threads"]]
         table_rows.append(Row(values, r["status"]))

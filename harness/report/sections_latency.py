@@ -10,7 +10,7 @@ import pandas as pd
 from harness_contract.runtimes import label
 
 from .frame import ReportData
-from .latency import batch_sizes, own_rows, per_sample, sweep_threads
+from .latency import batch_sizes, end_batch_sizes, own_rows, per_sample, sweep_threads
 from .model import MISSING, Column, Figure, Note, Row, Section, Table, absent, one_line
 from .sections_results import DEVICE, FRAMEWORK, PRECISION, THREADS, VARIANT, frame_row, get
 from .sections_results import variant_rows as frame_rows
@@ -158,7 +158,7 @@ def speedup(data: ReportData, r: pd.Series, batch_size: int, threads: int) -> An
 def latency_sweep_table(data: ReportData) -> Table:
     """Per-sample p50 at every batch size, at the run's threads and again at 1 thread."""
     sizes, sweep = batch_sizes(data.latency), sweep_threads(data.latency)
-    ends = sorted({sizes[0], sizes[-1]}) if sizes else []
+    ends = end_batch_sizes(data.latency)
     columns = [FRAMEWORK, VARIANT, RUNTIME, PRECISION, DEVICE, THREADS]
     columns += [Column(f"Batch {b}: p50 per sample", "ms", "0.2") for b in sizes]
     columns += [
