@@ -1,9 +1,9 @@
-"""Check a `harness compare --backend docker` run: both frameworks complete, in containers,
-as a non-root user, with no network, profiler traces written inside the container, and
-the merged report written. With --locked LOCK, each framework's metrics.json must name
-its image by the digest reference that lock records (and the local image id). With
---reproduction RESULTS, the `harness reproduce` rerun in RESULTS must report every
-artifact of both frameworks bit-identical.
+"""Check a `harness compare --backend docker` run: both frameworks complete and every
+runtime rung ran, in containers, as a non-root user, with no network, profiler traces
+written inside the container, and the merged report written. With --locked LOCK, each
+framework's metrics.json must name its image by the digest reference that lock records
+(and the local image id). With --reproduction RESULTS, the `harness reproduce` rerun in
+RESULTS must report every artifact of both frameworks bit-identical.
 
     python scripts/check_docker_run.py RUN_DIR [--locked LOCK]
     python scripts/check_docker_run.py --reproduction RESULTS
@@ -29,17 +29,28 @@ def problems(run_dir: Path, locked: Path | None = None) -> list[str]:
     found = []
     lock = tomllib.loads(locked.read_text()) if locked else None
     run = RunDir(run_dir)
+    rows = 0
     for fw in FRAMEWORKS:
         out = run.framework(fw)
         m = read_metrics(out.metrics)
         p = m.provenance
         if m.outcome != "complete":
-            found.append(f"{fw}: {m.outcome} ({m.error or ', '.join(m.failed_phases())})")
+            failed = m.error or "; ".join(f"{what}: {why}" for what, why in m.failures())
+            found.append(f"{fw}: {m.outcome} ({failed})")
         found += [
             f"{fw} {name}: {v.status} ({v.reason})"
             for name, v in m.variants.items()
             if v.status != "ok"
         ]
+        # The images carry every runtime (g++ and Python.h for Inductor, ExecuTorch): a
+        # rung that is merely "unavailable" in a container is a broken image.
+        found += [
+            f"{fw} {name} on {r.runtime}: {r.status} ({r.reason})"
+            for name, v in m.variants.items()
+            for r in v.rungs
+            if r.status != "ok"
+        ]
+        rows += len(m.variants) + sum(len(v.rungs) for v in m.variants.values())
         if not p.runtime.startswith("docker image"):
             found.append(f"{fw}: ran in '{p.runtime}', not in a container")
         if lock is not None:
@@ -58,8 +69,8 @@ def problems(run_dir: Path, locked: Path | None = None) -> list[str]:
         if not any(prof.status == "ok" for v in m.variants.values() for prof in v.profiles):
             found.append(f"{fw}: no profiler pass succeeded in the container")
     frame = pd.read_csv(run.results_csv)
-    if len(frame) != 3 * len(FRAMEWORKS):
-        found.append(f"results.csv has {len(frame)} rows, expected {3 * len(FRAMEWORKS)}")
+    if len(frame) != rows:
+        found.append(f"results.csv has {len(frame)} rows, expected {rows} (variants and rungs)")
     if "Model size (Table I)" not in run.report_md.read_text():
         found.append("report.md lacks the size table")
     return found

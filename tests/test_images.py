@@ -166,3 +166,43 @@ def test_tensorflow_image_prints_the_runner_usage_without_network(
         tensorflow_image, ["--help"], network_mode="none", remove=True
     ).decode()
     assert "usage: python -m tf_runner" in output and "--spec" in output
+
+
+@pytest.fixture(scope="module")
+def pytorch_image(cpu_base_engine) -> str:
+    client, base = cpu_base_engine
+    (ref,) = images.build(["pytorch"], base=base, progress=lambda line: None)
+    return ref
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_pytorch_image_compiles_with_inductor_as_its_user_without_network(
+    cpu_base_engine, pytorch_image
+):
+    """The Inductor rungs compile C++ in the container: a compiler alone is not enough,
+    Inductor's wrapper also includes Python.h (a bookworm base lacked it and every Inductor
+    rung failed with CppCompileError)."""
+    client, _ = cpu_base_engine
+    script = (
+        "import torch\n"
+        "from torch_runner import inductor\n"
+        "inductor.cold_cache(); inductor.require_compiler()\n"
+        "out = torch.compile(lambda x: x.sin() + 1)(torch.zeros(3))\n"
+        "print('compiled', out.tolist())\n"
+    )
+    output = client.containers.run(
+        pytorch_image,
+        ["-c", script],
+        entrypoint="python3",
+        # the lock-down a study runs under (harness/backends/docker_backend.py)
+        network_mode="none",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        read_only=True,
+        tmpfs={"/tmp": "rw,exec,nosuid,nodev,size=1g"},
+        environment={"HOME": "/tmp"},
+        working_dir="/tmp",
+        remove=True,
+    ).decode()
+    assert "compiled [1.0, 1.0, 1.0]" in output

@@ -143,14 +143,31 @@ def test_inductor_int8_of_the_fx_flow_is_unavailable_with_the_fix(
 
 
 def test_inductor_without_a_cpp_compiler_is_unavailable_naming_it(
-    fw: TorchFramework, fp32: Any, monkeypatch: pytest.MonkeyPatch
+    fw: TorchFramework, fp32: Any
 ) -> None:
     from torch._inductor import config
 
-    monkeypatch.setattr(config.cpp, "cxx", (None, "no-such-g++-on-this-machine"))
-    with pytest.raises(RungUnavailable, match="no-such-g\\+\\+-on-this-machine") as caught:
+    # config.patch, not monkeypatch: undoing a setattr on torch's config module hides the
+    # option from every later compile in this process
+    with (
+        config.patch({"cpp.cxx": (None, "no-such-g++-on-this-machine")}),
+        pytest.raises(RungUnavailable, match="no-such-g\\+\\+-on-this-machine") as caught,
+    ):
         fw.lower("inductor", _inputs("baseline", fp32, fp32))
     assert "install g++" in (caught.value.fix or "")
+
+
+def test_inductor_without_python_headers_is_unavailable_naming_them(
+    fw: TorchFramework, fp32: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A compiler alone compiles nothing: the wrapper includes Python.h (a bookworm image
+    had g++ without python3-dev and every Inductor rung failed)."""
+    from torch_runner import inductor
+
+    monkeypatch.setattr(inductor, "python_header", lambda: tmp_path / "Python.h")
+    with pytest.raises(RungUnavailable, match="Python.h") as caught:
+        fw.lower("inductor", _inputs("baseline", fp32, fp32))
+    assert "python3-dev" in (caught.value.fix or "")
 
 
 # ---------------------------------------------------------------- ExecuTorch

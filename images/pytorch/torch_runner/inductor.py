@@ -14,9 +14,11 @@ import atexit
 import copy
 import os
 import shutil
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,12 +52,18 @@ def cold_cache() -> str:
     return _cache["path"]
 
 
+def python_header() -> Path:
+    """Where Inductor's C++ wrapper looks for Python.h (cpp_builder reads the same path)."""
+    return Path(sysconfig.get_path("include")) / "Python.h"
+
+
 def require_compiler() -> str:
-    """The C++ compiler Inductor will use; RungUnavailable naming what it looked for."""
+    """The C++ compiler Inductor will use; RungUnavailable naming what it looked for, or
+    naming the missing Python.h the compiler would stop on."""
     from torch._inductor import config, cpp_builder, exc
 
     try:
-        return cpp_builder.get_cpp_compiler()
+        compiler = cpp_builder.get_cpp_compiler()
     except exc.InvalidCxxCompiler as error:
         searched = config.cpp.cxx if isinstance(config.cpp.cxx, tuple) else (config.cpp.cxx,)
         names = ", ".join(str(c) for c in searched if c is not None)
@@ -64,6 +72,13 @@ def require_compiler() -> str:
             f"from torch._inductor.config.cpp.cxx / $CXX)",
             "install g++ (apt-get install g++) or point $CXX at a C++ compiler",
         ) from error
+    if not python_header().is_file():
+        raise RungUnavailable(
+            f"Inductor's C++ wrapper includes Python.h, which this interpreter lacks "
+            f"({python_header()})",
+            "install the interpreter's headers (Debian: apt-get install python3-dev)",
+        )
+    return compiler
 
 
 @dataclass
