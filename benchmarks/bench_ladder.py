@@ -12,7 +12,8 @@ Inductor, ExecuTorch fp32 and int8; Keras fp32, LiteRT fp32 and int8) it prints:
   ``measurement.time_forward`` (the runner's ``latency_call`` under the shared
   ``latency.measure_latency``), exactly as a study times it;
 * the bare p50: the same runtime called directly in a plain ``time.perf_counter`` loop
-  (same warm-up and number of calls), and harness/bare (target: within 10%);
+  (same warm-up and number of calls), and harness/bare (target: within 10%); the two are
+  measured harness, bare, bare, harness and each side averages its two p50s;
 * every int8 speed-up within one runtime, and per framework "best deployable fp32 vs
   best int8" (labelled: it divides rows of different runtimes on purpose).
 
@@ -257,14 +258,19 @@ def _executorch_bare(fw: Any, model: Any) -> Bare:
 
 
 def measure(fw: Any, rung: Rung, rule: LatencySpec, threads: int, batches: list[int]) -> list[Row]:
-    """The harness's latency, then the bare loop's with as many calls, at each batch size."""
+    """The harness's latency and the bare loop's (as many calls), at each batch size, in
+    the order harness, bare, bare, harness: a machine still settling after a compile
+    (measured: the first p50 after an Inductor compile 1.5x the later ones) slows both
+    sides alike instead of only the first. Each side is the mean of its two p50s."""
     rows = []
     for batch in batches:
         rng = np.random.default_rng(batch)
         images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
-        stats = time_forward(fw, rung.model, images, rule, threads).stats
-        bare = bare_p50_ms(rung.bare(images), rule.warmup_count, stats.n)
-        rows.append(Row(rung, batch, stats.p50_ms, bare, stats.n))
+        first = time_forward(fw, rung.model, images, rule, threads).stats
+        bare = [bare_p50_ms(rung.bare(images), rule.warmup_count, first.n) for _ in range(2)]
+        last = time_forward(fw, rung.model, images, rule, threads).stats
+        harness = (first.p50_ms + last.p50_ms) / 2
+        rows.append(Row(rung, batch, harness, sum(bare) / 2, first.n + last.n))
     print(f"  measured {rung.name}", flush=True)
     return rows
 
