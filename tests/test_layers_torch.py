@@ -109,3 +109,29 @@ def test_analysis_of_ptq_ranks_by_own_error_and_measures_each_k(
     (w,) = result.what_if
     assert w.status == "ok" and w.float_layers == result.worst[:2]
     assert w.top1 is not None and w.size_bytes and w.latency_b1_p50_ms
+
+
+def test_keep_float_lowers_every_other_layer_to_onednn_int8(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A float layer must not stop its neighbours' lowering: every other conv and the fc
+    stay oneDNN int8 kernels (a what-if that fell back to q/dq reference ops would time a
+    model nobody deploys). The float conv itself runs as an fp32 oneDNN conv."""
+    fw, spec, data, fp32, calibration = _setup(tmp_path_factory)
+    int8 = fw.quantize_ptq(fp32, calibration).model
+    kept = ["stages.0.0.conv1", "stages.2.0.shortcut"]
+    mixed = TorchLayerProbe(fw).requantize_keeping_float(
+        "ptq", fp32, kept, RequantizeInputs(calibration, lambda m: (m, None))
+    )
+
+    def kernels(model) -> list[str]:
+        return [
+            str(n.target)
+            for n in model.runnable.graph.nodes
+            if str(n.target).startswith(("onednn.q", "mkldnn._convolution"))
+        ]
+
+    int8_kernels, mixed_kernels = kernels(int8), kernels(mixed)
+    assert len(int8_kernels) == 21 and all(k.startswith("onednn.q") for k in int8_kernels)
+    assert sum(k.startswith("onednn.q") for k in mixed_kernels) == 21 - len(kept)
+    assert sum(k.startswith("mkldnn._convolution") for k in mixed_kernels) == len(kept)
