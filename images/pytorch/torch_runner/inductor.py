@@ -119,7 +119,6 @@ def setup_seconds() -> float:
     return _setup["seconds"]
 
 
-
 def _compile(source: nn.Module, precision: str, max_batch: int) -> Lowered:
     """Compile and run it once at batch 2 and at batch 1 (both must reuse one graph);
     compile_s covers the whole first call, the only one that compiles."""
