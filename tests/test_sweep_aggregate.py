@@ -15,7 +15,7 @@ from scipy.stats import t
 from harness.stats import median_interval
 from harness.sweep.aggregate import compute
 from harness.sweep.index import PointRecord, SweepDir, SweepSettings
-from harness.sweep.plan import SweepSpec
+from harness.sweep.plan import SweepSpec, expand
 from harness.sweep.render import write_report
 from harness_contract.metrics import TrainingStats, write_metrics
 from tests.fake_runner import metrics_for
@@ -124,3 +124,28 @@ def test_the_report_files_hold_the_same_figures(tmp_path: Path) -> None:
     assert html.count("<svg") == len(paths.figures) == 2  # accuracy and latency of the cell
     accuracy = (sweep.path / "figures" / "accuracy-0.svg").read_text()
     assert accuracy.count("<line") > 3 * 6  # a whisker with two caps on each of 6 bars
+
+
+def test_a_tensorflow_point_serves_every_pytorch_only_cell(tmp_path: Path) -> None:
+    """A grid over pytorch.quant_flow runs TensorFlow once per seed; its figures stand
+    in both cells, so PyTorch - TensorFlow is paired by seed in each."""
+    spec = SweepSpec(seeds=SEEDS, grid={"pytorch.quant_flow": ["pt2e", "fx"]})
+    sweep = SweepDir.create(tmp_path, "s")
+    records = {}
+    for point in expand(spec):
+        out = sweep.point_dir(point.name) / point.framework
+        out.mkdir(parents=True)
+        metrics = metrics_for(point.framework, point.name, out=out)
+        metrics.seed = point.seed
+        write_metrics(out / "metrics.json", metrics)
+        records[point.name] = PointRecord(
+            point.name, point.framework, point.seed, [list(kv) for kv in point.cell],
+            status="ok", attempts=1,
+        )  # fmt: skip
+    assert len(records) == 2 * 3 + 3
+    result = compute(sweep, records, spec)
+    for cell in ("pytorch.quant_flow=pt2e", "pytorch.quant_flow=fx"):
+        tf = _row(result.summary, framework="tensorflow", variant="ptq", cell=cell, metric="top1_pct")
+        assert tf.n == 3 and tf.seeds == SEEDS
+        both = _row(result.differences, comparison="pytorch - tensorflow", within="ptq", cell=cell)
+        assert both.n == 3

@@ -12,6 +12,7 @@ from harness.sweep.plan import (
     expand,
     parse_grid_option,
     parse_seeds,
+    served_cells,
     validate,
 )
 from harness_contract.errors import HarnessError, SpecError
@@ -139,3 +140,23 @@ def test_a_spec_file_is_resolved_beside_the_sweep_file(tmp_path: Path) -> None:
     sweep = build_sweep(file)
     assert sweep.spec_file == str((tmp_path / "base.toml").resolve()) and sweep.preset is None
     validate(sweep, 1)
+
+
+def test_a_framework_key_does_not_multiply_the_other_frameworks_points() -> None:
+    """A grid over pytorch.* runs TensorFlow once per seed, not once per PyTorch value:
+    the copies would be the same run twice (same seed, same spec for TensorFlow)."""
+    sweep = build_sweep(frameworks="pytorch,tensorflow", seeds="2", grid=["pytorch.quant_flow=pt2e,fx"])
+    points = expand(sweep)
+    torch_points = [p for p in points if p.framework == "pytorch"]
+    tf_points = [p for p in points if p.framework == "tensorflow"]
+    assert len(torch_points) == 4 and len(tf_points) == 2
+    assert [p.seed for p in tf_points] == [0, 1]
+    assert all(p.cell == () and p.overrides() == [f"seed={p.seed}"] for p in tf_points)
+    assert {p.cell for p in torch_points} == {
+        (("pytorch.quant_flow", "pt2e"),),
+        (("pytorch.quant_flow", "fx"),),
+    }
+    # each TensorFlow point serves both cells of the grid
+    labels = ["pytorch.quant_flow=pt2e", "pytorch.quant_flow=fx"]
+    assert served_cells(sweep, tf_points[0]) == labels
+    assert served_cells(sweep, torch_points[0]) == [torch_points[0].cell_label]

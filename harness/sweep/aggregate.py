@@ -21,6 +21,7 @@ from .. import stats
 from ..reproduce.latency_band import load_samples
 from ..run_metrics import read_run
 from .index import PointRecord, SweepDir
+from .plan import SweepSpec, served_cells
 
 # Figures summarized over seeds: (key, label, unit).
 METRICS = (
@@ -102,9 +103,11 @@ class SweepStats:
 
 
 def observations(
-    sweep: SweepDir, records: dict[str, PointRecord]
+    sweep: SweepDir, records: dict[str, PointRecord], spec: SweepSpec | None = None
 ) -> tuple[list[Observation], list[str]]:
-    """Every ok variant of every finished point's metrics.json (unreadable ones named)."""
+    """Every ok variant of every finished point's metrics.json (unreadable ones named),
+    under each grid cell the point stands for (with ``spec``: a TensorFlow point serves
+    every cell that differs only in a pytorch.* key)."""
     out: list[Observation] = []
     problems: list[str] = []
     for record in records.values():
@@ -117,7 +120,7 @@ def observations(
             problems.append(f"{record.name}: {exc.one_line()}")
             continue
         problems += [f"{record.name}: {p}" for p in results.problems]
-        cell = record.point.cell_label
+        cells = served_cells(spec, record.point) if spec else [record.point.cell_label]
         for fw_dir, metrics in results.found:
             for name, variant in metrics.variants.items():
                 if variant.status != "ok":
@@ -136,14 +139,17 @@ def observations(
                     )
                     for lat in variant.latency
                 }
-                out.append(
+                out += [
                     Observation(metrics.framework, name, cell, metrics.seed, values, latency)
-                )
+                    for cell in cells
+                ]
     return out, problems
 
 
-def compute(sweep: SweepDir, records: dict[str, PointRecord]) -> SweepStats:
-    obs, problems = observations(sweep, records)
+def compute(
+    sweep: SweepDir, records: dict[str, PointRecord], spec: SweepSpec | None = None
+) -> SweepStats:
+    obs, problems = observations(sweep, records, spec)
     counts: dict[str, int] = {}
     for record in records.values():
         counts[record.status] = counts.get(record.status, 0) + 1

@@ -333,7 +333,7 @@ def _report(sweep, spec, settings, records, say):  # noqa: ANN001, ANN202
     from .aggregate import compute
     from .render import write_report
 
-    result = compute(sweep, records)
+    result = compute(sweep, records, spec)
     paths = write_report(sweep, spec, settings, records, result)
     typer.echo(
         f"sweep report: {paths.md} (and {paths.html.name}, {paths.csv.name}, "

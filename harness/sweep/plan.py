@@ -242,13 +242,39 @@ def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 # ---------------------------------------------------------------- points and checks
 
 
+def applies(key: str, framework: str) -> bool:
+    """A grid key applies to every framework unless it sits in another one's section
+    (``pytorch.quant_flow`` leaves a TensorFlow run unchanged)."""
+    section = key.partition(".")[0]
+    return section == framework or section not in ALL_FRAMEWORKS.split(",")
+
+
+def project(cell: tuple[tuple[str, Any], ...], framework: str) -> tuple[tuple[str, Any], ...]:
+    """The part of a grid cell that changes this framework's run."""
+    return tuple((k, v) for k, v in cell if applies(k, framework))
+
+
+def served_cells(sweep: SweepSpec, point: Point) -> list[str]:
+    """The labels of every grid cell this point's run stands for: its own, and for a
+    framework a key does not apply to, each cell that differs only in that key."""
+    served = [c for c in sweep.cells() if project(c, point.framework) == tuple(point.cell)]
+    return list(dict.fromkeys(cell_label(c) for c in served)) or [point.cell_label]
+
+
 def expand(sweep: SweepSpec) -> list[Point]:
-    """Every framework x cell x seed, with unique, filesystem-safe names."""
+    """Every framework x cell x seed, with unique, filesystem-safe names; a framework runs
+    once per distinct projection of the cells (a pytorch.* key does not multiply the
+    TensorFlow runs, which would repeat one run under one seed)."""
     labels = _key_labels(list(sweep.grid))
     points = []
-    for cell in sweep.cells():
+    seen: set[tuple[str, tuple[tuple[str, Any], ...], int]] = set()
+    for full in sweep.cells():
         for seed in sweep.seeds:
             for framework in sweep.frameworks:
+                cell = project(full, framework)
+                if (framework, cell, seed) in seen:
+                    continue
+                seen.add((framework, cell, seed))
                 parts = [framework, *(f"{labels[k]}={_safe(v)}" for k, v in cell), f"seed{seed}"]
                 points.append(Point("-".join(parts), framework, seed, cell))
     names = [p.name for p in points]
