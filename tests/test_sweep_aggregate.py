@@ -145,7 +145,9 @@ def test_a_tensorflow_point_serves_every_pytorch_only_cell(tmp_path: Path) -> No
     assert len(records) == 2 * 3 + 3
     result = compute(sweep, records, spec)
     for cell in ("pytorch.quant_flow=pt2e", "pytorch.quant_flow=fx"):
-        tf = _row(result.summary, framework="tensorflow", variant="ptq", cell=cell, metric="top1_pct")
+        tf = _row(
+            result.summary, framework="tensorflow", variant="ptq", cell=cell, metric="top1_pct"
+        )
         assert tf.n == 3 and tf.seeds == SEEDS
         both = _row(result.differences, comparison="pytorch - tensorflow", within="ptq", cell=cell)
         assert both.n == 3

@@ -145,7 +145,7 @@ def test_a_spec_file_is_resolved_beside_the_sweep_file(tmp_path: Path) -> None:
 def test_a_framework_key_does_not_multiply_the_other_frameworks_points() -> None:
     """A grid over pytorch.* runs TensorFlow once per seed, not once per PyTorch value:
     the copies would be the same run twice (same seed, same spec for TensorFlow)."""
-    sweep = build_sweep(frameworks="pytorch,tensorflow", seeds="2", grid=["pytorch.quant_flow=pt2e,fx"])
+    sweep = build_sweep(seeds="2", grid=["pytorch.quant_flow=pt2e,fx"])
     points = expand(sweep)
     torch_points = [p for p in points if p.framework == "pytorch"]
     tf_points = [p for p in points if p.framework == "tensorflow"]
