@@ -161,6 +161,52 @@ def test_a_missing_original_artifact_exits_1_naming_it(
     assert code == 1 and "tensorflow/artifacts/qat.bin is missing" in err
 
 
+def _add_litert_rung(run: RunDir, sha256: str) -> str:
+    """Record a LiteRT rung with one model file on the original's TensorFlow baseline (the
+    fake runner makes none); the file is written with the given content's digest."""
+    artifact = "artifacts/baseline-litert.tflite"
+    path = run.framework("tensorflow").path / artifact
+    path.write_bytes(b"fake tflite")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if sha256 == "actual" else sha256
+
+    def add(raw: dict) -> None:
+        raw["variants"]["baseline"]["rungs"] = [
+            {
+                "runtime": "litert",
+                "precision": "fp32",
+                "status": "ok",
+                "artifacts": [{"file": artifact, "sha256": digest, "bytes": 11}],
+            }
+        ]
+
+    _edit_metrics(run, "tensorflow", add)
+    return artifact
+
+
+def test_a_rung_model_file_the_rerun_does_not_make_is_not_reproduced(
+    original: RunDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every runtime rung's model file (.pt2, .pte, fp32 .tflite) is checked bit for bit,
+    not only each variant's own: this rerun (the fake runner) makes no LiteRT file."""
+    artifact = _add_litert_rung(original, "actual")
+
+    code = _reproduce(original)
+
+    err = capsys.readouterr().err
+    assert code == 1 and f"tensorflow baseline: differs in {artifact}" in err
+
+
+def test_a_rung_model_file_changed_since_the_run_is_named(
+    original: RunDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifact = _add_litert_rung(original, "0" * 64)
+
+    code = _reproduce(original)
+
+    err = capsys.readouterr().err
+    assert code == 1 and f"original damaged: tensorflow/{artifact} has sha256" in err
+
+
 def test_bits_that_differ_are_explained_from_the_recorded_context(
     original: RunDir, fake_runners, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -186,8 +186,8 @@ def _variant(
 
 
 def _artifacts(old: VariantMetrics, new: VariantMetrics) -> list[ArtifactResult]:
-    before = {a.file: a.sha256 for a in old.artifacts}
-    after = {a.file: a.sha256 for a in new.artifacts}
+    before = {a.file: a.sha256 for a in old.model_files()}
+    after = {a.file: a.sha256 for a in new.model_files()}
     files = list(before) + [f for f in after if f not in before]
     return [ArtifactResult(f, before.get(f), after.get(f)) for f in files]
 

@@ -51,7 +51,7 @@ def _sha256(path: Path) -> str:
 def verify_framework(name: str, fw: FrameworkDir, metrics: MetricsFile) -> list[FileCheck]:
     checks = []
     for variant, vm in metrics.variants.items():
-        for art in vm.artifacts:
+        for art in vm.model_files():
             path = fw.path / art.file
             if not path.is_file():
                 checks.append(FileCheck(name, variant, art.file, "missing", art.sha256, None))

@@ -230,6 +230,11 @@ class VariantMetrics(_Strict):
     def profile(self, kind: str) -> ProfileStats | None:
         return next((p for p in self.profiles if p.kind == kind), None)
 
+    def model_files(self) -> list[ArtifactDigest]:
+        """Every model file this variant saved: its own, then each runtime rung's (.pt2,
+        .pte, fp32 .tflite); a reproduction checks them all bit for bit."""
+        return [*self.artifacts, *(a for rung in self.rungs for a in rung.artifacts)]
+
 
 class DatasetInfo(_Strict):
     path: str
