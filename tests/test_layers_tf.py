@@ -101,6 +101,8 @@ def test_qat_every_layer_mapped_and_keep_float_fine_tunes_again(
     images = data.test_images[:8]
     out = probe.int8_layer_outputs(qat, fp32, images)
     assert len(out.outputs) == 21 and out.unmapped == []
+    # TFLite rounds every conv and dense output to int8 (conv2 before the ADD)
+    assert out.output_quantized == {name: True for name in out.outputs}
     # Own error measured directly: every layer, the fp32 layer on the op's own input.
     assert sorted(out.own) == sorted(out.outputs) and "Keras" in (out.own_method or "")
     assert all(f.shape == q.shape for f, q in out.own.values())

@@ -61,6 +61,13 @@ def test_every_canonical_layer_is_mapped_and_the_logits_match_predict(
     agreement = sqnr_db(fw.predict(int8, images), out.outputs["fc"])
     assert agreement is None or agreement > 25  # None: identical (FX runs the same modules)
     assert out.method and (out.own_method is not None) == (flow == "pt2e")
+    # Which outputs the int8 model rounds itself: PT2E leaves conv2 (fused into the
+    # residual add) and fc (the logits) in float, so their own error is weight rounding.
+    assert sorted(out.output_quantized) == sorted(names)
+    rounded = {n for n, q in out.output_quantized.items() if q}
+    assert {"stem", "stages.0.0.conv1", "stages.1.0.shortcut"} <= rounded
+    if flow == "pt2e":
+        assert not {"stages.0.0.conv2", "fc"} & rounded
 
 
 def test_qat_model_is_mapped_and_keep_float_leaves_the_conv_in_float(

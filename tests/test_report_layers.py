@@ -130,3 +130,23 @@ def test_a_failed_analysis_is_said_and_the_others_still_drawn() -> None:
     assert figure.svg.count("<polyline") == 3
     html = render_html(Report("t", [], [section]))
     assert "Per-layer quantization error" in html and "<svg" in html
+
+
+def test_own_sqnr_of_an_output_left_in_float_is_said_to_be_weight_rounding_alone() -> None:
+    """PT2E leaves conv2 (fused into the residual add) and fc in float; TFLite rounds
+    them: the report names those layers next to the table, per variant."""
+    data = _data()
+    for variant in data.metrics[0].variants.values():
+        analysis = getattr(variant, "layers", None)
+        for row in analysis.layers if analysis else []:
+            row.output_quantized = row.layer not in ("stages.0.0.conv2", "fc")
+    for variant in data.metrics[1].variants.values():
+        for row in variant.layers.layers if variant.layers.status == "ok" else []:
+            row.output_quantized = True
+    text = render_markdown(Report("t", [], [layers(data)]))  # type: ignore[list-item]
+    assert "weight rounding alone" in text
+    assert "pytorch ptq: `stages.0.0.conv2`, `fc`; pytorch qat: `stages.0.0.conv2`, `fc`." in text
+    assert "tensorflow ptq:" not in text
+    # unknown (older metrics): nothing said
+    plain = render_markdown(Report("t", [], [layers(_data())]))  # type: ignore[list-item]
+    assert "weight rounding alone" not in plain

@@ -159,6 +159,27 @@ def layer_table(found: Sequence[Analysed], layers: Sequence[str]) -> Table:
     )
 
 
+def unrounded_outputs(found: Sequence[Analysed]) -> list[Note]:
+    """Say where an own SQNR is weight rounding alone: a layer whose output the int8 model
+    leaves in float (PT2E fuses conv2 into the residual add) is not comparable, own
+    column to own column, with a framework that rounds that output to int8."""
+    lines = []
+    for a in found:
+        floats = [x.layer for x in a.analysis.layers if x.output_quantized is False]
+        if floats:
+            lines.append(f"{a.label}: {', '.join(f'`{n}`' for n in floats)}")
+    if not lines:
+        return []
+    return [
+        Note(
+            "Own SQNR is weight rounding alone where the int8 model leaves the layer's "
+            "output in float (fused into the next op), and weight plus output rounding "
+            "elsewhere; compare own columns across frameworks only where both round. Left "
+            "in float: " + "; ".join(lines) + "."
+        )
+    ]
+
+
 def worst_table(found: Sequence[Analysed]) -> Table:
     columns = [
         FRAMEWORK,
@@ -313,6 +334,7 @@ def layers(data: ReportData) -> Section | None:
         order = _layer_order(ok)
         blocks.append(Figure("layers_sqnr", sqnr_svg(ok, order), wide=True))
         blocks.append(layer_table(ok, order))
+        blocks += unrounded_outputs(ok)
     blocks.append(worst_table(found))
     blocks.append(what_if_table(ok))
     return Section(

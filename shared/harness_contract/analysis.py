@@ -61,6 +61,10 @@ class Int8Outputs:
     outputs: dict[str, np.ndarray]
     own: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     tool_names: dict[str, str] = field(default_factory=dict)  # canonical -> framework name
+    # canonical -> whether the int8 model rounds this layer's output to int8 itself (PT2E
+    # leaves conv2 and fc outputs in float where it fuses them into the next op); absent:
+    # not known
+    output_quantized: dict[str, bool] = field(default_factory=dict)
     unmapped: list[str] = field(default_factory=list)  # framework names no layer took
     method: str = ""
     own_method: str | None = None
@@ -225,7 +229,10 @@ class Analysis:
         rows = []
         for layer in layers:
             row = LayerError(
-                layer=layer.name, kind=layer.kind, tool_name=last.tool_names.get(layer.name)
+                layer=layer.name,
+                kind=layer.kind,
+                tool_name=last.tool_names.get(layer.name),
+                output_quantized=last.output_quantized.get(layer.name),
             )
             if sums[layer.name].n:
                 row.sqnr_db, row.mse = sums[layer.name].figures()

@@ -89,6 +89,11 @@ class LayerError(_Strict):
     own_sqnr_db: float | None = None
     own_mse: float | None = Field(default=None, ge=0)
     tool_name: str | None = None  # the framework's own name for it (node, tensor)
+    # Whether the int8 model rounds this layer's output to int8 itself. False: the output
+    # stays float into the next op (PT2E fuses conv2 into the residual add), so the own
+    # error is weight rounding alone and compares with a framework that rounds the output
+    # only as such. None: not known.
+    output_quantized: bool | None = None
 
 
 class WhatIf(_Strict):

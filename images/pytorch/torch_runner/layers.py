@@ -130,6 +130,10 @@ class TorchLayerProbe(LayerProbe):
             outputs=outputs,
             own=own,
             tool_names={name: node.name for name, node in points.items()},
+            # the layer's output point is a dequantize only where PT2E rounds it to int8
+            output_quantized={
+                name: str(node.target).startswith(_DEQUANTIZE) for name, node in points.items()
+            },
             unmapped=unmapped,
             method="FX Interpreter over the PT2E converted q/dq graph (dequantized node outputs)",
             own_method=(
@@ -164,6 +168,7 @@ class TorchLayerProbe(LayerProbe):
     def _fx(self, gm: torch.fx.GraphModule, x: torch.Tensor) -> Int8Outputs:
         modules = dict(gm.named_modules())
         outputs: dict[str, np.ndarray] = {}
+        quantized: dict[str, bool] = {}
         handles = []
         for layer in self.layers:
             module = modules.get(layer.name)
@@ -171,6 +176,7 @@ class TorchLayerProbe(LayerProbe):
                 continue
 
             def keep(_m: nn.Module, _i: Any, y: torch.Tensor, name: str = layer.name) -> None:
+                quantized[name] = y.is_quantized
                 y = y.dequantize() if y.is_quantized else y
                 outputs[name] = y.detach().float().numpy()
 
@@ -184,6 +190,7 @@ class TorchLayerProbe(LayerProbe):
         return Int8Outputs(
             outputs=outputs,
             tool_names={name: type(modules[name]).__name__ for name in outputs},
+            output_quantized=quantized,
             method="forward hooks on the FX-converted quantized modules (outputs dequantized)",
         )
 

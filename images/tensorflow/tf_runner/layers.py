@@ -156,6 +156,10 @@ class TFLayerProbe(LayerProbe):
             outputs=outputs,
             own=own,
             tool_names=names,
+            output_quantized={
+                name: np.dtype(tensors[i]["dtype"]) in (np.int8, np.uint8, np.int16)
+                for name, i in index.items()
+            },
             unmapped=unmapped,
             method=(
                 "LiteRT interpreter with experimental_preserve_all_tensors=True "
