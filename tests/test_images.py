@@ -131,11 +131,16 @@ def cpu_base_engine():
     return client, base
 
 
+def _built(cpu_base_engine, framework: str) -> str:  # noqa: ANN001
+    """The framework's image built on the CPU base (from cache when it is already built)."""
+    _, base = cpu_base_engine
+    (ref,) = images.build([framework], base=base, progress=lambda line: None)
+    return ref
+
+
 @pytest.fixture(scope="module")
 def tensorflow_image(cpu_base_engine) -> str:
-    client, base = cpu_base_engine
-    (ref,) = images.build(["tensorflow"], base=base, progress=lambda line: None)
-    return ref
+    return _built(cpu_base_engine, "tensorflow")
 
 
 @pytest.mark.slow
@@ -170,9 +175,7 @@ def test_tensorflow_image_prints_the_runner_usage_without_network(
 
 @pytest.fixture(scope="module")
 def pytorch_image(cpu_base_engine) -> str:
-    client, base = cpu_base_engine
-    (ref,) = images.build(["pytorch"], base=base, progress=lambda line: None)
-    return ref
+    return _built(cpu_base_engine, "pytorch")
 
 
 @pytest.mark.slow
