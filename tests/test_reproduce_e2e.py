@@ -45,7 +45,9 @@ def test_a_local_smoke_run_reproduces_bit_for_bit(synthetic_data: Path, tmp_path
     assert "Traceback" not in proc.stderr
     verdict = json.loads((results / "orig-repro-1" / "reproduction.json").read_text())
     artifacts = [a for fw in verdict["frameworks"] for v in fw["variants"] for a in v["artifacts"]]
-    expected = sum(len(v.artifacts) for v in metrics.variants.values())
+    # every model file: each variant's own and each runtime rung's (.pt2, .pte)
+    expected = sum(len(v.model_files()) for v in metrics.variants.values())
+    assert expected > sum(len(v.artifacts) for v in metrics.variants.values())
     assert len(artifacts) == expected and all(a["identical"] for a in artifacts), artifacts
     assert "bit-identical" in proc.stdout
     assert snapshot(original) == before
