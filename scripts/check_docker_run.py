@@ -34,9 +34,8 @@ def problems(run_dir: Path, locked: Path | None = None) -> list[str]:
         out = run.framework(fw)
         m = read_metrics(out.metrics)
         p = m.provenance
-        if m.outcome != "complete":
-            failed = m.error or "; ".join(f"{what}: {why}" for what, why in m.failures())
-            found.append(f"{fw}: {m.outcome} ({failed})")
+        if m.outcome != "complete":  # the failed variants and rungs are listed below
+            found.append(f"{fw}: {m.outcome}" + (f" ({m.error})" if m.error else ""))
         found += [
             f"{fw} {name}: {v.status} ({v.reason})"
             for name, v in m.variants.items()

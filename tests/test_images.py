@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import doctor, images, registry
+from harness.backends.docker_backend import LOCKED_DOWN
 from harness_contract import __version__
 from harness_contract.errors import HarnessError
 
@@ -198,12 +199,7 @@ def test_pytorch_image_compiles_with_inductor_as_its_user_without_network(
         pytorch_image,
         ["-c", script],
         entrypoint="python3",
-        # the lock-down a study runs under (harness/backends/docker_backend.py)
-        network_mode="none",
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        read_only=True,
-        tmpfs={"/tmp": "rw,exec,nosuid,nodev,size=1g"},
+        **LOCKED_DOWN,  # as a study runs
         environment={"HOME": "/tmp"},
         working_dir="/tmp",
         remove=True,

@@ -55,6 +55,15 @@ CONTAINER_DATA = "/data"
 CONTAINER_RESULTS = "/results"
 ROOT_FALLBACK_USER = (1000, 1000)  # the images' non-root user, used when the host is root
 INSTALL_SDK = "pip install -e '.[docker]'"
+# How every runner container runs: no network, no capabilities, a read-only root with a
+# private /tmp (exec: torch's inductor compiles and loads .so files from it).
+LOCKED_DOWN: dict[str, Any] = {
+    "network_mode": "none",
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+    "read_only": True,
+    "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,size=1g"},
+}
 NO_NVIDIA = (
     "--gpus asks for GPUs but this Docker engine cannot hand them out; install the NVIDIA "
     "Container Toolkit (nvidia-ctk runtime configure --runtime=docker, then restart the "
@@ -207,12 +216,7 @@ class DockerBackend(Backend):
                 Mount(CONTAINER_RESULTS, run_dir, type="bind", read_only=False),
             ],
             "device_requests": self.gpus.device_requests(),
-            "network_mode": "none",
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
-            "read_only": True,
-            # exec: torch's inductor compiles and loads .so files from /tmp.
-            "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,size=1g"},
+            **LOCKED_DOWN,
             # PyTorch shares tensors through /dev/shm; Docker's 64 MiB default is too small.
             "shm_size": "1g",
             "working_dir": "/tmp",

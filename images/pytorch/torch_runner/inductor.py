@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import functools
 import os
 import shutil
 import sysconfig
@@ -38,7 +39,6 @@ THREADS_REASON = (
 
 
 _cache: dict[str, str] = {}
-_setup: dict[str, float] = {}  # Inductor's one-time setup seconds in this process
 
 
 def cold_cache() -> str:
@@ -73,10 +73,10 @@ def require_compiler() -> str:
             f"from torch._inductor.config.cpp.cxx / $CXX)",
             "install g++ (apt-get install g++) or point $CXX at a C++ compiler",
         ) from error
-    if not python_header().is_file():
+    header = python_header()
+    if not header.is_file():
         raise RungUnavailable(
-            f"Inductor's C++ wrapper includes Python.h, which this interpreter lacks "
-            f"({python_header()})",
+            f"Inductor's C++ wrapper includes Python.h, which this interpreter lacks ({header})",
             "install the interpreter's headers (Debian: apt-get install python3-dev)",
         )
     return compiler
@@ -105,18 +105,17 @@ class CompiledModel:
             )
 
 
+@functools.cache
 def setup_seconds() -> float:
     """Inductor's one-time setup in this process, paid before the first rung compiles:
     its vector-ISA probe (a test program compiled per ISA, about 8 s on 2 cores) and the
     precompiled torch header its kernels include. A throwaway function pays it, so each
     rung's compile_s is its own model's compile: otherwise whichever rung compiles first
     (fp32) carries it and looks several times dearer than the int8 compile after it."""
-    if "seconds" not in _setup:
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            torch.compile(lambda x: (x * 2.0).relu(), dynamic=False)(torch.ones(64))
-        _setup["seconds"] = time.perf_counter() - t0
-    return _setup["seconds"]
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        torch.compile(lambda x: (x * 2.0).relu(), dynamic=False)(torch.ones(64))
+    return time.perf_counter() - t0
 
 
 def _compile(source: nn.Module, precision: str, max_batch: int) -> Lowered:
