@@ -124,10 +124,11 @@ def run(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a results/<run-id> directory")]) -> None:
-    """Re-render report.md and results.csv from a run's metrics.json files."""
+    """Re-render report.md and results.csv from a run's metrics.json files (exit 0 when
+    every framework is complete with every phase ok, 1 otherwise, as the study's own)."""
     from . import lock
     from .rundir import RunDir
-    from .study_run import render
+    from .study_run import render, run_verdict
 
     if not run_dir.is_dir():
         what = "is a file, not a run directory" if run_dir.exists() else "does not exist"
@@ -135,9 +136,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a results/<run-id> dire
     run = RunDir(run_dir)
     with lock.held(run.path, run.lock_path, lock.command_line(), _note):
         problems = render(run)
-    for line in problems:
+    line = run_verdict(run)  # a failed framework or phase, or an unreadable metrics.json
+    if line is None and problems:
+        line = "; ".join(problems)
+    if line is not None:
         typer.echo(f"error: {line}", err=True)
-    if problems:
         raise typer.Exit(1)
 
 
@@ -213,11 +216,19 @@ def data_synth(
     train_per_batch: Annotated[int, typer.Option(min=1)] = 1000,
     test: Annotated[int, typer.Option(min=1)] = 1000,
     seed: Annotated[int, typer.Option(min=0)] = 0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="replace a synthetic dataset the harness wrote there (never real data)"
+        ),
+    ] = False,
 ) -> None:
     """Write a synthetic, learnable dataset in the CIFAR-10 python format."""
     from harness_contract.cifar import write_synthetic
 
-    root = write_synthetic(dest, train_per_batch=train_per_batch, test_count=test, seed=seed)
+    root = write_synthetic(
+        dest, train_per_batch=train_per_batch, test_count=test, seed=seed, replace=force
+    )
     typer.echo(f"synthetic CIFAR-10 ({train_per_batch * 5} train / {test} test) in {root}")
 
 

@@ -78,6 +78,8 @@ def sweep(
     paired differences over seeds."""
     from .sweep.driver import SweepOptions, run_sweep
 
+    if resume is not None:
+        _check_resume(resume)
     options = SweepOptions(
         file=sweep_file, preset=preset, spec_file=spec, frameworks=frameworks, seeds=seeds,
         sets=set_ or [], grid=grid or [], executor=executor, address=address, parallel=parallel,
@@ -86,3 +88,18 @@ def sweep(
         yes=yes, fetch_all=fetch_all,
     )  # fmt: skip
     raise typer.Exit(run_sweep(options))
+
+
+def _check_resume(path: Path) -> None:
+    """Say what is wrong with a --resume path that is no folder at all (a folder that is
+    not a sweep's is named by the sweep itself)."""
+    from harness_contract.errors import HarnessError
+
+    if not path.exists():
+        raise HarnessError(
+            f"sweep directory {path} does not exist", "pass a results/<sweep-id> directory"
+        )
+    if not path.is_dir():
+        raise HarnessError(
+            f"{path} is a file, not a sweep directory", "pass the results/<sweep-id> directory"
+        )

@@ -112,6 +112,9 @@ def _create(lock_path: Path, owner: LockOwner) -> bool:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(json.dumps(asdict(owner)) + "\n")
+    except OSError as exc:  # a full disk: the OS names no file for a failed write
+        lock_path.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(lock_path)) from None
     except BaseException:
         lock_path.unlink(missing_ok=True)
         raise

@@ -16,6 +16,37 @@ DEFAULT_RESULTS = Path("results")
 RESULTS_FIX = "pass --results on a writable disk, or fix its permissions"
 ALL_FRAMEWORKS = "pytorch,tensorflow"
 
+MAX_RUN_ID = 200  # a directory name (255 bytes at most), with room for "-repro-<n>"
+
+
+def check_run_id(run_id: str, flag: str = "--run-id") -> None:
+    """Refuse a run id no runner, shell or path can carry, before anything is made: an
+    empty one, one read as an option, a path, control characters, a huge one."""
+    shown = run_id.encode("unicode_escape").decode("ascii")  # one line, whatever it holds
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    if not run_id.strip():
+        problem = "is empty"
+        fix = f"give the run a name, or leave {flag} out for a timestamped one"
+    elif run_id.startswith("-"):
+        problem = "starts with '-', so a command line would read it as an option"
+        fix = "start it with a letter or a digit"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in run_id):
+        problem = "holds a control character (a newline or tab breaks every printed path)"
+        fix = "use letters, digits, '-', '_' and '.'"
+    elif "/" in run_id or "\\" in run_id:
+        problem = "holds a path separator"
+        fix = "use a plain name; --results chooses the folder it goes in"
+    elif run_id in (".", ".."):
+        problem = "is not a name"
+        fix = "use letters, digits, '-', '_' and '.'"
+    elif len(run_id) > MAX_RUN_ID:
+        problem = f"is longer than {MAX_RUN_ID} characters ({len(run_id)})"
+        fix = "choose a shorter name"
+    else:
+        return
+    raise HarnessError(f"{flag} '{shown}' {problem}", fix)
+
 
 @dataclass(frozen=True)
 class StudyOptions:
@@ -37,6 +68,8 @@ class StudyOptions:
 
     def check(self) -> None:
         """Refuse what cannot work, in one line, before anything is read or written."""
+        if self.run_id is not None:
+            check_run_id(self.run_id)
         if self.spec_file is not None and self.spec_file.is_dir():
             raise HarnessError(
                 f"--spec {self.spec_file} is a directory", "pass a .toml or .json spec file"

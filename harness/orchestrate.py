@@ -7,6 +7,7 @@ slow each other down and make every timing meaningless.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .backends import Backend, LaunchRequest, LaunchResult
@@ -36,9 +37,8 @@ def run_frameworks(
         display.begin(fw.name)
         out = run.framework(fw.name)
         request = LaunchRequest(fw, run.spec_path, data_dir, out.path, run.run_id, timeout_s)
-        result = backend.launch(request, display.on_event)
+        result = record_outcome(run, backend.launch(request, display.on_event), timeout_s)
         results.append(result)
-        record_outcome(run, result, timeout_s)
         if result.outcome == "interrupted":
             break  # the user asked to stop: don't start the next framework
         if result.outcome != "complete":
@@ -46,14 +46,18 @@ def run_frameworks(
     return results
 
 
-def record_outcome(run: RunDir, result: LaunchResult, timeout_s: float | None) -> None:
+def record_outcome(run: RunDir, result: LaunchResult, timeout_s: float | None) -> LaunchResult:
     """metrics.json is never left 'running' by a failure the host saw; a timeout is
-    recorded as one (the runner, stopped by SIGTERM, calls itself 'interrupted')."""
+    recorded as one (the runner, stopped by SIGTERM, calls itself 'interrupted'). The
+    result, its message extended when the ending could not be recorded (a full disk)."""
     if result.outcome == "timed_out":
-        run.mark_unfinished(
+        note = run.mark_unfinished(
             result.framework, "failed", timed_out_reason(timeout_s), replace=("interrupted",)
         )
     elif result.outcome == "interrupted":
-        run.mark_unfinished(result.framework, "interrupted", result.message)
+        note = run.mark_unfinished(result.framework, "interrupted", result.message)
     elif result.outcome != "complete":
-        run.mark_unfinished(result.framework, "failed", result.message)
+        note = run.mark_unfinished(result.framework, "failed", result.message)
+    else:
+        note = None
+    return result if note is None else replace(result, message=f"{result.message}; {note}")

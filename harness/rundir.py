@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -30,12 +31,14 @@ from harness_contract.oserrors import os_error
 from harness_contract.spec import ExperimentSpec, load_resolved_spec
 
 from .lock import may_be_alive, read_owner
-from .options import RESULTS_FIX
+from .options import RESULTS_FIX, check_run_id
 
 SPEC_FILE = "spec.json"
 RECORD_FILE = "run.json"
 LOCK_FILE = ".lock"
 SET_ASIDE_MARK = ".incomplete-"
+# A metrics.json that said 'running' when the host could not record the real ending.
+STALE_METRICS = "metrics.unfinished.json"
 
 
 @dataclass(frozen=True)
@@ -133,28 +136,33 @@ class RunDir:
     @classmethod
     def reserve(cls, results_root: Path, spec: ExperimentSpec, run_id: str | None) -> RunDir:
         """Make the new, empty run directory (the caller locks it, then writes spec.json)."""
-        run_id = run_id or new_run_id(spec)
-        if "/" in run_id or run_id in (".", ".."):
-            raise HarnessError(f"invalid run id '{run_id}'", "use a plain name without slashes")
+        if run_id is not None:
+            check_run_id(run_id)
         if results_root.exists() and not results_root.is_dir():
             raise HarnessError(
                 f"--results {results_root} is a file, not a directory",
                 "pass a directory for the run directories (it is created if missing)",
             )
-        path = results_root / run_id
-        try:
-            results_root.mkdir(parents=True, exist_ok=True)
-            if not os.access(results_root, os.W_OK):
-                raise PermissionError(13, "Permission denied", str(results_root))
-            path.mkdir()
-        except FileExistsError:
-            raise _exists_error(cls(path)) from None
-        except OSError as exc:
-            raise HarnessError(
-                f"cannot create results directory {path} ({exc.strerror})",
-                "pass a writable --results directory",
-            ) from None
-        return cls(path)
+        # A chosen id that exists is refused; a made-up one that does (two runs started
+        # in the same millisecond that drew the same suffix) is drawn again.
+        for _ in range(5):
+            path = results_root / (run_id or new_run_id(spec))
+            try:
+                results_root.mkdir(parents=True, exist_ok=True)
+                if not os.access(results_root, os.W_OK):
+                    raise PermissionError(13, "Permission denied", str(results_root))
+                path.mkdir()
+            except FileExistsError:
+                if run_id is None:
+                    continue
+                raise _exists_error(cls(path)) from None
+            except OSError as exc:
+                raise HarnessError(
+                    f"cannot create results directory {path} ({exc.strerror})",
+                    "pass a writable --results directory",
+                ) from None
+            return cls(path)
+        raise _exists_error(cls(path))
 
     def write_spec(self, spec: ExperimentSpec) -> None:
         try:
@@ -209,18 +217,33 @@ class RunDir:
         current.rename(aside)
         return aside
 
-    def mark_unfinished(self, name: str, status: str, reason: str, replace: tuple = ()) -> None:
+    def mark_unfinished(
+        self, name: str, status: str, reason: str, replace: tuple = ()
+    ) -> str | None:
         """After a crash, kill or timeout the runner may have left status 'running' (or,
-        stopped on a timeout, 'interrupted'): record what really happened."""
+        stopped on a timeout, 'interrupted'): record what really happened. When that
+        cannot be written (a full disk), the stale file is renamed (which needs no room),
+        so no metrics.json claims 'running'; what happened is returned, else None."""
         path = self.framework(name).metrics
         try:
             metrics = read_metrics(path)
         except MetricsError:
-            return
+            return None
         if metrics.status == "running" or metrics.status in replace:
+            was = metrics.status
             metrics.status = status  # type: ignore[assignment]
             metrics.error = reason
-            write_metrics(path, metrics)
+            try:
+                write_metrics(path, metrics)
+            except OSError as exc:
+                problem = os_error(exc, path).problem
+                stale = path.with_name(STALE_METRICS)
+                try:
+                    path.replace(stale)
+                except OSError:
+                    return f"{problem}, so it still says '{was}'"
+                return f"{problem}; its results so far are kept in {stale.name}"
+        return None
 
 
 def _exists_error(run: RunDir) -> HarnessError:
@@ -237,8 +260,16 @@ def _exists_error(run: RunDir) -> HarnessError:
 
 
 def new_run_id(spec: ExperimentSpec) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{spec.name}"
+    """``20261126-223113-482-smoke-3f9a``: the time to the millisecond (so ids sort by
+    start), the preset, and a random suffix, so two runs started together never collide."""
+    now = datetime.now(UTC)
+    stamp = f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}"
+    return f"{stamp}-{_safe_name(spec.name)}-{secrets.token_hex(2)}"
+
+
+def _safe_name(name: str) -> str:
+    """A spec name as part of a directory name (a spec file may name itself anything)."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", name).strip("-.") or "custom"
 
 
 __all__ = ["METRICS_FILE", "RunDir", "SET_ASIDE_MARK", "SPEC_FILE"]

@@ -212,6 +212,23 @@ def _run(
     return verdict.exit_code
 
 
+def run_verdict(run: RunDir) -> str | None:
+    """How a finished run's study ended, as ``compare`` said it: None when every
+    framework is complete with every phase ok, else the final line (for ``harness report``)."""
+    from .verdict import final_line, judge
+
+    names = list(dict.fromkeys([*run.asked_frameworks(), *run.framework_names()]))
+    verdict = judge(run, names, [])
+    if verdict.ok:
+        return None
+    try:
+        record = StudyRecord.read(run.record_path)
+    except HarnessError:  # an unreadable run.json: the hint is spelled as compare's
+        record = None
+    command = record.command if record else "compare"
+    return final_line(verdict, resume_command(command, names, run.path))
+
+
 def render(run: RunDir) -> list[str]:
     """Write the report and print where it is; the report's problems (unreadable
     metrics files) are returned for the caller to show."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -19,19 +20,38 @@ def print_summary(run_dir: Path, console: Console | None = None) -> None:
 
     results = read_run(run_dir)
     frame = results_frame(results.metrics, results.failed)
-    table = Table(title=f"{run_dir.name}", title_justify="left")
-    for col in ("framework", "variant", "status", "top-1 %", "size MiB", "b1 p50 ms", "device"):
-        table.add_column(col)
+    # A variant is one row per runtime (eager, Inductor, ExecuTorch...): the runtime and
+    # precision columns tell them apart without results.csv. Thin lines, and the latency
+    # device in the title when every row shares it, keep each cell whole in 80 columns
+    # (a pipe or a CI log is 80 wide).
+    devices = sorted({d for d in frame.get("latency_device", []) if isinstance(d, str)})
+    one_device = len(devices) <= 1
+    title = run_dir.name + (f" · latency on {devices[0]}" if len(devices) == 1 else "")
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        show_edge=False,
+    )
+    for col in ("framework", "variant", "runtime", "precision", "status"):
+        table.add_column(col, no_wrap=True)
+    for col in ("top-1\n%", "size\nMiB", "b1 p50\nms"):
+        table.add_column(col, justify="right", no_wrap=True)
+    if not one_device:
+        table.add_column("latency\ndevice", no_wrap=True)
     for _, row in frame.iterrows():
-        table.add_row(
+        cells = [
             row["framework"],
             row["variant"],
+            _text(row, "runtime"),
+            _text(row, "precision"),
             row["status"],
             _fmt(row, "accuracy_pct", 1),
             _fmt(row, "size_mib", 2),
             _fmt(row, "latency_b1_p50_ms", 2),
-            _text(row, "latency_device"),
-        )
+        ]
+        table.add_row(*cells, *([] if one_device else [_text(row, "latency_device")]))
     (console or Console()).print(table)
 
 

@@ -4,7 +4,8 @@ one mode for all) so the CLI's handling of each ending is tested in seconds.
 
 Modes: complete, phase_failed, slow (complete after $FAKE_RUNNER_SLOW_S seconds),
 sleep (until SIGTERM, then 'interrupted' like a real runner), stubborn (ignores
-SIGTERM), killed (SIGKILL before writing metrics), crash (leaves 'running', exits 1).
+SIGTERM), killed (SIGKILL before writing metrics), crash (leaves 'running', exits 1),
+killed_mid_phase (SIGKILL during the ptq phase, right after a warning's last line).
 Every mode first prints its pid and the run's lock file, for the tests to check.
 
 A complete run saves deterministic model files (artifacts/<variant>.bin) with their
@@ -169,6 +170,13 @@ def main() -> int:
     if mode == "crash":
         print("fatal: simulated crash", flush=True)
         return 1
+    if mode == "killed_mid_phase":  # as the OOM killer ends a runner: mid-phase, mid-warning
+        events.emit("phase", phase="baseline", state="start")
+        events.emit("phase", phase="baseline", state="done", accuracy=0.5)
+        events.emit("phase", phase="ptq", state="start")
+        print("FutureWarning: the old API is deprecated\n  return cls.__new__(cls, *args)")
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
     if mode in ("sleep", "stubborn"):
         if mode == "stubborn":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)

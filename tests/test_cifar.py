@@ -200,7 +200,10 @@ def test_truncated_batch_file_is_rejected_with_its_name(tmp_path: Path) -> None:
 
     assert "data_batch_3" in _problem(excinfo)
     assert "truncated" in _problem(excinfo)
-    assert excinfo.value.fix == f"regenerate it with `harness data synth {tmp_path}`"
+    assert excinfo.value.fix == (  # the same sizes and seed, replacing the damaged copy
+        f"regenerate it with `harness data synth {tmp_path} --train-per-batch 20 --test 10 "
+        "--seed 0 --force`"
+    )
 
 
 def test_file_of_random_bytes_is_rejected_with_its_name(tmp_path: Path) -> None:

@@ -156,8 +156,8 @@ def test_exit_0_is_complete_with_log_and_events(fake_image, run_dir, data_dir) -
     log = (run_dir / FW.name / "runner.log").read_text()
     assert '@@harness-event {"event": "start"' in log and "last words before exit 0" in log
     # The runner got the contract's arguments, and its folder was writable.
-    assert "--spec /results/spec.json --data /data --out /results/pytorch --run-id run-1" in log
-    assert f"--runtime docker image {fake_image} (sha256:" in log
+    assert "--spec=/results/spec.json --data=/data --out=/results/pytorch --run-id=run-1" in log
+    assert f"--runtime=docker image {fake_image} (sha256:" in log
     assert (run_dir / FW.name / "touched").read_text() == "written\n"
 
 

@@ -33,8 +33,8 @@ def _launched_data(run: RunDir) -> str:
     """The --data the last runner was started with, from its runner.log command line."""
     log = run.framework("pytorch").log.read_text()
     last = [line for line in log.splitlines() if line.startswith("$ ")][-1]
-    args = shlex.split(last[2:])
-    return args[args.index("--data") + 1]
+    (data,) = [a.removeprefix("--data=") for a in shlex.split(last[2:]) if a.startswith("--data=")]
+    return data
 
 
 def dataset_digest(path: Path) -> str:

@@ -148,6 +148,52 @@ def test_a_crashed_runner_never_leaves_metrics_running(
     assert metrics.status == "failed" and "simulated crash" in metrics.error
 
 
+def test_a_killed_runner_is_recorded_with_its_signal_and_phase_not_its_last_log_line(
+    tmp_path: Path, tiny_data: Path, fake_runners, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_runners.setenv("FAKE_RUNNER", "killed_mid_phase")
+
+    code, run = _study(tmp_path, tiny_data, "run", "pytorch")
+
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 1
+    for said in (line, read_metrics(run.framework("pytorch").metrics).error):
+        assert "killed by signal 9 (SIGKILL)" in said and "during phase ptq" in said, said
+        assert "cls.__new__" not in said and "FutureWarning" not in said
+    assert read_metrics(run.framework("pytorch").metrics).status == "failed"
+    report = run.report_md.read_text()  # the log's last lines stay, as context
+    assert "run is failed" in report and "return cls.__new__(cls, *args)" in report
+
+
+@pytest.mark.parametrize("how", ["failed", "phase failed", "no metrics.json"])
+def test_report_on_a_run_whose_framework_failed_exits_1_as_the_study_did(
+    how: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    run.spec_path.write_text(build_spec("smoke").to_json())
+    write_metrics(run.framework("pytorch").metrics, metrics_for("pytorch", "r"))
+    tensorflow = run.framework("tensorflow")
+    if how == "no metrics.json":
+        tensorflow.path.mkdir()
+        tensorflow.log.write_text("Killed\n")
+    else:
+        metrics = metrics_for("tensorflow", "r", "complete" if how == "phase failed" else how)
+        if how == "phase failed":
+            metrics.variants["qat"].status = "failed"
+            metrics.variants["qat"].reason = "out of memory"
+        else:
+            metrics.error = "runner killed by signal 9 (SIGKILL) during phase qat"
+        write_metrics(tensorflow.metrics, metrics)
+
+    code = main(["report", str(run.path)])
+
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 1
+    assert "tensorflow" in line and "pytorch" not in line.split("retry with:")[0]
+    assert run.report_md.is_file()
+
+
 def test_report_names_an_unreadable_metrics_file_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,6 +6,7 @@ same arguments, same output folder layout, same event stream on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -73,10 +74,12 @@ class RunnerOutput:
         self.log, self.on_event = log, on_event
         self.last: list[str] = []
         self.errors: list[str] = []
+        self.log_error: OSError | None = None  # runner.log could not be written (disk full)
+        self.running: str | None = None  # the step started and not yet ended ("phase ptq")
+        self.finished: str | None = None  # the last step that ended
 
     def feed(self, line: str) -> None:
-        self.log.write(line)
-        self.log.flush()
+        self._keep(line)
         event = events.parse(line)
         if event is None:
             if line.strip():
@@ -85,7 +88,65 @@ class RunnerOutput:
             return
         if event.get("event") == "error":
             self.errors.append(str(event.get("message", "")))
+        self._follow(event)
         self.on_event(event)
+
+    def _follow(self, event: dict[str, Any]) -> None:
+        """Which step the runner is in, from its events: what a crash is said to end."""
+        step = _step(event)
+        if step is None:
+            return
+        if event.get("state") == "start":
+            self.running = step
+        else:
+            self.finished = step
+            if self.running == step:
+                self.running = None
+
+    def where(self) -> str:
+        """``during phase ptq``, ``after phase qat`` or ``before its first phase``."""
+        if self.running:
+            return f"during {self.running}"
+        if self.finished:
+            return f"after {self.finished}"
+        return "before its first phase"
+
+    def _keep(self, line: str) -> None:
+        """Into runner.log, until it cannot be written: the runner is still followed (and
+        drained, so it never blocks on a full pipe); its own error says what happened."""
+        if self.log_error is not None:
+            return
+        try:
+            self.log.write(line)
+            self.log.flush()
+        except OSError as exc:
+            self.log_error = exc
+
+
+def open_log(path: Path, first_line: str) -> IO[str]:
+    """runner.log, opened to append and started with ``first_line``; an OS error (a full
+    disk) is one line naming it: nothing has started yet."""
+    from harness_contract.oserrors import os_error
+
+    from ..options import RESULTS_FIX
+
+    try:
+        log = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close_log
+    except OSError as exc:
+        raise os_error(exc, path, RESULTS_FIX) from None
+    try:
+        log.write(first_line)
+        log.flush()
+    except OSError as exc:
+        close_log(log)
+        raise os_error(exc, path, RESULTS_FIX) from None
+    return log
+
+
+def close_log(log: IO[str]) -> None:
+    """Close runner.log; on a full disk its last lines are lost, never the run's ending."""
+    with contextlib.suppress(OSError):
+        log.close()
 
 
 def result(
@@ -116,11 +177,40 @@ def classify_exit(request: LaunchRequest, code: int, output: RunnerOutput) -> La
         return result(request, "user_error", code, output.errors[-1])
     if code in (130, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM):
         return result(request, "interrupted", code, INTERRUPTED)
+    where = output.where()
+    if code < 0 or code > 128:
+        # Killed: whatever it printed last (a warning's tail, say) is no reason; the
+        # signal and the step are. The log's last lines stay in the report as context.
+        number = -code if code < 0 else code - 128
+        how = f"exit code {code}, " if code > 0 else ""
+        message = f"runner {how}killed by signal {number} ({_signal_name(number)}) {where}"
+        if number == signal.SIGKILL:
+            message += " (often the kernel's out-of-memory killer)"
+        return result(request, "crashed", code, f"{message}; see {request.log_path.name}")
     tail = output.last[-1] if output.last else "no output"
-    if code < 0:
-        how = f"killed by signal {-code}"
-    elif code > 128:
-        how = f"exit code {code}, killed by signal {code - 128}"
-    else:
-        how = f"exit code {code}"
-    return result(request, "crashed", code, f"runner crashed ({how}): {tail[:300]}")
+    return result(
+        request, "crashed", code, f"runner crashed (exit code {code}) {where}: {tail[:300]}"
+    )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
+
+
+def _step(event: dict[str, Any]) -> str | None:
+    """The study step an event starts or ends (None for progress within one)."""
+    kind, phase = event.get("event"), event.get("phase")
+    if kind == "phase":
+        return f"phase {phase}"
+    if kind == "rung":
+        return f"phase {phase} on {event.get('runtime')}"
+    if kind == "analysis":
+        return f"the per-layer analysis of {phase}"
+    if kind == "profile":
+        return f"profiling {phase} ({event.get('trace')})"
+    if kind == "support":
+        return "the support probes"
+    return None

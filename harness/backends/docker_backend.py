@@ -36,6 +36,8 @@ from .base import (
     LaunchResult,
     RunnerOutput,
     classify_exit,
+    close_log,
+    open_log,
     result,
     timeout_message,
 )
@@ -122,13 +124,16 @@ class DockerBackend(Backend):
         import docker
 
         request.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(request.log_path, "a", encoding="utf-8") as log:
-            try:
-                return self._launch(request, on_event, log)
-            except docker.errors.DockerException as exc:
-                # The engine went away or refused a call: this framework fails, the other runs.
+        log = open_log(request.log_path, "")
+        try:
+            return self._launch(request, on_event, log)
+        except docker.errors.DockerException as exc:
+            # The engine went away or refused a call: this framework fails, the other runs.
+            with contextlib.suppress(OSError):
                 log.write(f"docker error: {exc}\n")
-                return result(request, "crashed", None, f"Docker engine error: {_short(exc)}")
+            return result(request, "crashed", None, f"Docker engine error: {_short(exc)}")
+        finally:
+            close_log(log)
 
     def _launch(self, request: LaunchRequest, on_event: EventSink, log: IO[str]) -> LaunchResult:
         import docker
@@ -168,8 +173,10 @@ class DockerBackend(Backend):
                 f"dataset readable: chmod -R a+rX {request.data_dir}",
             )
         kwargs = self._container_kwargs(request, run_image, user)
-        log.write(f"$ docker run {run_image.ref} {' '.join(kwargs['command'])} (user {user})\n")
-        log.flush()
+        command = " ".join(kwargs["command"])
+        with contextlib.suppress(OSError):  # a full disk: the runner's own error says so
+            log.write(f"$ docker run {run_image.ref} {command} (user {user})\n")
+            log.flush()
         try:
             container = client.containers.create(**kwargs)
         except docker.errors.APIError as exc:

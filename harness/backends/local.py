@@ -23,6 +23,8 @@ from .base import (
     LaunchResult,
     RunnerOutput,
     classify_exit,
+    close_log,
+    open_log,
     result,
     timeout_message,
 )
@@ -59,9 +61,8 @@ class LocalBackend(Backend):
             f"local ({sys.executable})",
         )
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(request.log_path, "a", encoding="utf-8") as log:
-            log.write(f"$ {shlex.join(cmd)}\n")  # pasteable, to rerun the runner by hand
-            log.flush()
+        log = open_log(request.log_path, f"$ {shlex.join(cmd)}\n")  # pasteable, to rerun by hand
+        try:
             # Its own session: a Ctrl-C reaches the host only, which then stops the
             # runner with SIGTERM and gives it time to save what it finished.
             proc = subprocess.Popen(
@@ -69,12 +70,16 @@ class LocalBackend(Backend):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
+                encoding="utf-8",
+                errors="replace",  # a stray byte must not stop the pump
                 bufsize=1,
                 env=env,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
             return self._supervise(proc, request, log, on_event)
+        finally:
+            close_log(log)
 
     def _supervise(
         self, proc: subprocess.Popen, request: LaunchRequest, log: IO[str], on_event: EventSink

@@ -95,7 +95,11 @@ def status(data: ReportData, caveats: list[str]) -> Section:
             items.append(StatusItem(_failed_item(run), run.log_tail))
         elif run.outcome != "complete":
             error = f": {one_line(run.error)}" if run.error else ""
-            items.append(StatusItem(f"**{run.framework}** run is {run.outcome}{error}"))
+            tail = data.log_tails.get(run.framework, [])
+            context = f"; the last lines of `{run.framework}/runner.log`:" if tail else ""
+            items.append(
+                StatusItem(f"**{run.framework}** run is {run.outcome}{error}{context}", tail)
+            )
     failed_names = {f.name for f in data.failed}
     for _, row in data.frame.iterrows():
         if row["status"] != "ok" and row["framework"] not in failed_names:

@@ -37,6 +37,9 @@ def reproduce(opts: ReproduceOptions, say: Callable[[str], None] = _say) -> int:
     backend = check_backend(opts.backend or recorded_backend(original))
     if opts.pull and backend != "docker":
         raise HarnessError("--pull only applies with --backend docker", "drop --pull")
+    checks = _verify(original, say)  # before anything reruns: a damaged original stops here
+    if any(c.status != "ok" for c in checks):
+        return 1
     choice = choose_rerun_data(original, opts.data, opts.force_data, say)
     study = study_options(original, backend, choice, new_run_id(original), say)
     if backend == "docker":
@@ -44,7 +47,6 @@ def reproduce(opts: ReproduceOptions, say: Callable[[str], None] = _say) -> int:
             pull_locked(original, say)
         for note in image_notes(original):
             say(f"note: {note}; the bits may differ")
-    checks = _verify(original, say)
     rerun = RunDir(study.results / str(study.run_id))
     say(f"reproducing {original.run.path} into {rerun.path} (backend {backend})")
     from ..study_run import run_study
@@ -61,14 +63,19 @@ def reproduce(opts: ReproduceOptions, say: Callable[[str], None] = _say) -> int:
 
 
 def _verify(original: Original, say: Callable[[str], None]) -> list[FileCheck]:
+    """The original's model files against its recorded digests, before any rerun (a rerun
+    of a damaged original would take minutes to say what this says at once): a file
+    changed or gone, or an edited digest, is the one error line."""
     checks = verify_original(original)
     bad = [c for c in checks if c.status != "ok"]
-    for check in bad:
-        say(f"warning: original {check.describe()}: this run cannot be reproduced as recorded")
-    say(
-        f"original {original.run.run_id}: {len(checks) - len(bad)} of {len(checks)} artifacts "
-        "match their recorded digests"
-    )
+    if bad:
+        found = "; ".join(c.describe() for c in bad)
+        say(
+            f"error: original {original.run.run_id} cannot be reproduced as recorded: {found}; "
+            "restore its files (or its metrics.json) from a backup, then reproduce it again"
+        )
+        return checks
+    say(f"original {original.run.run_id}: all {len(checks)} artifacts match their recorded digests")
     return checks
 
 

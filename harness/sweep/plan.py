@@ -127,6 +127,8 @@ def build_sweep(
     for text in grid or []:
         key, values = parse_grid_option(text)
         parsed_grid[key] = values
+    for key, values in parsed_grid.items():
+        _no_repeated_values(key, values)
     return SweepSpec(
         preset=chosen_preset,
         spec_file=str(chosen_spec) if chosen_spec else None,
@@ -225,6 +227,20 @@ def _file_grid(raw: Any) -> dict[str, list[Any]]:
             )
         grid[key] = values
     return grid
+
+
+def _no_repeated_values(key: str, values: list[Any]) -> None:
+    """A value listed twice would run one cell twice under one name (and be counted as
+    two): refused, as a repeated seed is."""
+    seen: set[str] = set()
+    for value in values:
+        shown = json.dumps(value, sort_keys=True)
+        if shown in seen:
+            raise HarnessError(
+                f"grid key '{key}' lists {_show(value)} more than once ({override(key, values)})",
+                "list each value once",
+            )
+        seen.add(shown)
 
 
 def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:

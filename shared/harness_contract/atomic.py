@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import errno
+import gc
 import glob
 import json
 import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,14 @@ from .oserrors import pid_alive
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all. An OS error (a full disk, say) names ``path``
+    itself: the OS names no file for a failed write(), and the temporary file is gone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from None
     try:
         # mkstemp makes 0600 files; give the usual umask-derived mode so another user
         # (a container's non-root user reading data or the host reading its metrics) can.
@@ -30,9 +37,96 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(exc, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_via_temp(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` for a writer that needs a file name of its own (torch.save, HDF5),
+    then the rename to ``path``: whole or not at all, as ``write_bytes_atomic``. ``tmp``
+    has ``path``'s very name, in a temporary folder beside it (torch.save records the
+    name in its archive, Keras wants ``.weights.h5``). A writer's own error on a disk that
+    is full (torch says only "unexpected pos ...") is raised as ENOSPC, naming ``path``."""
+    path = Path(path)
+    folder = path.parent / f".{path.name}{_TEMP}{os.getpid()}"
+    failure: OSError | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write(folder / path.name)
+        os.replace(folder / path.name, path)
+    except BaseException as exc:
+        failure = _write_failure(exc, folder, path)
+        if failure is None:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        # The writer's frames hold its open file: let them go, so the space comes back.
+        traceback.clear_frames(exc.__traceback__)
+    if failure is not None:  # raised outside the handler: nothing keeps those frames alive
+        gc.collect()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise failure
+    folder.rmdir()
+
+
+def _write_failure(exc: BaseException, folder: Path, path: Path) -> OSError | None:
+    """The OSError naming ``path`` that ``exc`` (met writing into ``folder``) stands for:
+    an OS error, or a full disk a library reports its own way; None for anything else."""
+    full = full_disk_errno(exc)
+    if full is None and isinstance(exc, Exception) and _nearly_full(folder):
+        full = errno.ENOSPC
+    if full is not None:
+        return OSError(full, os.strerror(full), str(path))
+    if isinstance(exc, OSError):
+        return _naming(exc, path)
+    return None
+
+
+def write_npy_atomic(path: Path, array: Any) -> None:
+    """``numpy.save`` whole or not at all."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def full_disk_errno(exc: BaseException) -> int | None:
+    """ENOSPC or EDQUOT when ``exc`` says the disk (or quota) is full, also where a library
+    reports it in words (HDF5: "errno = 28, error message = 'No space left on device'")."""
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return exc.errno
+    text = str(exc)
+    for code in _FULL_ERRNOS:
+        if f"errno = {code}," in text or os.strerror(code) in text:
+            return code
+    return None
+
+
+_TEMP = ".saving-"
+_NEARLY_FULL_BYTES = 1 << 20
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Whether the disk holding ``folder`` has under 1 MiB left (a failed write's cause)."""
+    try:
+        st = os.statvfs(folder if folder.exists() else folder.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _NEARLY_FULL_BYTES
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` (not the OS's silence, nor the temporary file's name)."""
+    if exc.filename is not None and Path(exc.filename).name == path.name:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def _umask() -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import _codecs
 import io
 import pickle
+import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +56,26 @@ def broken_fix(file: Path) -> str:
     root = file.parent
     top = root.parent if root.name == BATCHES_DIR else root
     if (root / SYNTHETIC_MARKER).exists():
-        return f"regenerate it with `harness data synth {top}`"
+        if root.name != BATCHES_DIR:  # not where `data synth` writes: it cannot replace it
+            return f"delete {root}, then make it again with `harness data synth DIR`"
+        return f"regenerate it with `{synth_command(top, root / SYNTHETIC_MARKER)}`"
     return f"fetch it again with `harness data fetch {top}`"
+
+
+def synth_command(top: Path, marker: Path) -> str:
+    """The `harness data synth` command that writes the same synthetic data again over the
+    damaged copy in ``top`` (its sizes and seed read from the marker file it wrote)."""
+    args = ""
+    try:
+        found = re.search(
+            r"train_per_batch=(\d+), test_count=(\d+), seed=(\d+)", marker.read_text()
+        )
+    except (OSError, UnicodeDecodeError):
+        found = None
+    if found:
+        per_batch, test, seed = found.groups()
+        args = f" --train-per-batch {per_batch} --test {test} --seed {seed}"
+    return f"harness data synth {shlex.quote(str(top))}{args} --force"
 
 
 def dataset_kind(root: Path) -> Literal["real", "synthetic"]:

@@ -18,13 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import events
+from .atomic import full_disk_errno
 from .errors import HarnessError
+from .oserrors import os_error
 
 if TYPE_CHECKING:
     from .framework import Framework
     from .metrics import ImageIdentity
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+# The way on after an OS error while writing results (os_error adds "free space there").
+FULL_FIX = "move the run directory to a bigger disk, then finish it with --resume"
+OS_FIX = "make the run directory writable, then finish it with --resume"
 
 
 def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
@@ -70,19 +75,15 @@ def runner_command(
     image: ImageIdentity | None = None,
 ) -> list[str]:
     """The arguments ``parse_args`` reads, in the order it documents: the one place a
-    backend gets a runner's command line from (paths as the runner will see them)."""
-    image_args = [] if image is None else ["--image", image.model_dump_json()]
+    backend gets a runner's command line from (paths as the runner will see them). Each
+    is ``--option=value``, so no value (a run id "-x", a path "--data") reads as an option."""
+    image_args = [] if image is None else [f"--image={image.model_dump_json()}"]
     return [
-        "--spec",
-        str(spec),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--run-id",
-        run_id,
-        "--runtime",
-        runtime,
+        f"--spec={spec}",
+        f"--data={data}",
+        f"--out={out}",
+        f"--run-id={run_id}",
+        f"--runtime={runtime}",
         *image_args,
     ]
 
@@ -144,6 +145,12 @@ def main(
     except HarnessError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         events.emit("error", message=exc.one_line())
+        return EXIT_USER_ERROR
+    except OSError as exc:  # a full or read-only results disk: finished phases are saved
+        fix = FULL_FIX if full_disk_errno(exc) is not None else OS_FIX
+        line = os_error(exc, args.out, fix).one_line()
+        print(f"error: {line}", file=sys.stderr)
+        events.emit("error", message=line)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted: completed phases are kept in metrics.json", file=sys.stderr)

@@ -15,7 +15,8 @@ import os
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -150,6 +151,13 @@ class LatencySpec(_Section):
     def _consistent(self) -> LatencySpec:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise ValueError("measure.latency.batch_sizes must be a non-empty list of sizes >= 1")
+        repeated = sorted({b for b in self.batch_sizes if self.batch_sizes.count(b) > 1})
+        if repeated:  # each size's raw samples go to one file: a second row would overwrite it
+            raise _SpecValueError(
+                f"measure.latency.batch_sizes lists {', '.join(map(str, repeated))} more than "
+                f"once ({self.batch_sizes})",
+                "list each batch size once",
+            )
         if self.max_count < self.min_count:
             raise ValueError("measure.latency.max_count must be >= min_count")
         if self.max_seconds < self.min_seconds:
@@ -290,6 +298,8 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_spec_file(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise SpecError(f"spec file {path} is a directory", "pass a .toml or .json spec file")
     if not path.is_file():
         raise SpecError(f"spec file {path} does not exist", "pass an existing .toml or .json file")
     try:
@@ -311,14 +321,41 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             f"override '{text}' is not of the form section.key=value",
             "write it like --set train.epochs=3",
         )
-    value = value.strip()
+    return key.split("."), _override_value(value.strip())
+
+
+def _override_value(value: str) -> Any:
+    """JSON when it parses; else a list of bare words (``[inductor, executorch]``, each
+    item JSON or a word) or one word (``none``/``true``/``false`` as JSON would read them)."""
     try:
-        parsed: Any = json.loads(value)
+        return json.loads(value)
     except json.JSONDecodeError:
-        parsed = {"none": None, "null": None, "true": True, "false": False}.get(
-            value.lower(), value
-        )
-    return key.split("."), parsed
+        pass
+    if value.startswith("[") and value.endswith("]"):
+        return [_override_value(_unquoted(item)) for item in _list_items(value[1:-1])]
+    return {"none": None, "null": None, "true": True, "false": False}.get(value.lower(), value)
+
+
+def _list_items(text: str) -> list[str]:
+    """Top-level comma-separated items (commas inside [] or {} stay); [] has none."""
+    items, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "[{"
+        depth -= char in "]}"
+        if char == "," and depth == 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += char
+    items.append(current.strip())
+    return [] if items == [""] else items
+
+
+def _unquoted(item: str) -> str:
+    """'inductor' (shell-style single quotes) as "inductor"."""
+    if len(item) >= 2 and item[0] == item[-1] == "'":
+        return json.dumps(item[1:-1])
+    return item
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -338,11 +375,76 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-def validate_spec(raw: dict[str, Any]) -> ExperimentSpec:
+def validate_spec(
+    raw: dict[str, Any], source: Path | None = None, from_source: dict[str, Any] | None = None
+) -> ExperimentSpec:
+    """The spec ``raw`` describes, or a SpecError naming the key; and ``source``, the file
+    the key came from, where it is in ``from_source`` (that file's own keys; None: all)."""
+    flagged = _bool_for_number(ExperimentSpec, raw, ())
+    if flagged is not None:
+        loc, given = flagged
+        where = ".".join(loc)
+        raise SpecError(
+            f"invalid spec value for '{where}': a boolean is not a number (got "
+            f"{json.dumps(given)}){_in_file(source, from_source, loc, raw)}",
+            "write a number: true and false are not 1 and 0",
+        )
     try:
         return ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(*_explain(exc)) from None
+        problem, fix = _explain(exc)
+        loc = tuple(str(p) for p in exc.errors()[0]["loc"])
+        raise SpecError(problem + _in_file(source, from_source, loc, raw), fix) from None
+
+
+def _in_file(
+    source: Path | None, own: dict[str, Any] | None, loc: tuple[str, ...], raw: dict[str, Any]
+) -> str:
+    """The words ' in <file>' when the key at ``loc`` was written in that file."""
+    if source is None or (not loc and own is not None):  # a rule across keys: whose?
+        return ""
+    node: Any = raw if own is None else own
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return ""
+        node = node[part]
+    return f" in {source}"
+
+
+def _bool_for_number(
+    model: type[BaseModel], raw: Any, loc: tuple[str, ...]
+) -> tuple[tuple[str, ...], Any] | None:
+    """The first field that takes only numbers but was given true/false (which pydantic
+    would read as 1/0), with the value given; None when there is none."""
+    if not isinstance(raw, dict):
+        return None
+    for key, value in raw.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            continue  # an unknown key: validation names it
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found = _bool_for_number(annotation, value, (*loc, key))
+            if found is not None:
+                return found
+        elif _numbers_only(annotation) and (
+            isinstance(value, bool)
+            or (isinstance(value, list | tuple) and any(isinstance(v, bool) for v in value))
+        ):
+            return (*loc, key), value
+    return None
+
+
+def _numbers_only(annotation: Any) -> bool:
+    """int, float, an optional one, or a list or tuple of them."""
+    if get_origin(annotation) is Annotated:
+        return _numbers_only(get_args(annotation)[0])
+    if annotation in (int, float):
+        return True
+    args = [a for a in get_args(annotation) if a is not type(None) and a is not Ellipsis]
+    if get_origin(annotation) in (list, tuple, Union, UnionType) and args:
+        return all(_numbers_only(a) for a in args)
+    return False
 
 
 def _explain(exc: ValidationError) -> tuple[str, str]:
@@ -355,9 +457,12 @@ def _explain(exc: ValidationError) -> tuple[str, str]:
         return f"invalid spec: {rule}", rule.fix
     given = first.get("input")
     shown = "" if isinstance(given, dict) else f" (got {given!r})"
+    fix = "see docs/spec.md for allowed values"
+    if first["type"] == "list_type" and isinstance(given, str):  # one word for a list
+        fix = f"write a list, e.g. {where}=[{given}] ([] for none); {fix}"
     return (
         f"invalid spec value for '{where}': {first['msg'].removeprefix('Value error, ')}{shown}",
-        "see docs/spec.md for allowed values",
+        fix,
     )
 
 
@@ -368,19 +473,23 @@ def build_spec(
 ) -> ExperimentSpec:
     """Preset, then the user's file (which may name its own ``base``), then overrides."""
     raw: dict[str, Any] = {}
+    own: dict[str, Any] | None = None
     if spec_file is not None:
         user = _read_spec_file(Path(spec_file))
+        own = copy.deepcopy(user)
         if "base" not in user and preset is not None:
             user["base"] = preset
         raw = _resolve_base(user, ())
     elif preset is not None:
         raw = _preset_dict(preset)
-    return validate_spec(apply_overrides(raw, overrides or []))
+    merged = apply_overrides(raw, overrides or [])
+    return validate_spec(merged, Path(spec_file) if spec_file is not None else None, own)
 
 
 def load_resolved_spec(path: Path) -> ExperimentSpec:
-    """Read a fully resolved spec (as the host hands it to a runner)."""
-    return validate_spec(_read_spec_file(Path(path)))
+    """Read a fully resolved spec (as the host hands it to a runner); a bad key is named
+    with the file it is in (a run's own spec.json, say)."""
+    return validate_spec(_read_spec_file(Path(path)), Path(path))
 
 
 def effective_threads(spec: ExperimentSpec) -> int:

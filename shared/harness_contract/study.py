@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import events
+from .atomic import full_disk_errno
 from .cifar import Cifar10
 from .failures import reason_of
 from .framework import Framework
@@ -146,6 +147,8 @@ class StudyDriver:
             self._record_start_weights()
             self.save()
             events.emit("phase", phase=name, state="failed", reason=reason)
+            if full_disk_errno(exc) is not None:
+                raise  # every later write would fail too: the study stops, naming the file
             return None
         metrics.variants[name] = variant
         self._record_start_weights()

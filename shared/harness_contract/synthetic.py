@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import os
 import pickle
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,36 +55,74 @@ def write_synthetic(
     *,
     smaller: str = SMALLER,
     elsewhere: str = ELSEWHERE,
+    replace: bool = False,
 ) -> Path:
     """Write a synthetic dataset into ``root/cifar-10-batches-py``; return that folder.
 
     ``smaller`` and ``elsewhere`` are the fixes offered when the data does not fit or
-    cannot be written there (the cache passes its own).
+    cannot be written there (the cache passes its own). ``replace``: a synthetic dataset
+    this harness wrote there (damaged, say) is replaced whole; real data never is.
     """
     for key, value in (("train_per_batch", train_per_batch), ("test_count", test_count)):
         if value < 1:
             raise DataError(f"{key} must be >= 1, got {value}", f"pass a positive {key}")
     root = Path(root)
     batches = root / BATCHES_DIR
-    _refuse_a_dataset(root)
+    replacing = replace and _replaceable(root)
+    if not replacing:
+        _refuse_a_dataset(root)
     _check_writable(root, elsewhere)
     _check_room(root, train_per_batch, test_count, smaller, elsewhere)
+    old = root / f".{BATCHES_DIR}.replaced-{os.getpid()}"
     try:
+        if replacing:
+            batches.rename(old)  # kept until the new folder is whole, then removed
         with atomic_dir(batches) as tmp:
             _write_files(tmp, train_per_batch, test_count, seed)
-    except OSError as exc:
-        raise os_error(exc, root, elsewhere, writing=True, error=DataError) from None
+    except BaseException as exc:
+        if replacing and old.exists() and not batches.exists():
+            old.rename(batches)  # a failed replacement leaves the old folder as it was
+        if isinstance(exc, OSError):
+            raise os_error(exc, root, elsewhere, writing=True, error=DataError) from None
+        raise
+    if replacing:
+        shutil.rmtree(old, ignore_errors=True)
     return batches
+
+
+def _replaceable(root: Path) -> bool:
+    """Whether ``--force`` may replace what is there: nothing, or a synthetic dataset this
+    harness wrote in ``root/cifar-10-batches-py``. Real data, or data straight in ``root``,
+    is refused naming it."""
+    batches = root / BATCHES_DIR
+    if root.is_dir() and holds_dataset(root):
+        raise DataError(
+            f"{root} holds CIFAR-10 files itself, not in a {BATCHES_DIR} folder; "
+            "--force replaces only a synthetic dataset this harness wrote",
+            f"pass the folder above it, or delete {root} first",
+        )
+    if not batches.is_dir() or not holds_dataset(batches):
+        return False
+    if dataset_kind(batches) != "synthetic":
+        raise DataError(
+            f"{batches} holds a real CIFAR-10 dataset; --force replaces only synthetic data "
+            "this harness wrote, never real data",
+            "choose another directory, or delete that folder yourself if you mean to",
+        )
+    return True
 
 
 def _refuse_a_dataset(root: Path) -> None:
     """Never write over a dataset, real or synthetic, whole or partial."""
     for folder in (root / BATCHES_DIR, root):
         if folder.is_dir() and holds_dataset(folder):
+            kind = dataset_kind(folder)
+            fix = "choose another directory, or delete that folder first"
+            if kind == "synthetic" and folder == root / BATCHES_DIR:
+                fix = f"pass --force to replace it (synthetic data only), or {fix}"
             raise DataError(
-                f"{folder} already holds a {dataset_kind(folder)} CIFAR-10 dataset; "
-                "refusing to overwrite it",
-                "choose another directory, or delete that folder first",
+                f"{folder} already holds a {kind} CIFAR-10 dataset; refusing to overwrite it",
+                fix,
             )
 
 

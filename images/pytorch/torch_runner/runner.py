@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from harness_contract.architecture import resnet18
+from harness_contract.atomic import write_bytes_atomic, write_via_temp
 from harness_contract.errors import HarnessError
 from harness_contract.framework import (
     DeviceInfo,
@@ -227,7 +228,7 @@ class TorchFramework(Framework):
             k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
             for k, v in module.state_dict().items()
         }
-        torch.save(state, path)
+        write_via_temp(path, lambda tmp: torch.save(state, tmp))  # whole or not at all
         size = SizeStats(
             bytes=path.stat().st_size,
             format="state_dict",
@@ -239,10 +240,11 @@ class TorchFramework(Framework):
     def _save_lowered(self, model: CompiledModel | EdgeModel, directory: Path, stem: str) -> Saved:
         if isinstance(model, EdgeModel):
             path, kind = directory / f"{stem}.pte", "pte"
-            path.write_bytes(model.program)
+            write_bytes_atomic(path, model.program)
         else:  # what torch.compile starts from, and a deployment could ship cheaply
             path, kind = directory / f"{stem}.pt2", "pt2 (torch.export program)"
-            torch.export.save(_reproducible(model.export()), path)
+            program = _reproducible(model.export())
+            write_via_temp(path, lambda tmp: torch.export.save(program, tmp))
         size = SizeStats(
             bytes=path.stat().st_size,
             format=kind,

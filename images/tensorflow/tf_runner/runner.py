@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from harness_contract.architecture import resnet18
+from harness_contract.atomic import write_bytes_atomic, write_via_temp
 from harness_contract.errors import HarnessError
 from harness_contract.framework import (
     DeviceInfo,
@@ -227,7 +228,10 @@ class TFFramework(Framework):
             notes=[
                 f"the fp32 Keras model converted to a .tflite (float input and output, "
                 f"{seconds:.2f} s) and run by the LiteRT interpreter ({interpreter_class()[1]}) "
-                f"on cpu with num_threads={self.threads}",
+                f"on cpu with num_threads={self.threads}; one interpreter per batch size, its "
+                f"input resized to that batch and its tensors allocated before timing (what a "
+                f"user serving that batch runs: benchmarks/bench_ladder.py compares it with a "
+                f".tflite converted for that batch alone)",
             ],
         )
 
@@ -249,7 +253,7 @@ class TFFramework(Framework):
         saves that same model) runs."""
         if isinstance(model, TFLiteModel):
             path = directory / f"{stem}.tflite"
-            path.write_bytes(model.tflite)
+            write_bytes_atomic(path, model.tflite)
             size = SizeStats(
                 bytes=path.stat().st_size,
                 format="tflite",
@@ -258,12 +262,12 @@ class TFFramework(Framework):
             )
             return Saved(size, (path,))
         path = directory / f"{stem}.weights.h5"
-        model.save_weights(str(path))
+        write_via_temp(path, lambda tmp: model.save_weights(str(tmp)))  # whole or not at all
         files = [path]
         tflite = self._litert(model)[0].tflite
         if not self._litert_rung_saves_fp32_tflite():
             files.append(directory / f"{stem}.tflite")
-            files[-1].write_bytes(tflite)
+            write_bytes_atomic(files[-1], tflite)
         size = SizeStats(
             bytes=path.stat().st_size,
             format="keras_weights_h5",
