@@ -1,24 +1,37 @@
 """The runtime ladder at full width: every deployable runtime of both frameworks, the
-harness's latency beside a bare loop of the same runtime, in one process.
+harness's latency beside a bare loop of the same runtime and beside an independent
+reference built for each batch size in a fresh process.
 
     python benchmarks/bench_ladder.py [--framework pytorch|tensorflow|all] [--width 1.0]
                                       [--batch-sizes 1 128] [--threads N]
                                       [--min-count 20] [--min-seconds 1.0]
+                                      [--quick] [--no-reference]
 
 For each rung (PyTorch eager fp32, Inductor fp32, PT2E int8 on oneDNN, PT2E int8 through
 Inductor, ExecuTorch fp32 and int8; Keras fp32, LiteRT fp32 and int8) it prints:
 
-* the harness p50: the runner's own model (``lower`` for a rung) timed by
+* the harness p50: the runner's own model (``lower`` for a rung, and the model it makes
+  for each batch size, ``Lowered.for_batch``, as the study's ladder does) timed by
   ``measurement.time_forward`` (the runner's ``latency_call`` under the shared
   ``latency.measure_latency``), exactly as a study times it;
 * the bare p50: the same runtime called directly in a plain ``time.perf_counter`` loop
   (same warm-up and number of calls), and harness/bare (target: within 10%); the two are
   measured harness, bare, bare, harness and each side averages its two p50s;
+* the reference p50 at the smallest and the largest batch size: the rung built the way a
+  user serving that one batch builds it (static shapes: ``torch.compile(dynamic=False)``
+  with freezing, ``torch.export`` at that shape, a TFLite conversion with that input
+  shape), in a fresh process with the framework's public APIs only
+  (``ladder_reference.py``), timed by the same latency method; and harness/reference
+  (target: within 10%: the harness's rung is as fast as its runtime);
 * every int8 speed-up within one runtime, and per framework "best deployable fp32 vs
   best int8" (labelled: it divides rows of different runtimes on purpose).
 
-Weights are untrained (random, every residual branch live): latency does not depend on
-their values. Conversions calibrate on random images.
+``--quick`` checks that it all runs: quarter width, batches 1 and 32, fewer timed calls
+(its figures are not the ones to quote; 14 minutes on a busy 2-core machine, with 18
+references, each a fresh process that imports its framework and builds its model;
+``--no-reference`` leaves them out). Weights are untrained (random, every residual
+branch live): latency does not depend on their values. Conversions calibrate on random
+images.
 """
 
 from __future__ import annotations
@@ -26,24 +39,36 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness_contract.framework import RungInputs, RungUnavailable
+from harness_contract.framework import Lowered, RungInputs, RungUnavailable
+from harness_contract.ladder import per_batch_models
 from harness_contract.measurement import time_forward
 from harness_contract.runtimes import label
-from harness_contract.spec import ExperimentSpec, LatencySpec, build_spec, effective_threads
+from harness_contract.spec import ExperimentSpec, LatencySpec, effective_threads
 from harness_contract.weights import initial_weights
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ladder_reference import (  # noqa: E402
+    CALIBRATION_BATCH,
+    calibration_images,
+    in_fresh_process,
+    spec_for,
+    timed_images,
+)
+
 LATENCY_TOLERANCE = 0.10
-CALIBRATION_BATCH = 32
-Bare = Callable[[np.ndarray], Callable[[], object]]  # images -> the plain call on them
+QUICK = {"width": 0.25, "batch_sizes": [1, 32], "min_count": 10, "min_seconds": 0.3}
+Bare = Callable[[Any, np.ndarray], Callable[[], object]]  # model, images -> the plain call
 
 
 @dataclass
@@ -52,9 +77,17 @@ class Rung:
     runtime: str  # a slug of harness_contract.runtimes: the family speed-ups stay within
     precision: str
     name: str
+    reference: str  # its ladder_reference.py rung
     model: Any  # what the runner measures
     bare: Bare  # the same runtime, called directly
     compile_s: float | None = None
+    # The model the runner makes for one batch size (Lowered.for_batch) and its seconds.
+    per_batch: dict[int, Any] = field(default_factory=dict)
+    per_batch_s: dict[int, float] = field(default_factory=dict)
+
+    def at(self, batch: int) -> Any:
+        """What the study times at this batch size."""
+        return self.per_batch.get(batch, self.model)
 
 
 @dataclass
@@ -64,10 +97,16 @@ class Row:
     harness_ms: float
     bare_ms: float
     n: int
+    reference: dict[str, Any] | None = None  # p50_ms and build_s, or error
 
     @property
     def ratio(self) -> float:
         return self.harness_ms / self.bare_ms
+
+    @property
+    def reference_ratio(self) -> float | None:
+        p50 = (self.reference or {}).get("p50_ms")
+        return None if p50 is None else self.harness_ms / p50
 
 
 def bare_p50_ms(call: Callable[[], object], warmup: int, runs: int) -> float:
@@ -82,28 +121,7 @@ def bare_p50_ms(call: Callable[[], object], warmup: int, runs: int) -> float:
 
 
 def _spec(args: argparse.Namespace) -> ExperimentSpec:
-    # Random weights in every conv: zeroed residual branches would let a runtime that
-    # exploits sparsity skip work a trained model must do.
-    overrides = [
-        "device=cpu",
-        "model.zero_init_residual=false",
-        f"model.width_multiplier={args.width}",
-        f"measure.latency.batch_sizes={list(args.batch_sizes)}",
-        "measure.latency.warmup_count=5",
-        "measure.latency.warmup_seconds=0.5",
-        f"measure.latency.min_count={args.min_count}",
-        f"measure.latency.min_seconds={args.min_seconds}",
-        f"measure.latency.max_seconds={max(30.0, args.min_seconds)}",
-    ]
-    if args.threads:
-        overrides.append(f"measure.threads={args.threads}")
-    return build_spec("paper", None, overrides)
-
-
-def _calibration(spec: ExperimentSpec) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    shape = (CALIBRATION_BATCH, 32, 32, 3)
-    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(4)]
+    return spec_for(args, f"measure.latency.batch_sizes={list(args.batch_sizes)}")
 
 
 def _inputs(variant: str, model: Any, fp32: Any, calibration: list, spec: Any) -> RungInputs:
@@ -118,9 +136,19 @@ def _inputs(variant: str, model: Any, fp32: Any, calibration: list, spec: Any) -
     )
 
 
-def _lower(fw: Any, runtime: str, inputs: RungInputs) -> tuple[Any, float | None]:
-    lowered = fw.lower(runtime, inputs)
-    return lowered.model, lowered.compile_s
+def _rung(fw: Any, inputs: RungInputs, batches: list[int], bare: Bare, **labels: str) -> Rung:
+    """The runner's lowering, and the model it makes for each batch size, as the study's
+    ladder does (harness_contract.ladder.per_batch_models)."""
+    lowered: Lowered = fw.lower(labels["runtime"], inputs)
+    models, seconds = per_batch_models(lowered, batches)
+    return Rung(
+        model=lowered.model,
+        bare=bare,
+        compile_s=lowered.compile_s,
+        per_batch=models,
+        per_batch_s=seconds,
+        **labels,  # type: ignore[arg-type]
+    )
 
 
 # ---------------------------------------------------------------- TensorFlow
@@ -135,42 +163,39 @@ def tensorflow_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, Iterator[
     fw = TFFramework()
     fw.setup(spec, threads)
 
-    def keras_bare(model: Any) -> Bare:
-        def make(images: np.ndarray) -> Callable[[], object]:
-            forward = tf.function(lambda t: model(t, training=False))
-            x = tf.constant(fw.normalize.numpy(images))
-            return lambda: forward(x).numpy()
+    def keras_bare(model: Any, images: np.ndarray) -> Callable[[], object]:
+        forward = tf.function(lambda t: model(t, training=False))
+        x = tf.constant(fw.normalize.numpy(images))
+        return lambda: forward(x).numpy()
 
-        return make
-
-    def litert_bare(model: Any) -> Bare:
+    def litert_bare(model: Any, images: np.ndarray) -> Callable[[], object]:
         from ai_edge_litert.interpreter import Interpreter
 
-        def make(images: np.ndarray) -> Callable[[], object]:
-            interp = Interpreter(model_content=model.tflite, num_threads=threads)
-            detail = interp.get_input_details()[0]
-            interp.resize_tensor_input(detail["index"], [len(images), 32, 32, 3])
-            interp.allocate_tensors()
-            x = fw.normalize.numpy(images)
-            if detail["dtype"] == np.int8:
-                scale, zero = detail["quantization"]
-                x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
-            interp.set_tensor(detail["index"], x)
-            return interp.invoke
-
-        return make
+        interp = Interpreter(model_content=model.tflite, num_threads=threads)
+        detail = interp.get_input_details()[0]
+        interp.resize_tensor_input(detail["index"], [len(images), 32, 32, 3])
+        interp.allocate_tensors()
+        x = fw.normalize.numpy(images)
+        if detail["dtype"] == np.int8:
+            scale, zero = detail["quantization"]
+            x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+        interp.set_tensor(detail["index"], x)
+        return interp.invoke
 
     def rungs() -> Iterator[Rung]:
         keras = fw.build(initial_weights(spec.model, spec.seed))
-        calibration = _calibration(spec)
-        yield Rung("tensorflow", "keras", "fp32", "Keras fp32", keras, keras_bare(keras))
+        calibration = calibration_images()
+        yield Rung("tensorflow", "keras", "fp32", "Keras fp32", "keras-fp32", keras, keras_bare)
         inputs = _inputs("baseline", keras, keras, calibration, spec)
-        litert, compile_s = _lower(fw, "litert", inputs)
-        yield Rung(
-            "tensorflow", "litert", "fp32", "LiteRT fp32", litert, litert_bare(litert), compile_s
+        batches = spec.measure.latency.batch_sizes
+        labels = {"framework": "tensorflow", "runtime": "litert", "precision": "fp32"}
+        yield _rung(
+            fw, inputs, batches, litert_bare, **labels, name="LiteRT fp32", reference="litert-fp32"
         )
         int8 = fw.quantize_ptq(keras, calibration).model
-        yield Rung("tensorflow", "litert", "int8", "LiteRT int8 (PTQ)", int8, litert_bare(int8))
+        yield Rung(
+            "tensorflow", "litert", "int8", "LiteRT int8 (PTQ)", "litert-int8", int8, litert_bare
+        )
 
     return fw, rungs()
 
@@ -186,36 +211,37 @@ def pytorch_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, Iterator[Run
     fw = TorchFramework()
     fw.setup(spec, threads)
 
-    def module_bare(module: Callable[[torch.Tensor], Any]) -> Bare:
-        def make(images: np.ndarray) -> Callable[[], object]:
-            x = fw.normalize(images, torch.device("cpu"))
-            return torch.no_grad()(lambda: module(x))
-
-        return make
+    def module_bare(module: Any, images: np.ndarray) -> Callable[[], object]:
+        x = fw.normalize(images, torch.device("cpu"))
+        net = module.runnable if hasattr(module, "runnable") else module  # an Int8Model
+        return torch.no_grad()(lambda: net(x))
 
     def lowered(inputs: RungInputs, precision: str, names: dict[str, str]) -> Iterator[Rung]:
+        batches = spec.measure.latency.batch_sizes
         for runtime, name in names.items():
+            bare = _executorch_bare(fw) if runtime == "executorch" else _inductor_bare(fw)
+            labels = {"framework": "pytorch", "runtime": runtime, "precision": precision}
+            reference = f"{runtime}-{precision}"
             try:
-                model, compile_s = _lower(fw, runtime, inputs)
+                rung = _rung(fw, inputs, batches, bare, **labels, name=name, reference=reference)
             except RungUnavailable as exc:  # said, never silently dropped
                 print(f"pytorch {name}: unavailable here: {exc.one_line()}")
                 continue
-            bare = (_executorch_bare if runtime == "executorch" else _inductor_bare)(fw, model)
-            yield Rung("pytorch", runtime, precision, name, model, bare, compile_s)
+            yield rung
 
     def rungs() -> Iterator[Rung]:
         # The study's order: each rung measured before the next is made (a torch.compile'd
         # model refuses to run after a later torch.export in its process: see the report).
         eager = fw.build(initial_weights(spec.model, spec.seed)).eval()
-        calibration = _calibration(spec)
-        yield Rung("pytorch", "eager", "fp32", "eager fp32", eager, module_bare(eager))
+        calibration = calibration_images()
+        yield Rung("pytorch", "eager", "fp32", "eager fp32", "eager-fp32", eager, module_bare)
         base = _inputs("baseline", eager, eager, calibration, spec)
         yield from lowered(
             base, "fp32", {"inductor": "Inductor fp32", "executorch": "ExecuTorch fp32"}
         )
         int8 = fw.quantize_ptq(eager, calibration).model
         yield Rung(
-            "pytorch", "eager", "int8", "PT2E int8 on oneDNN", int8, module_bare(int8.runnable)
+            "pytorch", "eager", "int8", "PT2E int8 on oneDNN", "onednn-int8", int8, module_bare
         )
         ptq = _inputs("ptq", int8, eager, calibration, spec)
         names = {"inductor": "PT2E int8 through Inductor", "executorch": "ExecuTorch int8"}
@@ -224,30 +250,35 @@ def pytorch_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, Iterator[Run
     return fw, rungs()
 
 
-def _inductor_bare(fw: Any, model: Any) -> Bare:
-    """The torch.compile'd module the runner made, called directly: no recompile stance,
-    the input's batch dimension marked unbacked once (as the compile saw it)."""
+def _inductor_bare(fw: Any) -> Bare:
+    """The torch.compile'd module the runner made, called directly: no recompile stance;
+    a general compile's input has its batch dimension marked unbacked (as it was compiled),
+    a static one's is left as it is."""
     import torch
 
-    def make(images: np.ndarray) -> Callable[[], object]:
+    def make(model: Any, images: np.ndarray) -> Callable[[], object]:
         x = fw.normalize(images, torch.device("cpu"))
-        torch._dynamo.decorators.mark_unbacked(x, 0)
+        if model.batch is None:
+            torch._dynamo.decorators.mark_unbacked(x, 0)
         return torch.no_grad()(lambda: model.compiled(x))
 
     return make
 
 
-def _executorch_bare(fw: Any, model: Any) -> Bare:
+def _executorch_bare(fw: Any) -> Bare:
     """The .pte the runner saves, loaded by the ExecuTorch runtime and executed directly."""
     import torch
     from executorch.runtime import Runtime
 
-    directory = Path(tempfile.mkdtemp(prefix="bench-ladder-"))
-    saved = fw.save(model, directory, "bare")
-    pte = next(p for p in saved.files if p.suffix == ".pte")
-    method = Runtime.get().load_program(pte).load_method("forward")
+    methods: dict[int, Any] = {}
 
-    def make(images: np.ndarray) -> Callable[[], object]:
+    def make(model: Any, images: np.ndarray) -> Callable[[], object]:
+        if id(model) not in methods:
+            directory = Path(tempfile.mkdtemp(prefix="bench-ladder-"))
+            saved = fw.save(model, directory, "bare")
+            pte = next(p for p in saved.files if p.suffix == ".pte")
+            methods[id(model)] = Runtime.get().load_program(pte).load_method("forward")
+        method = methods[id(model)]
         x = fw.normalize(images, torch.device("cpu")).contiguous()
         return lambda: method.execute([x])
 
@@ -257,39 +288,81 @@ def _executorch_bare(fw: Any, model: Any) -> Bare:
 # ---------------------------------------------------------------- measuring and printing
 
 
-def measure(fw: Any, rung: Rung, rule: LatencySpec, threads: int, batches: list[int]) -> list[Row]:
+def measure(
+    fw: Any, rung: Rung, rule: LatencySpec, threads: int, args: argparse.Namespace
+) -> list[Row]:
     """The harness's latency and the bare loop's (as many calls), at each batch size, in
     the order harness, bare, bare, harness: a machine still settling after a compile
     (measured: the first p50 after an Inductor compile 1.5x the later ones) slows both
-    sides alike instead of only the first. Each side is the mean of its two p50s."""
+    sides alike instead of only the first. Each side is the mean of its two p50s. Then
+    the reference at the end batch sizes, each in a process of its own, one at a time."""
     rows = []
-    for batch in batches:
-        rng = np.random.default_rng(batch)
-        images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
-        first = time_forward(fw, rung.model, images, rule, threads).stats
-        bare = [bare_p50_ms(rung.bare(images), rule.warmup_count, first.n) for _ in range(2)]
-        last = time_forward(fw, rung.model, images, rule, threads).stats
+    for batch in args.batch_sizes:
+        images = timed_images(batch)
+        model = rung.at(batch)
+        first = time_forward(fw, model, images, rule, threads).stats
+        bare = [bare_p50_ms(rung.bare(model, images), rule.warmup_count, first.n) for _ in range(2)]
+        last = time_forward(fw, model, images, rule, threads).stats
         harness = (first.p50_ms + last.p50_ms) / 2
         rows.append(Row(rung, batch, harness, sum(bare) / 2, first.n + last.n))
     print(f"  measured {rung.name}", flush=True)
+    if args.reference:
+        for row in rows:
+            if row.batch in (min(args.batch_sizes), max(args.batch_sizes)):
+                row.reference = in_fresh_process(rung.framework, rung.reference, row.batch, args)
+        print(f"  referenced {rung.name}", flush=True)
     return rows
+
+
+def _verdict(ratio: float | None) -> str:
+    if ratio is None:
+        return "-"
+    return "ok" if abs(ratio - 1) <= LATENCY_TOLERANCE else "MISSED"
+
+
+def _reference_cells(row: Row) -> str:
+    ref = row.reference
+    if ref is None:
+        return f"{'-':>10} {'-':>7} {'-':>9}"
+    if "error" in ref:
+        return f"reference failed: {ref['error']}"
+    ratio = row.reference_ratio
+    return f"{ref['p50_ms']:10.3f} {ref['build_s']:7.1f} {ratio:9.3f} {_verdict(ratio)}"
+
+
+def _compile_cells(rung: Rung, batch: int) -> str:
+    general = "-" if rung.compile_s is None else f"{rung.compile_s:.1f}"
+    own = rung.per_batch_s.get(batch)
+    return f"{general:>9} {'-' if own is None else f'{own:.1f}':>9}"
 
 
 def print_table(framework: str, rows: list[Row], versions: dict[str, str], threads: int) -> None:
     print(f"\n{framework} ({', '.join(f'{k} {v}' for k, v in versions.items())})")
     print(f"{threads} threads, cpu; load average {os.getloadavg()[0]:.2f}")
+    print(
+        "compile s: the runner's lowering (Inductor: its general compile, accuracy's); "
+        "batch s: the static compile it times at this batch; ref: the reference built for "
+        "this batch alone in a fresh process (its build s: compile, export or conversion)"
+    )
     head = (
-        f"{'batch':>5}  {'runtime':36} {'prec':5} {'rung':34} {'compile s':>9} "
-        f"{'harness p50 ms':>14} {'bare p50 ms':>11} {'harness/bare':>12}  {'n':>5}"
+        f"{'batch':>5}  {'runtime':36} {'prec':5} {'rung':28} {'compile s':>9} {'batch s':>9} "
+        f"{'harness ms':>10} {'bare ms':>9} {'h/bare':>7}  {'n':>5} {'':6} "
+        f"{'ref ms':>10} {'ref s':>7} {'h/ref':>9}"
     )
     print(head)
     for r in rows:
-        compile_s = "-" if r.rung.compile_s is None else f"{r.rung.compile_s:.1f}"
-        ok = "ok" if abs(r.ratio - 1) <= LATENCY_TOLERANCE else "MISSED"
         print(
             f"{r.batch:5d}  {label(framework, r.rung.runtime):36} {r.rung.precision:5} "
-            f"{r.rung.name:34} {compile_s:>9} {r.harness_ms:14.3f} {r.bare_ms:11.3f} "
-            f"{r.ratio:12.3f}  {r.n:5d} {ok}"
+            f"{r.rung.name:28} {_compile_cells(r.rung, r.batch)} {r.harness_ms:10.3f} "
+            f"{r.bare_ms:9.3f} {r.ratio:7.3f}  {r.n:5d} {_verdict(r.ratio):6} "
+            f"{_reference_cells(r)}"
+        )
+    referenced = [r.reference_ratio for r in rows if r.reference_ratio is not None]
+    if referenced:
+        missed = sum(abs(x - 1) > LATENCY_TOLERANCE for x in referenced)
+        print(
+            f"harness/reference: {len(referenced) - missed} of {len(referenced)} within "
+            f"{LATENCY_TOLERANCE:.0%} (range {min(referenced):.3f}-{max(referenced):.3f})"
         )
     for batch in sorted({r.batch for r in rows}):
         at = [r for r in rows if r.batch == batch]
@@ -314,11 +387,7 @@ def bench(framework: str, args: argparse.Namespace) -> list[Row]:
     threads = effective_threads(spec)
     make = pytorch_rungs if framework == "pytorch" else tensorflow_rungs
     fw, rungs = make(spec, threads)
-    rows = [
-        row
-        for rung in rungs
-        for row in measure(fw, rung, spec.measure.latency, threads, args.batch_sizes)
-    ]
+    rows = [row for rung in rungs for row in measure(fw, rung, spec.measure.latency, threads, args)]
     rows.sort(key=lambda r: r.batch)  # stable: ladder order within each batch size
     print_table(framework, rows, fw.versions(), threads)
     return rows
@@ -332,9 +401,24 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--min-count", type=int, default=20, help="timed calls per row, at least")
     p.add_argument("--min-seconds", type=float, default=1.0, help="seconds per row, at least")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a check that it runs: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()),
+    )
+    p.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="skip the fresh-process references (harness vs bare loop only)",
+    )
     args = p.parse_args()
+    if args.quick:
+        vars(args).update(QUICK)
+    started = time.perf_counter()
     for name in ("pytorch", "tensorflow") if args.framework == "all" else (args.framework,):
         bench(name, args)
+    print(f"\nbench_ladder took {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 
     python benchmarks/bench_layers.py [--framework pytorch|tensorflow] [--width 1.0]
                                       [--images 256] [--keep-float 1] [--data DIR]
+                                      [--ranking weight|sensitivity]
 
 Full width (the paper's ResNet18) from the shared initial weights, untrained (timing
 does not depend on training), 512 calibration images as the paper preset takes. Prints
 the PTQ phase's time (calibration + conversion), the per-layer analysis of that PTQ
 model on the first N test images (fp32 and int8 outputs of every layer, SQNR/MSE, own
-error), and each what-if conversion with its measurement, apart. Target (issue 12): the
+error and its weight/output split), the sensitivity ranking's one requantization per layer
+(--ranking sensitivity), and each what-if conversion with its measurement (k = 0, the
+int8 model, timed between them), apart. Target (issue 12): the
 per-layer analysis under 60 s on a 2-core CPU. With --data, a real CIFAR-10 folder (the
 figures are then real images'; without it, random ones).
 """
@@ -74,12 +77,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         fw,
         Probe(fw),
         spec,
-        AnalysisSpec(images=args.images, keep_float=keep or [1]),
+        AnalysisSpec(images=args.images, keep_float=keep, ranking=args.ranking),
         data,
         threads,
     )
-    if not keep:
-        analysis.analysis = AnalysisSpec(images=args.images, keep_float=[])
     result = analysis.analyse("ptq", int8, fp32, RequantizeInputs(calibration, lambda m: (m, None)))
     layers_s, what_if_s = result.seconds or 0.0, result.what_if_seconds or 0.0
     print(f"{args.framework}: width {args.width}, {threads} threads, load {os.getloadavg()[0]:.2f}")
@@ -90,6 +91,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         f"{ptq_s:6.1f} s"
     )
     print(f"  per-layer analysis, {result.images} images: {layers_s:6.1f} s")
+    if result.sensitivity_seconds is not None:
+        print(f"  sensitivity (one requantization per layer): {result.sensitivity_seconds:6.1f} s")
     print(f"  what-if (convert again + accuracy + size + b1 latency): {what_if_s:6.1f} s")
     for w in result.what_if:
         print(
@@ -97,10 +100,23 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             f"agreement {w.agreement_with_fp32}, size {w.size_bytes}, "
             f"b1 p50 {w.latency_b1_p50_ms} ms ({w.status} {w.reason or ''})"
         )
-    print(f"  worst ({result.ranked_by}): {result.worst}")
+    print(f"  ranking ({result.ranked_by}): {result.ranking}")
+
+    def db(v: float | None) -> str:
+        return "     -" if v is None else f"{v:6.1f}"
+
     for x in result.layers:
-        print(f"    {x.layer:22s} sqnr {x.sqnr_db!s:>22s}  own {x.own_sqnr_db!s:>22s}")
-    return {"ptq_s": ptq_s, "analysis_s": layers_s, "what_if_s": what_if_s}
+        print(
+            f"    {x.layer:22s} sqnr {db(x.sqnr_db)}  own {db(x.own_sqnr_db)}  "
+            f"weight {db(x.weight_sqnr_db)}  output {db(x.output_sqnr_db)}  "
+            f"sensitivity {db(x.sensitivity_sqnr_db)}"
+        )
+    return {
+        "ptq_s": ptq_s,
+        "analysis_s": layers_s,
+        "sensitivity_s": result.sensitivity_seconds or 0.0,
+        "what_if_s": what_if_s,
+    }
 
 
 def main() -> None:
@@ -110,6 +126,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=256)
     p.add_argument("--keep-float", default="", help="comma-separated k values ('' = none)")
     p.add_argument("--data", default=None, help="a CIFAR-10 folder (default: random images)")
+    p.add_argument("--ranking", choices=("weight", "sensitivity"), default="weight")
     args = p.parse_args()
     figures = run(args)
     ok = figures["analysis_s"] < TARGET_S

@@ -138,3 +138,69 @@ def test_a_framework_without_rungs_records_its_runtime_only(data, tmp_path) -> N
 
     assert all(v.rungs == [] for v in metrics.variants.values())
     assert metrics.support is None  # no probes module: nothing to probe
+
+
+class OneBatch(Linear):
+    """A model built for one batch size alone (as a static-shape compile under dynamo's
+    fail_on_recompile stance): any other batch raises. Counts the calls it serves."""
+
+    def __init__(self, fp32: Linear, batch: int) -> None:
+        super().__init__(fp32.w, fp32.b)
+        self.batch, self.calls = batch, 0
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        if len(x) != self.batch:
+            raise RuntimeError(f"built for batch {self.batch}, called with {len(x)}")
+        self.calls += 1
+        return super().logits(x)
+
+
+class PerBatchFramework(LadderFramework):
+    """Plays Inductor: its baseline rung makes a model per latency batch size."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.made: dict[int, OneBatch] = {}
+        self.fail_at = fail_at
+
+    def lower(self, runtime: str, inputs: RungInputs) -> Lowered:
+        lowered = super().lower(runtime, inputs)
+        if (inputs.variant, runtime) == ("baseline", "inductor"):
+            lowered.for_batch = self.for_batch
+        return lowered
+
+    def for_batch(self, batch: int) -> tuple[OneBatch, float]:
+        if batch == self.fail_at:
+            raise RuntimeError(f"InductorError: no kernel for batch {batch}")
+        self.made[batch] = OneBatch(self.seen[("baseline", "inductor")].fp32, batch)
+        return self.made[batch], 0.25 * batch
+
+
+def test_each_latency_batch_is_timed_on_the_model_made_for_it(data, tmp_path) -> None:
+    """A rung is as fast as its runtime: a user serving batch B compiles for B, so the
+    latency row at B comes from that model, and every such compile's seconds are kept."""
+    fw = PerBatchFramework()
+    metrics = _run(fw, data, tmp_path)
+
+    inductor = metrics.variants["baseline"].rungs[0]
+    assert inductor.status == "ok", inductor.reason
+    assert sorted(fw.made) == [1, 16]  # once per batch size, before any timing
+    assert all(model.calls >= 5 for model in fw.made.values())  # min_count timed calls each
+    assert [row.batch_size for row in inductor.latency] == [1, 16]
+    assert inductor.compile_s_by_batch == {1: 0.25, 16: 4.0}
+    assert inductor.accuracy.agreement_with_fp32 == 1.0  # accuracy: the general model
+    saved = read_metrics(tmp_path / "metrics.json").variants["baseline"].rungs[0]
+    assert saved.compile_s_by_batch == {1: 0.25, 16: 4.0}  # int keys back from JSON
+    # A rung whose one model serves every batch records no per-batch compile.
+    assert metrics.variants["baseline"].rungs[1].compile_s_by_batch is None
+
+
+def test_a_per_batch_compile_that_fails_fails_its_rung_only(data, tmp_path) -> None:
+    fw = PerBatchFramework(fail_at=16)
+    metrics = _run(fw, data, tmp_path)
+
+    inductor = metrics.variants["baseline"].rungs[0]
+    assert inductor.status == "failed"
+    assert inductor.reason == "RuntimeError: InductorError: no kernel for batch 16"
+    assert inductor.accuracy is not None and inductor.latency == []  # never timed eager
+    assert metrics.variants["baseline"].rungs[1].status == "ok"

@@ -213,11 +213,12 @@ def test_driver_ranks_measures_and_runs_each_k_once(tmp_path) -> None:
     assert result.unmapped == ["weird_node"]
     fc = next(x for x in result.layers if x.layer == "fc")
     assert fc.mse == pytest.approx(100.0)
-    # k=4 is capped at the two ranked layers, which k=2 already measured.
-    assert [w.k for w in result.what_if] == [1, 2]
+    # k=4 is capped at the two ranked layers, which k=2 already measured; k=0 is the
+    # int8 variant itself, measured again in the same window.
+    assert [w.k for w in result.what_if] == [0, 1, 2]
     assert probe.requantized == [["fc"], ["fc", "stem"]]
     assert all(w.status == "ok" and w.size_bytes == 100 for w in result.what_if)
-    assert result.what_if[0].agreement_with_fp32 == 1.0
+    assert result.what_if[1].agreement_with_fp32 == 1.0
 
 
 @pytest.mark.parametrize(
@@ -250,8 +251,8 @@ def test_a_failing_what_if_is_recorded_and_the_next_k_still_runs() -> None:
             return super().requantize_keeping_float(variant, fp32, float_layers, inputs)
 
     result = _analysis(Flaky(), [1, 2]).analyse("ptq", 0.5, 1.0, _inputs())
-    assert [(w.k, w.status) for w in result.what_if] == [(1, "failed"), (2, "ok")]
-    assert result.what_if[0].reason == "ValueError: denylisted node not found"
+    assert [(w.k, w.status) for w in result.what_if] == [(0, "ok"), (1, "failed"), (2, "ok")]
+    assert result.what_if[1].reason == "ValueError: denylisted node not found"
 
 
 def test_a_runner_without_a_probe_is_recorded_unavailable() -> None:

@@ -45,7 +45,8 @@ def test_planted_outlier_layer_is_ranked_worst_and_float_buys_agreement_back(
     assert planted.own_sqnr_db < min(others) - 3
     # The outlier really costs agreement, and one layer in float buys most of it back.
     assert int8_agreement < 0.95
-    (k1,) = result.what_if
+    k0, k1 = result.what_if
+    assert k0.k == 0 and k0.agreement_with_fp32 == pytest.approx(int8_agreement)
     assert k1.status == "ok", k1.reason
     assert k1.float_layers == [PLANTED]
     lost = 1.0 - int8_agreement

@@ -145,3 +145,17 @@ def test_each_p50_carries_its_bootstrap_interval_from_the_raw_samples(tmp_path) 
     # Without its samples (a row whose file is gone) the cell says nothing rather than guess.
     other = _line(report, "| pytorch | baseline | PyTorch eager | fp32 | 8 |")
     assert other.split(" | ")[6] == "—"
+
+
+def test_inductor_shows_each_static_compile_its_latency_ran_on() -> None:
+    pt = _pytorch()
+    pt.variants["baseline"].rungs[0].compile_s_by_batch = {32: 3.0, 1: 2.5}
+    ladder = _section(_markdown(pt, _tensorflow()), "Runtime ladder")
+
+    inductor = _line(ladder, "| pytorch | baseline | torch.compile (Inductor, freezing) | fp32")
+    assert "| 4.6 | 2.5 (b1), 3.0 (b32) |" in inductor  # the general compile, then per batch
+    edge = _line(ladder, "| pytorch | baseline | ExecuTorch (XNNPACK .pte) | fp32")
+    assert "| 6.2 | — |" in edge  # one .pte serves every batch
+    csv = results_frame([pt, _tensorflow()]).set_index(["framework", "variant", "runtime"])
+    assert csv.loc[("pytorch", "baseline", "inductor"), "compile_per_batch_s"] == 5.5
+    assert csv["compile_per_batch_s"].isna().sum() == len(csv) - 3  # the Inductor rungs only

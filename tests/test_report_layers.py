@@ -115,7 +115,8 @@ def test_markdown_names_worst_layers_and_what_float_buys_back() -> None:
     text = render_markdown(Report("t", [], [section]))
     assert "## Per-layer quantization error" in text
     assert "SQNR per layer" in text and "Worst layers" in text
-    assert "`stages.0.0.conv1`, `stem`" in text  # worst first
+    # worst first, each with the figure it was ranked by (here own SQNR)
+    assert "`stages.0.0.conv1` (5.0 dB), `stem` (42.0 dB)" in text
     # k = 0 is the int8 variant itself (90% agreement); k = 1 buys back 7 points.
     assert "| pytorch | ptq | 0 | none (the int8 variant) | 70.00 | 90.00 | 0.00 | 2.00 |" in text
     assert "| 97.00 | 7.00 | 3.00 | 1.500 | 2 | 4.0 |" in text
@@ -150,3 +151,113 @@ def test_own_sqnr_of_an_output_left_in_float_is_said_to_be_weight_rounding_alone
     # unknown (older metrics): nothing said
     plain = render_markdown(Report("t", [], [layers(_data())]))  # type: ignore[list-item]
     assert "weight rounding alone" not in plain
+
+
+# ---------------------------------------------------------------- issue 17
+
+
+def _split(data: Any) -> Any:
+    """Issue-17 figures on the fixture: weight/output split, PT2E's unrounded conv2 and
+    fc, one block output per framework, the weight ranking and a k = 0 row timed again."""
+    for m in data.metrics:
+        for variant in m.variants.values():
+            analysis = getattr(variant, "layers", None)
+            if analysis is None or analysis.status != "ok":
+                continue
+            for row in analysis.layers:
+                row.weight_sqnr_db, row.weight_mse = 50.0, 1e-5
+                rounded = m.framework == "tensorflow" or row.layer not in ("stages.0.0.conv2", "fc")
+                row.output_quantized = rounded
+                row.output_sqnr_db = 33.0 if rounded else None
+            offset = 2.0 if m.framework == "tensorflow" else 0.0
+            analysis.layers.insert(
+                3,
+                LayerError(
+                    layer="stages.0.0.out",
+                    kind="block",
+                    sqnr_db=30.0 + offset,
+                    mse=0.01,
+                    output_quantized=True,
+                ),
+            )
+            analysis.ranked_by = "weight_sqnr_db"
+            analysis.ranking = list(analysis.worst)
+            analysis.what_if.insert(
+                0,
+                WhatIf(
+                    k=0,
+                    float_layers=[],
+                    status="ok",
+                    top1=0.71,
+                    agreement_with_fp32=0.91,
+                    size_bytes=2 * 2**20,
+                    latency_b1_p50_ms=1.25,
+                    device="cpu",
+                    threads=2,
+                ),
+            )
+    return data
+
+
+def _text(data: Any) -> str:
+    return render_markdown(Report("t", [], [layers(data)]))  # type: ignore[list-item]
+
+
+def test_layer_table_has_weight_and_output_columns_and_marks_unrounded_points() -> None:
+    text = _text(_split(_data()))
+    assert "pytorch ptq weight (dB)" in text and "pytorch ptq output (dB)" in text
+    conv2 = next(line for line in text.splitlines() if line.startswith("| stages.0.0.conv2 |"))
+    cells = [c.strip() for c in conv2.strip("|").split("|")]
+    # pytorch ptq: propagated, own, weight, output; PT2E leaves conv2's output in float
+    assert cells[1].endswith("†") and cells[2].endswith("†") and cells[4] == "— †"
+    assert cells[3] == "50.0"  # weight rounding is weight rounding, rounded output or not
+    # tensorflow rounds it: no mark in its columns
+    tf_cells = cells[9:13]
+    assert not any("†" in c for c in tf_cells), tf_cells
+    assert "† the int8 model leaves this output in float" in text
+
+
+def test_figure_draws_unrounded_points_hollow() -> None:
+    section = layers(_split(_data()))
+    assert section is not None
+    (figure,) = [b for b in section.blocks if getattr(b, "name", None) == "layers_sqnr"]
+    # two pytorch variants x (conv2, fc) unrounded
+    assert figure.svg.count('fill="white"') == 4
+    assert "hollow: output left in float" in figure.svg
+
+
+def test_block_outputs_are_compared_side_by_side_across_frameworks() -> None:
+    text = _text(_split(_data()))
+    side_by_side = text[text.index("Block outputs, side by side") :]
+    row = next(x for x in side_by_side.splitlines() if x.startswith("| stages.0.0.out |"))
+    # ptq: pytorch 30.0, tensorflow 32.0 (difference 2.0); then qat
+    assert "| 30.0 | 32.0 | 2.0 |" in row
+
+
+def test_ranking_and_k0_timed_in_the_what_if_window_are_said() -> None:
+    text = _text(_split(_data()))
+    assert "weight SQNR" in text  # ranked by
+    assert (
+        "| pytorch | ptq | 0 | none (the int8 variant, timed again here) | 71.00 | 91.00 |" in text
+    )
+    assert "| 1.250 |" in text
+    # agreement bought back is counted from the k = 0 row measured in the same window
+    assert "| 97.00 | 6.00 | 3.00 | 1.500 | 2 | 4.0 |" in text
+
+
+def test_qat_reference_and_drift_are_said() -> None:
+    data = _split(_data())
+    qat = data.metrics[0].variants["qat"].layers
+    qat.reference = "qat_float"
+    for row in qat.layers:
+        row.drift_sqnr_db = 28.0
+    text = _text(data)
+    assert "pytorch qat drift (dB)" in text
+    assert "measured against its own fine-tuned float model" in text
+
+
+def test_the_analysis_notes_are_said() -> None:
+    data = _data()
+    qat = data.metrics[0].variants["qat"].layers
+    qat.notes = ["sensitivity not measured: this variant gets no what-if"]
+    assert "pytorch qat: sensitivity not measured: this variant gets no what-if" in _text(data)

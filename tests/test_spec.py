@@ -443,6 +443,7 @@ _CHANGE_EVERY_FIELD = {
     "analysis.images": "64",
     "analysis.keep_float": "[1]",
     "analysis.what_if_variants": '["ptq"]',
+    "analysis.ranking": "sensitivity",
 }
 
 

@@ -78,7 +78,8 @@ def test_pairing_removes_the_spread_both_sides_share() -> None:
 
 def test_one_pair_is_too_few_to_judge() -> None:
     diff = paired_difference([1.0], [0.0])
-    assert diff.distinguishable is None and diff.verdict == "too few pairs to judge (1)"
+    assert diff.distinguishable is None
+    assert diff.verdict == "too few pairs to judge (n = 1; a verdict needs 3)"
 
 
 def test_bad_inputs_are_refused() -> None:

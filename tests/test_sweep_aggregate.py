@@ -1,6 +1,6 @@
 """The sweep statistics from points' metrics.json files whose figures we chose: means and
-t intervals over seeds, paired differences by seed, pooled latency samples with their
-bootstrap interval, and the report files written from them."""
+t intervals over seeds, paired differences by seed, latency over the runs' p50s, and the
+report files written from them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from scipy.stats import t
 
-from harness.stats import median_interval
 from harness.sweep.aggregate import compute
 from harness.sweep.index import PointRecord, SweepDir, SweepSettings
 from harness.sweep.plan import SweepSpec, expand
@@ -87,25 +86,30 @@ def test_paired_differences_pair_by_seed_and_say_what_they_show(tmp_path: Path) 
     assert ptq.mean == pytest.approx(diff.mean())
     assert (ptq.low, ptq.high) == pytest.approx((diff.mean() - half, diff.mean() + half))
     assert ptq.verdict == "distinguishable from zero"
-    # PyTorch's PTQ is always exactly half a point under its baseline: no spread at all.
+    # PyTorch's PTQ is always exactly half a point under its baseline: no spread at all,
+    # which is not certainty.
     torch_ptq = _row(result.differences, comparison="ptq - baseline", within="pytorch")
-    assert torch_ptq.mean == pytest.approx(-0.5) and torch_ptq.sd == pytest.approx(0, abs=1e-9)
+    assert torch_ptq.mean == pytest.approx(-0.5) and torch_ptq.sd == 0.0
+    assert torch_ptq.verdict == "no spread observed (n = 3)"
     frameworks = _row(result.differences, comparison="pytorch - tensorflow", within="baseline")
     assert frameworks.verdict == "not distinguishable from zero at 3 seeds"
     assert len(result.differences) == 4 + 3
 
 
-def test_latency_pools_every_seeds_raw_samples(tmp_path: Path) -> None:
+def test_latency_is_the_mean_of_the_runs_p50s_with_a_t_interval_over_them(
+    tmp_path: Path,
+) -> None:
     sweep, records = _sweep(tmp_path)
     result = compute(sweep, records)
     row = _row(result.latency, framework="pytorch", variant="ptq", batch_size=1)
     files = [
         sweep.point_dir(f"pytorch-seed{s}") / "pytorch/artifacts/latency-ptq-b1.npy" for s in SEEDS
     ]
-    pooled = np.concatenate([np.load(f) for f in files])
-    assert (row.runs, row.samples) == (3, pooled.size)
-    assert row.p50_ms == pytest.approx(np.median(pooled))
-    assert (row.low_ms, row.high_ms) == pytest.approx(median_interval(pooled))
+    p50s = np.array([np.percentile(np.load(f), 50) for f in files])
+    half = t.ppf(0.975, 2) * p50s.std(ddof=1) / math.sqrt(3)
+    assert row.runs == 3 and row.basis == "t over 3 runs' p50"
+    assert row.p50_ms == pytest.approx(p50s.mean())
+    assert (row.low_ms, row.high_ms) == pytest.approx((p50s.mean() - half, p50s.mean() + half))
 
 
 def test_the_report_files_hold_the_same_figures(tmp_path: Path) -> None:

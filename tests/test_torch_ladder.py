@@ -23,6 +23,7 @@ from harness_contract.framework import (  # noqa: E402
     RungUnavailable,
     ThreadsUnsupported,
 )
+from harness_contract.ladder import per_batch_models  # noqa: E402
 from harness_contract.metrics import TrainingStats, read_metrics  # noqa: E402
 from harness_contract.spec import build_spec  # noqa: E402
 from harness_contract.versions import TESTED, version_problem  # noqa: E402
@@ -129,6 +130,31 @@ def test_inductor_int8_compiles_the_pt2e_graph_and_agrees_with_onednn(
     onednn = fw.predict(ptq, images).argmax(1)
     assert (fw.predict(lowered.model, images).argmax(1) == onednn).mean() >= INT8_AGREEMENT
     _check_runs_and_saves(fw, lowered, tmp_path, "ptq-inductor")
+
+
+def test_inductor_latency_runs_a_static_compile_made_for_each_batch_size(
+    fw: TorchFramework, fp32: Any
+) -> None:
+    """The general compile (batch unbacked) ran 1.77x slower than a static one at batch 1,
+    full width: each latency batch size gets a static-shape compile of its own, timed, and
+    a timed call never compiles (fail_on_recompile)."""
+    lowered = fw.lower("inductor", _inputs("baseline", fp32, fp32))
+    models, seconds = per_batch_models(lowered, [1, 4, 1])
+    assert sorted(models) == sorted(seconds) == [1, 4]  # one compile per batch size
+    assert all(s > 0 for s in seconds.values())
+    for batch, model in models.items():
+        assert model.batch == batch and model.compiled is not lowered.model.compiled
+        call, _ = fw.latency_call(model, _images(batch))
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        call()
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+        np.testing.assert_allclose(
+            fw.predict(model, _images(batch)), fw.predict(fp32, _images(batch)), atol=FP32_ATOL
+        )
+        # Static shapes: another batch size would need a graph of its own.
+        with pytest.raises(RuntimeError, match="recompile"):
+            fw.predict(model, _images(batch + 1))
+    fw.predict(lowered.model, _images(3))  # the general compile still serves any batch
 
 
 def test_inductor_int8_of_the_fx_flow_is_unavailable_with_the_fix(
@@ -361,6 +387,9 @@ def test_a_study_records_every_rung_with_accuracy_latency_and_compile_time(
             assert {row.batch_size for row in rung.latency} == {1, 8}
             assert rung.artifacts and rung.size is not None
         assert rungs["executorch"].size.format == "pte"
+        # Inductor's latency ran on a static compile per batch size; a .pte serves them all.
+        assert set(rungs["inductor"].compile_s_by_batch) == {1, 8}
+        assert rungs["executorch"].compile_s_by_batch is None
         if name != "baseline":
             assert rungs["executorch"].conversion.flow == "pt2e-xnnpack-executorch"
     assert metrics.variants["qat"].rungs[1].training is not None

@@ -6,7 +6,7 @@ columns; and ``ReportData``, everything a report is built from.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import pandas as pd
@@ -15,7 +15,7 @@ from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import MetricsFile
 
 from ..profile_passes import PASSES, ProfilePass, profile_passes
-from ..run_metrics import FailedFramework, RunResults
+from ..run_metrics import FailedFramework, RunResults, log_tail
 from .latency import csv_block, csv_columns, csv_count_columns, latency_table
 from .variants import MEMORY_PARTS, failed_framework_rows, rung_rows, variant_rows
 
@@ -33,12 +33,19 @@ LEADING_COLUMNS = [
     "agreement_with_fp32_pct",
     "accuracy_n",
     "accuracy_device",
+    "accuracy_ci_low_pct",  # the Wilson interval of top-1 for its test-set size
+    "accuracy_ci_high_pct",
+    "accuracy_change_pp",  # top-1 minus the framework's fp32 top-1, percentage points
+    "accuracy_mcnemar_p",  # McNemar's exact test of that change on the same test images
+    "accuracy_only_this_correct",  # the discordant images the test is computed from
+    "accuracy_only_fp32_correct",
     "size_mib",
     "size_format",
     "parameters",
     "size_reduction_pct",
     "size_fp32_mib",  # the fp32 model in the same runtime and format, the reduction's base
     "compile_s",
+    "compile_per_batch_s",  # a rung's static compiles for its latency batches, summed
     "train_s",
     "train_epochs",
     "images_per_s",
@@ -79,6 +86,8 @@ TRAILING_COLUMNS = [
 # Counts stay integers in the CSV even when some rows lack them.
 COUNT_COLUMNS = {
     "accuracy_n",
+    "accuracy_only_this_correct",
+    "accuracy_only_fp32_correct",
     "parameters",
     "train_epochs",
     "train_threads",
@@ -189,13 +198,23 @@ class ReportData:
     frame: pd.DataFrame  # one row per framework x variant, on the variant's own runtime
     latency: pd.DataFrame  # long: framework x variant x runtime x batch size x threads
     rungs: pd.DataFrame  # one row per framework x variant x other runtime
+    # The last lines of runner.log of each run that ended failed or interrupted: context
+    # beside its recorded reason (a killed runner's last line is seldom the reason).
+    log_tails: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def from_results(cls, results: RunResults) -> ReportData:
         passes = [p for fw, m in results.found for p in profile_passes(m, fw)]
         dirs = {m.framework: fw for fw, m in results.found}
         frame, rungs, latency = _frame(results.metrics, results.failed, passes, dirs)
-        return cls(results.metrics, results.failed, results.problems, passes, frame, latency, rungs)
+        tails = {
+            m.framework: log_tail(fw.log)
+            for fw, m in results.found
+            if m.status in ("failed", "interrupted")
+        }
+        return cls(
+            results.metrics, results.failed, results.problems, passes, frame, latency, rungs, tails
+        )
 
     @cached_property
     def csv(self) -> pd.DataFrame:

@@ -14,7 +14,17 @@ from .frame import ReportData
 from .latency import batch_sizes, end_batch_sizes, per_sample
 from .model import Column, Note, Row, Section, Table, absent, one_line
 from .sections_latency import RUNTIME, runtime_label, runtime_rows, speedup
-from .sections_results import DEVICE, FRAMEWORK, PRECISION, STATUS, THREADS, VARIANT
+from .sections_results import (
+    DEVICE,
+    FRAMEWORK,
+    PRECISION,
+    STATUS,
+    THREADS,
+    VARIANT,
+    WILSON,
+    interval_text,
+    p_value_text,
+)
 
 NOT_DIVIDED = (
     "ExecuTorch and LiteRT both run their programs on XNNPACK kernels: this table sets the "
@@ -48,10 +58,13 @@ def ladder_table(data: ReportData) -> Table:
         PRECISION,
         STATUS,
         Column("Top-1", "%", "0.2"),
+        WILSON,
+        Column("McNemar p vs fp32, exact", align="right"),
         Column("Agreement with fp32", "%", "0.2"),
         Column("Size", "MiB", "0.2"),
         Column("Format"),
         Column("Compile", "s", "0.1"),
+        Column("Compile per latency batch", "s"),
     ]
     columns += [Column(f"Batch {b}: p50 per sample", "ms", "0.2") for b in ends]
     columns += [
@@ -62,8 +75,9 @@ def ladder_table(data: ReportData) -> Table:
     for r in runtime_rows(data):
         threads = _own_threads(r)
         values: list[Any] = [r["framework"], r["variant"], runtime_label(r), r["precision"]]
-        values += [r["status"], r["accuracy_pct"], r["agreement_with_fp32_pct"]]
-        values += [r["size_mib"], r["size_format"], r["compile_s"]]
+        values += [r["status"], r["accuracy_pct"], _wilson(r)]
+        values += [p_value_text(r.get("accuracy_mcnemar_p")), r["agreement_with_fp32_pct"]]
+        values += [r["size_mib"], r["size_format"], r["compile_s"], _per_batch(data, r)]
         values += [_p50(data, r, b) for b in ends]
         values += [speedup(data, r, b, threads) if threads else None for b in ends]
         values += [r["latency_device"], r["latency_threads"]]
@@ -72,12 +86,33 @@ def ladder_table(data: ReportData) -> Table:
         "each variant on every runtime its framework deploys to: its own runtime first (where "
         "the other sections' figures come from), then the same model compiled, exported or "
         "re-quantized for the framework's other runtimes, each measured the same way. Top-1 "
-        "and agreement with the framework's reference fp32 (its own runtime) in %, on the "
-        "test images; size in MiB of the file that runtime loads; compile = seconds to "
-        "compile, lower or convert for it (a deployment cost); latency per sample at the run's "
-        "own threads. Speed-ups divide fp32 by int8 on the same runtime only."
+        "(with its 95% Wilson interval for that many test images) and agreement with the "
+        "framework's reference fp32 (its own runtime) in %, on the test images; McNemar's "
+        "exact test of the top-1 change against that reference, from the images only one "
+        "of the two gets right; size in MiB of the file that runtime loads; compile = seconds to "
+        "compile, lower or convert for it (a deployment cost; for Inductor the one general "
+        "compile accuracy ran on); compile per latency batch = the static-shape compile each "
+        "batch size's latency was taken on, as a user serving that batch builds it (Inductor; "
+        "blank where one program serves every batch at its own speed: an ExecuTorch .pte with "
+        "a dynamic batch, a LiteRT interpreter resized per batch); latency per sample at the "
+        "run's own threads. Speed-ups divide fp32 by int8 on the same runtime only."
     )
     return Table(columns, rows, how, title="Every runtime", wide=True)
+
+
+def _per_batch(data: ReportData, r: pd.Series) -> str | None:
+    """The rung's per-batch compile seconds, batch by batch (e.g. "3.1 (b1), 2.9 (b32)")."""
+    for m in data.metrics:
+        v = m.variant(r["variant"]) if m.framework == r["framework"] else None
+        for rung in v.rungs if v is not None else []:
+            if rung.runtime == r["runtime"] and rung.compile_s_by_batch:
+                by_batch = sorted(rung.compile_s_by_batch.items())
+                return ", ".join(f"{s:.1f} (b{b})" for b, s in by_batch)
+    return None
+
+
+def _wilson(r: pd.Series) -> str | None:
+    return interval_text(r.get("accuracy_ci_low_pct"), r.get("accuracy_ci_high_pct"))
 
 
 def _best(data: ReportData, rows: list[pd.Series], batch: int) -> tuple[pd.Series, float] | None:
@@ -135,14 +170,15 @@ def edge_table(data: ReportData) -> Table | None:
     order = {"baseline": 0, "ptq": 1, "qat": 2}
     rows.sort(key=lambda r: (order.get(r["variant"], 9), r["framework"]))
     columns = [VARIANT, PRECISION, FRAMEWORK, RUNTIME, STATUS]
-    columns += [Column("Size", "MiB", "0.2"), Column("Top-1", "%", "0.2")]
+    columns += [Column("Size", "MiB", "0.2"), Column("Top-1", "%", "0.2"), WILSON]
     columns += [Column("Agreement with fp32", "%", "0.2")]
     columns += [Column(f"Batch {b}: p50 per sample", "ms", "0.2") for b in ends]
     columns += [DEVICE, THREADS]
     table_rows = []
     for r in rows:
         values: list[Any] = [r["variant"], r["precision"], r["framework"], runtime_label(r)]
-        values += [r["status"], r["size_mib"], r["accuracy_pct"], r["agreement_with_fp32_pct"]]
+        values += [r["status"], r["size_mib"], r["accuracy_pct"], _wilson(r)]
+        values += [r["agreement_with_fp32_pct"]]
         values += [_p50(data, r, b) for b in ends]
         values += [r["latency_device"], r["latency_threads"]]
         table_rows.append(Row(values, r["status"]))

@@ -9,6 +9,7 @@ import pandas as pd
 
 from harness_contract.runtimes import label
 
+from ..stats import RESAMPLES
 from .frame import ReportData
 from .latency import batch_sizes, end_batch_sizes, own_rows, per_sample, sweep_threads
 from .model import MISSING, Column, Figure, Note, Row, Section, Table, absent, one_line
@@ -92,7 +93,7 @@ def latency_table(data: ReportData) -> Table:
         PRECISION,
         Column("Batch", "images"),
         Column("p50", "ms", "0.2"),
-        Column("p50 95% interval", "ms", align="right"),
+        Column("p50 95% interval, within one run", "ms", align="right"),
         Column("p90", "ms", "0.2"),
         Column("p99", "ms", "0.2"),
         Column("p50 per sample", "ms", "0.2"),
@@ -117,10 +118,12 @@ def latency_table(data: ReportData) -> Table:
         "per-call forward-pass latency in milliseconds (ms) at the given batch size, over n "
         "timed calls, on the stated runtime and device at the run's own thread count; each "
         "variant's own runtime first, then the same model on the framework's other runtimes; "
-        "per-sample p50 = p50 / batch size; the p50 interval is a 95% percentile bootstrap "
-        "over the row's raw per-call samples (scipy.stats.bootstrap, 1,000 resamples): two "
-        "p50s whose intervals overlap are not told apart by this run. Rows at other thread "
-        "counts are in the batch size x threads table."
+        "per-sample p50 = p50 / batch size; the p50 interval is within this one run: a 95% "
+        "percentile bootstrap over the row's raw per-call samples (scipy.stats.bootstrap, "
+        f"{RESAMPLES:,} resamples). It says how well this run pinned its own p50 down, not "
+        "what another run would give (`harness sweep` over seeds gives that): two p50s whose "
+        "intervals overlap are not told apart by this run. Rows at other thread counts are in "
+        "the batch size x threads table."
     )
     return Table(columns, rows, how, notes=[SAME_DEVICE], empty=NO_LATENCY, wide=True)
 

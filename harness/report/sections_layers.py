@@ -1,6 +1,7 @@
 """Where int8 loses accuracy: per-layer SQNR of every int8 variant of both frameworks
-(one figure, one table), the five worst layers of each, and what keeping the worst
-layers in float buys back (metrics.json ``variants.<v>.layers``, docs/layers.md)."""
+(one figure, one table, own error split into weight and output rounding), the block
+outputs side by side across frameworks, the layers floating would fix most, and what
+keeping them in float buys back (metrics.json ``variants.<v>.layers``, docs/layers.md)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness_contract.layer_error import LayerAnalysis
+from harness_contract.layer_error import LayerAnalysis, LayerError
 
-from . import svg
 from .frame import ReportData
+from .layers_figure import sqnr_svg
+from .layers_what_if import what_if_table
 from .model import Block, Column, Figure, Note, Paragraph, Row, Section, Table
-from .sections_results import FRAMEWORK, STATUS, THREADS, VARIANT
+from .sections_results import FRAMEWORK, STATUS, VARIANT
 
 INT8_VARIANTS = ("ptq", "qat")
-MIB = 2**20
+UNROUNDED = "†"  # marks a point whose output the int8 model leaves in float
+RANKED_BY = {
+    "sensitivity_sqnr_db": "sensitivity (logits SQNR with the layer alone in float)",
+    "weight_sqnr_db": "weight SQNR",
+    "own_sqnr_db": "own SQNR",
+    "sqnr_db": "propagated SQNR",
+}
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,6 @@ def analyses(data: ReportData) -> list[Analysed]:
     return out
 
 
-def _sqnr_of(a: Analysed) -> dict[str, float | None]:
-    return {x.layer: x.sqnr_db for x in a.analysis.layers}
-
-
 def _layer_order(found: Sequence[Analysed]) -> list[str]:
     """Network order: each analysis lists its layers in it; the first one that has any."""
     order: list[str] = []
@@ -57,106 +61,123 @@ def _layer_order(found: Sequence[Analysed]) -> list[str]:
     return order
 
 
-# ---------------------------------------------------------------- figure
-
-
-def sqnr_svg(found: Sequence[Analysed], layers: Sequence[str]) -> str:
-    """SQNR per layer in network order, one line per framework x variant."""
-    width, height = 820, 420
-    left, right, top, bottom = 60, 20, 80, 130
-    series = [(a.label, _sqnr_of(a)) for a in found]
-    values = [v for _, s in series for v in s.values() if v is not None]
-    low = min([0.0, *values])
-    high = max([10.0, *values])
-    step = svg.nice_step(high - low)
-    low, high = step * (low // step), step * -(-high // step)
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def x_of(i: int) -> float:
-        return left + (plot_w * (i + 0.5) / max(1, len(layers)))
-
-    def y_of(v: float) -> float:
-        return top + plot_h * (high - v) / (high - low)
-
-    parts = [svg.background(width, height)]
-    parts += svg.header(
-        width,
-        "Per-layer SQNR of the int8 models against fp32",
-        "dB, propagated (int8 run end to end); higher is closer to fp32; same test images",
-    )
-    colors = [(label, svg.PALETTE[i % len(svg.PALETTE)]) for i, (label, _) in enumerate(series)]
-    parts += svg.legend_row(colors, width / 2, 64)
-    tick = low
-    while tick <= high + 1e-9:
-        y = y_of(tick)
-        parts.append(svg.line(left, y, width - right, y, svg.GRID))
-        parts.append(
-            svg.text(left - 6, y + 4, svg.tick_text(tick), text_anchor="end", font_size="11")
-        )
-        tick += step
-    parts.append(svg.line(left, top, left, top + plot_h, svg.AXIS))
-    parts.append(svg.line(left, top + plot_h, width - right, top + plot_h, svg.AXIS))
-    for i, name in enumerate(layers):
-        x, y = x_of(i), top + plot_h + 10
-        parts.append(
-            svg.text(
-                x,
-                y,
-                name,
-                text_anchor="end",
-                font_size="10",
-                transform=f"rotate(-50 {svg.r(x)} {svg.r(y)})",
-            )
-        )
-    for (_, sqnr), (_, color) in zip(series, colors, strict=True):
-        parts += _polyline(
-            [(x_of(i), sqnr.get(name)) for i, name in enumerate(layers)], y_of, color
-        )
-    return svg.document(width, height, parts)
-
-
-def _polyline(points: list[tuple[float, float | None]], y_of: Any, color: str) -> list[str]:
-    """One series: line segments between defined points (a gap where a layer has none)."""
-    parts, run = [], []
-    for x, v in [*points, (0.0, None)]:
-        if v is None:
-            if len(run) > 1:
-                coords = " ".join(f"{svg.r(px)},{svg.r(py)}" for px, py in run)
-                parts.append(
-                    f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"/>'
-                )
-            run = []
-            continue
-        run.append((x, y_of(v)))
-        parts.append(f'<circle cx="{svg.r(x)}" cy="{svg.r(y_of(v))}" r="3" fill="{color}"/>')
-    return parts
-
-
 # ---------------------------------------------------------------- tables
+
+
+def _marked(value: float | None, row: LayerError | None) -> Any:
+    """The value, with the unrounded mark where the int8 model leaves the output in float."""
+    if row is None or row.output_quantized is not False:
+        return value
+    return f"{'—' if value is None else f'{value:,.1f}'} {UNROUNDED}"
 
 
 def layer_table(found: Sequence[Analysed], layers: Sequence[str]) -> Table:
     columns = [Column("Layer")]
     for a in found:
-        columns += [Column(a.label, "dB", "0.1"), Column(f"{a.label} own", "dB", "0.1")]
+        columns += [
+            Column(a.label, "dB", "0.1"),
+            Column(f"{a.label} own", "dB", "0.1"),
+            Column(f"{a.label} weight", "dB", "0.1"),
+            Column(f"{a.label} output", "dB", "0.1"),
+        ]
+        if a.analysis.reference == "qat_float":
+            columns.append(Column(f"{a.label} drift", "dB", "0.1"))
     by = [{x.layer: x for x in a.analysis.layers} for a in found]
     rows = []
     for name in layers:
         values: list[Any] = [name]
-        for table in by:
+        for a, table in zip(found, by, strict=True):
             x = table.get(name)
-            values += [x.sqnr_db if x else None, x.own_sqnr_db if x else None]
+            values += [
+                _marked(x.sqnr_db if x else None, x),
+                _marked(x.own_sqnr_db if x else None, x),
+                x.weight_sqnr_db if x else None,
+                _marked(x.output_sqnr_db if x else None, x),
+            ]
+            if a.analysis.reference == "qat_float":
+                values.append(x.drift_sqnr_db if x else None)
         rows.append(Row(values))
+    notes = []
+    if any(x.output_quantized is False for a in found for x in a.analysis.layers):
+        notes.append(
+            f"{UNROUNDED} the int8 model leaves this output in float (not rounded): its "
+            "propagated and own figures hold no output rounding, unlike a framework that "
+            "rounds there; compare frameworks at the block outputs below."
+        )
     return Table(
         columns,
         rows,
-        "per canonical layer (network order), the SQNR of each int8 variant's dequantized "
-        "output against fp32 on the same test images, in dB: propagated (the int8 model run "
-        "end to end up to the layer), then *own* (the layer alone, given the same input). "
-        "Higher is closer to fp32; 20 dB is a noise of a tenth of the signal's amplitude",
+        "per measuring point (network order: each conv, each residual block's output "
+        "`.out` after its add and ReLU, the dense layer), the SQNR of each int8 variant's "
+        "dequantized output against its reference on the same test images, in dB: "
+        "propagated (the int8 model run end to end up to the point), then *own* (the layer "
+        "alone, given the same input), split into *weight* (its int8-rounded weights, float "
+        "output: what keeping it in float removes) and *output* (its output rounding "
+        "alone); QAT's *drift* is its fine-tuned float model against the fp32 baseline. "
+        "Higher is closer; 20 dB is a noise of a tenth of the signal's amplitude",
         title="SQNR per layer",
+        notes=notes,
         wide=True,
     )
+
+
+def block_table(found: Sequence[Analysed]) -> Table | None:
+    """The block outputs (after the add and ReLU, where both frameworks round to int8),
+    framework beside framework for each variant: the like-for-like comparison."""
+    blocks: list[str] = []
+    for a in found:
+        blocks += [
+            x.layer for x in a.analysis.layers if x.kind == "block" and x.layer not in blocks
+        ]
+    if not blocks:
+        return None
+    columns, getters = [Column("Block output")], []
+    for variant in INT8_VARIANTS:
+        of = [a for a in found if a.variant == variant]
+        for a in of:
+            columns.append(Column(a.label, "dB", "0.1"))
+            getters.append(lambda name, a=a: _sqnr(a, name))
+        if len(of) == 2:
+            first, second = of
+            columns.append(
+                Column(f"{variant}: {second.framework} − {first.framework}", "dB", "0.1")
+            )
+            getters.append(lambda name, f=first, s=second: _difference(s, f, name))
+    rows = [Row([name, *(get(name) for get in getters)]) for name in blocks]
+    return Table(
+        columns,
+        rows,
+        "each residual block's output after its add and ReLU, where both frameworks round "
+        "to int8: propagated SQNR against the reference in dB, framework beside framework "
+        "for each variant, and their difference (positive: the second is closer)",
+        title="Block outputs, side by side",
+        wide=True,
+    )
+
+
+def _sqnr(a: Analysed, name: str) -> float | None:
+    return next((x.sqnr_db for x in a.analysis.layers if x.layer == name), None)
+
+
+def _difference(second: Analysed, first: Analysed, name: str) -> float | None:
+    x, y = _sqnr(second, name), _sqnr(first, name)
+    return None if x is None or y is None else x - y
+
+
+def reference_notes(found: Sequence[Analysed]) -> list[Note]:
+    """Say which QAT analyses are measured against their own fine-tuned float model."""
+    own = [a.label for a in found if a.analysis.reference == "qat_float"]
+    if not own:
+        return []
+    return [
+        Note(
+            f"{', '.join(own)}: measured against its own fine-tuned float model (the QAT "
+            "model before conversion), so its figures are quantization error alone; its "
+            "drift column is that float model against the fp32 baseline (what fine-tuning "
+            "moved, not what int8 lost).",
+            tone="remark",
+        )
+    ]
 
 
 def unrounded_outputs(found: Sequence[Analysed]) -> list[Note]:
@@ -178,6 +199,16 @@ def unrounded_outputs(found: Sequence[Analysed]) -> list[Note]:
             "in float: " + "; ".join(lines) + "."
         )
     ]
+
+
+def _worst(x: LayerAnalysis) -> str:
+    """The first five of the ranking, each with the figure it was ranked by."""
+    by = {row.layer: row for row in x.layers}
+    names = []
+    for name in x.worst:
+        value = getattr(by[name], x.ranked_by) if x.ranked_by and name in by else None
+        names.append(f"`{name}`" + ("" if value is None else f" ({value:.1f} dB)"))
+    return ", ".join(names)
 
 
 def worst_table(found: Sequence[Analysed]) -> Table:
@@ -204,10 +235,8 @@ def worst_table(found: Sequence[Analysed]) -> Table:
                     a.framework,
                     a.variant,
                     x.status,
-                    ", ".join(f"`{n}`" for n in x.worst) or x.reason,
-                    {"own_sqnr_db": "own SQNR", "sqnr_db": "propagated SQNR"}.get(
-                        x.ranked_by or ""
-                    ),
+                    _worst(x) or x.reason,
+                    RANKED_BY.get(x.ranked_by or ""),
                     x.images,
                     method or None,
                     ", ".join(x.unmapped) if x.unmapped else "none",
@@ -219,95 +248,11 @@ def worst_table(found: Sequence[Analysed]) -> Table:
     return Table(
         columns,
         rows,
-        "the five layers with the lowest SQNR of each int8 variant, worst first, and how "
-        "the figures were obtained; unmapped lists framework names no canonical layer took",
+        "the five layers of each int8 variant that keeping in float would fix most, most "
+        "first, by the figure named (weight SQNR: the layer's weight rounding, what float "
+        "removes; sensitivity: the variant made again with that layer alone in float), and "
+        "how the figures were obtained; unmapped lists framework names no layer took",
         title="Worst layers",
-        wide=True,
-    )
-
-
-def _pct(x: float | None) -> float | None:
-    return None if x is None else 100 * x
-
-
-def _variant_row(a: Analysed) -> list[Any]:
-    v = a.variant_metrics
-    acc = getattr(v, "accuracy", None)
-    size = getattr(v, "size", None)
-    lat = v.latency_at(1) if hasattr(v, "latency_at") else None
-    return [
-        a.framework,
-        a.variant,
-        0,
-        "none (the int8 variant)",
-        _pct(acc.top1 if acc else None),
-        _pct(acc.agreement_with_fp32 if acc else None),
-        0.0 if acc and acc.agreement_with_fp32 is not None else None,
-        size.bytes / MIB if size else None,
-        lat.p50_ms if lat else None,
-        lat.threads if lat else None,
-        None,
-    ]
-
-
-def what_if_table(found: Sequence[Analysed]) -> Table:
-    columns = [
-        FRAMEWORK,
-        VARIANT,
-        Column("k", "count", "count"),
-        Column("Layers in float"),
-        Column("Top-1", "%", "0.2"),
-        Column("Agreement with fp32", "%", "0.2"),
-        Column("Agreement bought back", "pp", "0.2"),
-        Column("Size", "MiB", "0.2"),
-        Column("Latency b1 p50", "ms", "0.3"),
-        THREADS,
-        Column("Converting again", "s", "0.1"),
-    ]
-    rows = []
-    for a in found:
-        if not a.analysis.what_if:
-            continue
-        base = _variant_row(a)
-        rows.append(Row(base, "ok"))
-        base_agreement = base[5]
-        for w in a.analysis.what_if:
-            agreement = _pct(w.agreement_with_fp32)
-            gain = (
-                agreement - base_agreement
-                if agreement is not None and base_agreement is not None
-                else None
-            )
-            layers = ", ".join(f"`{n}`" for n in w.float_layers)
-            if w.status != "ok":
-                layers += f" ({w.status}: {w.reason})"
-            rows.append(
-                Row(
-                    [
-                        a.framework,
-                        a.variant,
-                        w.k,
-                        layers,
-                        _pct(w.top1),
-                        agreement,
-                        gain,
-                        None if w.size_bytes is None else w.size_bytes / MIB,
-                        w.latency_b1_p50_ms,
-                        w.threads,
-                        w.seconds,
-                    ],
-                    w.status,
-                )
-            )
-    return Table(
-        columns,
-        rows,
-        "each int8 variant (k = 0) and the same variant converted again with its k worst "
-        "layers left in float: top-1 on the test split and agreement with the fp32 model in "
-        "%, the agreement that buys back in percentage points, the model's size and its "
-        "batch-1 latency (median)",
-        title="What keeping the worst layers in float buys back",
-        empty="No what-if was run (analysis.keep_float is empty, or no analysis succeeded).",
         wide=True,
     )
 
@@ -332,10 +277,16 @@ def layers(data: ReportData) -> Section | None:
             blocks.append(Note(f"{a.label}: analysis {a.analysis.status}: {a.analysis.reason}"))
     if ok:
         order = _layer_order(ok)
-        blocks.append(Figure("layers_sqnr", sqnr_svg(ok, order), wide=True))
+        series = [(a.label, {x.layer: x for x in a.analysis.layers}) for a in ok]
+        blocks.append(Figure("layers_sqnr", sqnr_svg(series, order), wide=True))
         blocks.append(layer_table(ok, order))
         blocks += unrounded_outputs(ok)
+        blocks += reference_notes(ok)
+        side_by_side = block_table(ok)
+        if side_by_side is not None:
+            blocks.append(side_by_side)
     blocks.append(worst_table(found))
+    blocks += [Note(f"{a.label}: {note}", tone="remark") for a in ok for note in a.analysis.notes]
     blocks.append(what_if_table(ok))
     return Section(
         "Per-layer quantization error",

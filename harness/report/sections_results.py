@@ -17,6 +17,7 @@ from .variants import join_values
 FRAMEWORK, VARIANT = Column("Framework"), Column("Variant")
 PRECISION, STATUS, DEVICE = Column("Precision"), Column("Status"), Column("Device")
 THREADS = Column("Threads", "count", "count")
+WILSON = Column("Top-1 95% interval, Wilson", "%", align="right")
 
 # Why the two increase figures differ; said under Table II.
 TRAINING_EXPLAINED = (
@@ -47,19 +48,47 @@ def accuracy_table(frame: pd.DataFrame) -> Table:
         PRECISION,
         STATUS,
         Column("Top-1", "%", "0.2"),
+        WILSON,
+        Column("Change vs fp32", "points", "0.2"),
+        Column("McNemar p, exact", align="right"),
         Column("Agreement with fp32", "%", "0.2"),
         Column("Test images", "count", "count"),
         DEVICE,
     ]
-    fields = ("framework", "variant", "precision", "status", "accuracy_pct")
-    fields += ("agreement_with_fp32_pct", "accuracy_n", "accuracy_device")
-    rows = [Row([r[f] for f in fields], r["status"]) for r in variant_rows(frame)]
+    rows = [
+        Row(
+            [
+                r["framework"], r["variant"], r["precision"], r["status"], r["accuracy_pct"],
+                interval_text(get(r, "accuracy_ci_low_pct"), get(r, "accuracy_ci_high_pct")),
+                get(r, "accuracy_change_pp"), p_value_text(get(r, "accuracy_mcnemar_p")),
+                r["agreement_with_fp32_pct"], r["accuracy_n"], r["accuracy_device"],
+            ],
+            r["status"],
+        )
+        for r in variant_rows(frame)
+    ]  # fmt: skip
     how = (
-        "top-1 accuracy on the test images, in %; agreement is the share of test images "
-        "where the variant predicts the same class as its framework's fp32 baseline, in %. "
-        "Device is where evaluation ran; accuracy does not depend on threads."
+        "top-1 accuracy on the test images, in %, with its 95% Wilson interval for that many "
+        "test images (one run: the images are the sample); change is the int8 variant's "
+        "top-1 minus its framework's fp32 baseline, in percentage points, and McNemar's "
+        "exact test asks whether it is more than chance, from the test images only one of "
+        "the two classifies correctly ('—' where the run did not record them); agreement is "
+        "the share of test images where the variant predicts the same class as its "
+        "framework's fp32 baseline, in %. Device is where evaluation ran; accuracy does not "
+        "depend on threads."
     )
-    return Table(columns, rows, how)
+    return Table(columns, rows, how, wide=True)
+
+
+def interval_text(low: Any, high: Any) -> str | None:
+    return None if absent(low) or absent(high) else f"{low:.2f}–{high:.2f}"
+
+
+def p_value_text(p: Any) -> str | None:
+    """Three decimals; below 0.001 only the bound (more digits would claim precision)."""
+    if absent(p):
+        return None
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def size_table(frame: pd.DataFrame) -> Table:

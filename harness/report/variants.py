@@ -10,11 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from harness_contract.metrics import VARIANTS, MetricsFile, RungMetrics, VariantMetrics
+from harness_contract.metrics import (
+    VARIANTS,
+    AccuracyStats,
+    MetricsFile,
+    RungMetrics,
+    VariantMetrics,
+)
 from harness_contract.runtimes import PRIMARY
 
 from ..profile_passes import PASSES, ProfilePass
 from ..run_metrics import FailedFramework
+from ..stats import mcnemar_p, wilson_interval
 
 MIB = 2**20
 MEMORY_PARTS = ("", "training_", "inference_")
@@ -65,15 +72,29 @@ def _per_epoch(variant: VariantMetrics | None) -> float | None:
     return training.wall_s / training.epochs
 
 
-def _accuracy_cells(v: VariantMetrics | RungMetrics) -> dict[str, Any]:
+def _accuracy_cells(
+    v: VariantMetrics | RungMetrics, reference: AccuracyStats | None
+) -> dict[str, Any]:
+    """Top-1 with its Wilson interval; beside the framework's fp32 ``reference`` (None for
+    the baseline itself), the change and McNemar's exact p where the discordant images
+    were recorded (files before them have none)."""
     acc = v.accuracy
     if acc is None:
         return {}
+    low, high = wilson_interval(round(acc.top1 * acc.n), acc.n)
+    discordant = (acc.only_this_correct, acc.only_fp32_correct)
+    recorded = reference is not None and None not in discordant
     return {
         "accuracy_pct": _pct(acc.top1),
         "agreement_with_fp32_pct": _pct(acc.agreement_with_fp32),
         "accuracy_n": acc.n,
         "accuracy_device": acc.device,
+        "accuracy_ci_low_pct": _pct(low),
+        "accuracy_ci_high_pct": _pct(high),
+        "accuracy_change_pp": None if reference is None else _pct(acc.top1 - reference.top1),
+        "accuracy_mcnemar_p": mcnemar_p(*discordant) if recorded else None,  # type: ignore[arg-type]
+        "accuracy_only_this_correct": acc.only_this_correct,
+        "accuracy_only_fp32_correct": acc.only_fp32_correct,
     }
 
 
@@ -233,8 +254,9 @@ def variant_rows(m: MetricsFile, passes: list[ProfilePass]) -> list[dict[str, An
         row |= {"variant": name, "runtime": runtime, "runtime_role": "primary"}
         row |= {"precision": v.precision, "status": v.status, "reason": v.reason}
         own_passes = [p for p in passes if p.variant == name]
+        reference = baseline.accuracy if baseline is not None and v is not baseline else None
         for cells in (
-            _accuracy_cells(v),
+            _accuracy_cells(v, reference),
             _size_cells(v, m, runtime),
             _training_cells(v, baseline),
             _conversion_cells(v),
@@ -251,14 +273,18 @@ def rung_rows(m: MetricsFile) -> list[dict[str, Any]]:
     """Every variant on each of its other runtimes, after the variant's own row: the
     figures a rung has (accuracy, size, compile time, its own quantization, latency)."""
     rows = []
+    baseline = m.variant("baseline")
+    reference = baseline.accuracy if baseline is not None else None  # the framework's fp32
     for name in VARIANTS:
         v = m.variant(name)
         for rung in v.rungs if v is not None else []:
             row = _run_cells(m) | {"variant": name, "runtime": rung.runtime}
             row |= {"runtime_role": "rung", "precision": rung.precision}
             row |= {"status": rung.status, "reason": rung.reason, "compile_s": rung.compile_s}
+            if rung.compile_s_by_batch:
+                row["compile_per_batch_s"] = sum(rung.compile_s_by_batch.values())
             for cells in (
-                _accuracy_cells(rung),
+                _accuracy_cells(rung, reference),
                 _size_cells(rung, m, rung.runtime),
                 _conversion_cells(rung),
                 _latency_meta_cells(rung),

@@ -1,19 +1,21 @@
 """The sweep's statistics, from the points' own metrics.json files and latency samples.
 
 Per framework x variant x grid cell, over seeds: n, mean, sd and the Student-t interval
-of top-1, agreement with fp32 and training time; the latency p50 of all seeds' raw
-samples pooled, with its bootstrap interval. Paired differences over seeds (same seed,
-hence the same initial weights and input stream): PTQ - baseline and QAT - baseline per
-framework, PyTorch - TensorFlow per variant, each with its interval and a verdict.
+of top-1, agreement with fp32 and training time. Latency p50 with the run as the unit:
+the mean of the runs' own p50s and the t interval over them (stats.runs_interval); a
+cell with one run gets that run's own bootstrap, labelled "within one run". Runs timed
+while the load average exceeded the cores are left out of latency and named. Paired
+differences over seeds (same seed, hence the same initial weights and input stream):
+PTQ - baseline and QAT - baseline per framework, PyTorch - TensorFlow per variant, each
+with its interval, paired-t p-value and unadjusted verdict, and a Holm-adjusted verdict
+across the cell's comparisons.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from harness_contract.errors import HarnessError
 
@@ -32,6 +34,25 @@ METRICS = (
 DIFFERENCE_METRIC = "top1_pct"  # the headline figure the paired differences are about
 
 
+@dataclass(frozen=True)
+class RunLatency:
+    """One run's latency at one batch size and thread count, and how busy the machine was."""
+
+    point: str
+    p50_ms: float
+    samples: Path | None  # the raw per-call samples file, when the run saved one
+    load_1m: float | None  # the 1-minute load average when timing began
+    cores: int | None  # the cores the run could use
+
+    @property
+    def contended(self) -> bool:
+        """Other work competed for the CPU: the run report warns, the sweep leaves it out."""
+        return self.load_1m is not None and self.cores is not None and self.load_1m > self.cores
+
+    def describe(self) -> str:
+        return f"{self.point} (load {self.load_1m:.1f} on {self.cores} cores)"
+
+
 @dataclass
 class Observation:
     """One variant of one point: a seed's figures."""
@@ -41,8 +62,7 @@ class Observation:
     cell: str
     seed: int
     values: dict[str, float | None]
-    # (batch, threads) -> (p50 ms, samples file or None)
-    latency: dict[tuple[int, int], tuple[float, Path | None]] = field(default_factory=dict)
+    latency: dict[tuple[int, int], RunLatency] = field(default_factory=dict)  # (batch, threads)
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,7 @@ class SummaryRow:
     low: float | None
     high: float | None
     seeds: list[int]
+    note: str | None = None  # "no spread observed (n = 3)", "clipped to [0, 100] %"
 
 
 @dataclass(frozen=True)
@@ -67,11 +88,13 @@ class LatencyRow:
     cell: str
     batch_size: int
     threads: int
-    runs: int
-    samples: int  # raw per-call samples pooled over the runs (0: none saved)
-    p50_ms: float  # median of the pooled samples (of the runs' p50s when none were saved)
+    runs: int  # runs behind the figure (contended ones left out)
+    p50_ms: float | None  # the mean of the runs' p50s; one run: its own p50
     low_ms: float | None
     high_ms: float | None
+    basis: str  # what the interval resampled: "t over 3 runs' p50", "within one run (...)"
+    excluded: list[str] = field(default_factory=list)  # contended runs left out, with load
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,8 +108,13 @@ class DifferenceRow:
     sd: float | None
     low: float | None
     high: float | None
-    verdict: str
+    verdict: str  # per comparison, unadjusted
     seeds: list[int]
+    p_value: float | None = None  # paired t, two-sided; None where no verdict is given
+    p_holm: float | None = None  # Holm-adjusted across the cell's tested comparisons
+    holm_verdict: str | None = None  # "distinguishable" / "not distinguishable" after Holm
+    holm_family: int = 0  # how many of the cell's comparisons were tested (Holm's m)
+    note: str | None = None
 
 
 @dataclass
@@ -122,6 +150,7 @@ def observations(
         problems += [f"{record.name}: {p}" for p in results.problems]
         cells = served_cells(spec, record.point) if spec else [record.point.cell_label]
         for fw_dir, metrics in results.found:
+            cores = metrics.provenance.cpu_count
             for name, variant in metrics.variants.items():
                 if variant.status != "ok":
                     continue
@@ -133,9 +162,12 @@ def observations(
                     "train_s": variant.training.wall_s if variant.training else None,
                 }
                 latency = {
-                    (lat.batch_size, lat.threads): (
+                    (lat.batch_size, lat.threads): RunLatency(
+                        record.name,
                         lat.p50_ms,
                         fw_dir.path / lat.samples_file if lat.samples_file else None,
+                        lat.load_1m,
+                        cores,
                     )
                     for lat in variant.latency
                 }
@@ -181,11 +213,13 @@ def _summary(obs: list[Observation]) -> list[SummaryRow]:
             pairs = [(o.seed, o.values[key]) for o in group if o.values.get(key) is not None]
             if not pairs:
                 continue
-            interval = stats.mean_interval([v for _, v in pairs])
+            bounds = stats.PERCENT if unit == "%" else None
+            interval = stats.mean_interval([v for _, v in pairs], bounds=bounds)
             rows.append(
                 SummaryRow(
                     framework, variant, cell, key, unit, interval.n, interval.mean,
                     interval.sd, interval.low, interval.high, [s for s, _ in pairs],
+                    interval.note,
                 )
             )  # fmt: skip
     return rows
@@ -196,24 +230,37 @@ def _latency(obs: list[Observation]) -> list[LatencyRow]:
     for (framework, variant, cell), group in _groups(obs).items():
         keys = sorted({k for o in group for k in o.latency}, key=lambda k: (-k[1], k[0]))
         for batch, threads in keys:
-            entries = [o.latency[(batch, threads)] for o in group if (batch, threads) in o.latency]
-            loaded = [load_samples(path) for _, path in entries]
-            pooled = [s.ravel() for s in loaded if s is not None]
-            if pooled and len(pooled) == len(entries):
-                samples = np.concatenate(pooled)
-                interval = stats.median_interval(samples)
-                p50 = float(np.median(samples))
-            else:  # a run without saved samples: no bootstrap, the runs' own p50s
-                samples, interval = np.empty(0), None
-                p50 = float(np.median([p for p, _ in entries]))
-            low, high = interval if interval else (None, None)
+            runs = [o.latency[(batch, threads)] for o in group if (batch, threads) in o.latency]
+            quiet = [r for r in runs if not r.contended]
+            excluded = [r.describe() for r in runs if r.contended]
+            p50, low, high, basis, note = _latency_figure(quiet)
             rows.append(
                 LatencyRow(
-                    framework, variant, cell, batch, threads, len(entries), samples.size,
-                    p50, low, high,
+                    framework, variant, cell, batch, threads, len(quiet), p50, low, high,
+                    basis, excluded, note,
                 )
             )  # fmt: skip
     return rows
+
+
+def _latency_figure(
+    runs: list[RunLatency],
+) -> tuple[float | None, float | None, float | None, str, str | None]:
+    """(p50, low, high, what was resampled, note) over the runs, the run as the unit."""
+    if not runs:
+        return None, None, None, "no uncontended run", None
+    if len(runs) > 1:
+        interval = stats.runs_interval([r.p50_ms for r in runs])
+        basis = f"t over {interval.n} runs' p50"
+        return interval.mean, interval.low, interval.high, basis, interval.note
+    # One run says nothing about the next; its own calls say how well it pinned its p50.
+    run = runs[0]
+    samples = load_samples(run.samples) if run.samples else None
+    if samples is None or samples.size < 2:
+        return run.p50_ms, None, None, "one run, no samples saved: no interval", None
+    low, high = stats.median_interval(samples)  # type: ignore[misc]
+    basis = f"within one run (bootstrap of its {samples.size} calls)"
+    return run.p50_ms, low, high, basis, None
 
 
 def _paired(
@@ -232,10 +279,11 @@ def _differences(obs: list[Observation]) -> list[DifferenceRow]:
     cells = list(dict.fromkeys(c for _, _, c in groups))
     rows = []
     for cell in cells:
+        family: list[DifferenceRow] = []
         for framework in frameworks:
             base = groups.get((framework, "baseline", cell), [])
             for variant in ("ptq", "qat"):
-                rows += _row(
+                family += _row(
                     f"{variant} - baseline",
                     framework,
                     cell,
@@ -246,8 +294,26 @@ def _differences(obs: list[Observation]) -> list[DifferenceRow]:
             for variant in ("baseline", "ptq", "qat"):
                 torch = groups.get(("pytorch", variant, cell), [])
                 tf = groups.get(("tensorflow", variant, cell), [])
-                rows += _row("pytorch - tensorflow", variant, cell, torch, tf)
+                family += _row("pytorch - tensorflow", variant, cell, torch, tf)
+        rows += _holm(family)
     return rows
+
+
+def _holm(family: list[DifferenceRow]) -> list[DifferenceRow]:
+    """One cell's comparisons are one family: several verdicts at 95% each would call
+    something distinguishable by chance, so each also gets Holm's adjusted verdict."""
+    adjusted = stats.holm([r.p_value for r in family])
+    tested = sum(p is not None for p in adjusted)
+    return [
+        replace(r, p_holm=p, holm_verdict=_holm_verdict(p), holm_family=tested)
+        for r, p in zip(family, adjusted, strict=True)
+    ]
+
+
+def _holm_verdict(p_holm: float | None) -> str | None:
+    if p_holm is None:
+        return None
+    return "distinguishable" if p_holm < 1 - stats.CONFIDENCE else "not distinguishable"
 
 
 def _row(
@@ -256,11 +322,11 @@ def _row(
     seeds, left, right = _paired(a, b, DIFFERENCE_METRIC)
     if not seeds:
         return []
-    diff = stats.paired_difference(left, right)
+    diff = stats.paired_difference(left, right, bounds=(-100.0, 100.0))
     i = diff.interval
     return [
         DifferenceRow(
             comparison, within, cell, DIFFERENCE_METRIC, i.n, i.mean, i.sd, i.low, i.high,
-            diff.verdict, seeds,
+            diff.verdict, seeds, p_value=diff.p_value, note=i.note,
         )
     ]  # fmt: skip

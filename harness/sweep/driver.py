@@ -24,6 +24,10 @@ EXECUTORS = ("local", "ray")
 MAX_POINTS = 50  # above this a sweep needs --yes: a typo in a grid can mean days of work
 # Environment variables every point's process gets from the submitting shell (on any node).
 FORWARD_ENV_PREFIXES = ("HARNESS_",)
+# Settings that change what a point's latency means (its threads, what runs beside it, the
+# machine and container it runs in): a resume may not change them once points finished,
+# or the report would pool unlike latencies into one interval.
+LATENCY_SETTINGS = ("executor", "address", "parallel", "threads", "backend", "gpus_per_point")
 
 
 def _say(line: str) -> None:
@@ -119,11 +123,36 @@ def _resume(sweep: SweepDir, opts: SweepOptions, say: Callable[[str], None], sta
     settings = _settings(opts, recorded)
     records = sweep.read_index()
     todo = [r for r in records.values() if r.status != "ok"]
+    if len(todo) < len(records):  # finished points: the rest must be timed as they were
+        _refuse_unlike(recorded, settings)
     say(f"sweep {sweep.path}: {len(records) - len(todo)} points finished, {len(todo)} to run")
     if todo:
         _check_data(spec, settings)
     with _executor(settings, opts) as executor:
         return _run(sweep, spec, settings, records, executor, opts, say, started)
+
+
+def _refuse_unlike(recorded: SweepSettings, settings: SweepSettings) -> None:
+    """Finished points and the rest must be timed alike: name every setting that differs
+    with its old and new value, and how to resume alike."""
+    changed = [
+        key
+        for key in LATENCY_SETTINGS
+        if getattr(settings, key) != getattr(recorded, key)
+        and not (key == "address" and settings.executor != recorded.executor)
+    ]
+    if not changed:
+        return
+    flags = [f"--{key.replace('_', '-')}" for key in changed]
+    given = ", ".join(
+        f"{flag} {getattr(settings, key)} (the finished points ran with {getattr(recorded, key)})"
+        for flag, key in zip(flags, changed, strict=True)
+    )
+    raise HarnessError(
+        f"--resume would run the remaining points with {given}: their latencies would be "
+        "pooled with unlike ones",
+        f"drop {'/'.join(flags)} to resume as the sweep started, or start a new sweep",
+    )
 
 
 def _settings(opts: SweepOptions, recorded: SweepSettings | None) -> SweepSettings:
@@ -340,9 +369,10 @@ def _report(sweep, spec, settings, records, say):  # noqa: ANN001, ANN202
         f"{paths.json.name}, {len(paths.figures)} figures)"
     )
     for row in result.differences:
+        holm = f"; after Holm: {row.holm_verdict}" if row.holm_verdict else ""
         typer.echo(
             f"  {row.comparison:>20} [{row.within}] {row.cell}: {row.mean:+.2f} points "
-            f"[{_n(row.low)}, {_n(row.high)}] over {row.n} seeds: {row.verdict}"
+            f"[{_n(row.low)}, {_n(row.high)}] over {row.n} seeds: {row.verdict}{holm}"
         )
     return paths
 

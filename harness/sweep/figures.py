@@ -125,10 +125,16 @@ def latency_figure(
     series = sorted({r.framework for r in chosen})
     values = {(r.variant, r.framework): r.p50_ms for r in chosen}
     errors = {(r.variant, r.framework): _iv(r.low_ms, r.high_ms) for r in chosen}
+    runs = sorted({r.runs for r in chosen if r.runs > 0})
+    counts = f"{runs[0]}–{runs[-1]}" if len(runs) > 1 else f"{runs[0]}" if runs else "0"
+    whiskers = (
+        f"mean of {counts} runs' p50, whiskers: {confidence:.0%} t interval over the runs' p50"
+        if runs and runs[-1] > 1
+        else f"one run's p50, whiskers: {confidence:.0%} bootstrap within one run"
+    )
     chart = charts.BarChart(
         title=f"Latency p50, batch {batch}, {threads} thread{'s' * (threads != 1)}",
-        subtitle=f"{cell} · all seeds' samples pooled, "
-        f"whiskers: {confidence:.0%} bootstrap interval",
+        subtitle=f"{cell} · {whiskers}",
         y_label="p50 (ms)", groups=groups, series=series, values=values,
         value_format=svg.fmt_auto,
     )  # fmt: skip

@@ -12,8 +12,9 @@ import pandas as pd
 
 from harness_contract.atomic import write_bytes_atomic
 
+from .. import stats
 from . import figures
-from .aggregate import SweepStats
+from .aggregate import DifferenceRow, LatencyRow, SweepStats
 from .index import PointRecord, SweepDir, SweepSettings
 from .plan import SweepSpec
 
@@ -82,9 +83,22 @@ def _head(
         f"Frameworks: {', '.join(spec.frameworks)}; "
         f"seeds: {', '.join(map(str, spec.seeds))}; grid: {grid}",
         f"Executor: {where}; {settings.threads} thread(s) per point; backend {settings.backend}",
-        f"Points: {counts}. Intervals are {result.confidence:.0%}: Student t over seeds for means "
-        "and paired differences, percentile bootstrap of pooled raw samples for latency p50.",
+        f"Points: {counts}. Intervals are {result.confidence:.0%}. Top-1, agreement and "
+        "training time: Student t over seeds (a percentage's interval is clipped to [0, 100] "
+        "where the note says so). Latency p50: the run is the unit, the mean of the runs' own "
+        "p50s with a Student-t interval over them; a cell with one run shows that run's own "
+        "bootstrap, labelled within one run.",
+        "Paired differences: t over seeds with the paired-t p-value; the verdict is per "
+        f"comparison, unadjusted, and needs {stats.MIN_PAIRS} pairs with some spread; the Holm "
+        "columns adjust across each cell's tested comparisons (statsmodels multipletests).",
+        "Runs timed while the 1-minute load average exceeded their cores are left out of "
+        f"latency ({_contended_count(result)}; listed under Contended runs), not of accuracy.",
     ]
+
+
+def _contended_count(result: SweepStats) -> str:
+    runs = {run for r in result.latency for run in r.excluded}
+    return f"{len(runs)} such run{'s' * (len(runs) != 1)}" if runs else "none here"
 
 
 def _num(value: float | None, digits: int = 2) -> str:
@@ -106,38 +120,52 @@ def _tables(records: dict[str, PointRecord], result: SweepStats) -> dict[str, pd
             {
                 "framework": r.framework, "variant": r.variant, "cell": r.cell, "metric": r.metric,
                 "unit": r.unit, "n": r.n, "mean": r.mean, "sd": r.sd,
-                "ci low": r.low, "ci high": r.high,
+                "ci low": r.low, "ci high": r.high, "interval note": r.note or "",
             }
             for r in result.summary
-        ]
-    )  # fmt: skip
-    differences = pd.DataFrame(
-        [
-            {
-                "comparison": r.comparison, "within": r.within, "cell": r.cell, "metric": r.metric,
-                "n": r.n, "mean": r.mean, "sd": r.sd, "ci low": r.low, "ci high": r.high,
-                "verdict": r.verdict,
-            }
-            for r in result.differences
-        ]
-    )  # fmt: skip
-    latency = pd.DataFrame(
-        [
-            {
-                "framework": r.framework, "variant": r.variant, "cell": r.cell,
-                "batch": r.batch_size,
-                "threads": r.threads, "runs": r.runs, "samples": r.samples, "p50 ms": r.p50_ms,
-                "ci low ms": r.low_ms, "ci high ms": r.high_ms,
-            }
-            for r in result.latency
         ]
     )  # fmt: skip
     return {
         "Points": points,
         "Over seeds: mean, sd and interval": summary,
-        "Paired differences over seeds (top-1, percentage points)": differences,
-        "Latency p50 with bootstrap interval": latency,
+        "Paired differences over seeds (top-1, percentage points)": _differences(
+            result.differences
+        ),
+        "Latency p50 over runs (the run is the unit)": _latency(result.latency),
     }
+
+
+def _differences(rows: list[DifferenceRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "comparison": r.comparison, "within": r.within, "cell": r.cell,
+                "metric": r.metric, "n": r.n, "mean": r.mean, "sd": r.sd,
+                "ci low": r.low, "ci high": r.high, "interval note": r.note or "",
+                "p (paired t)": r.p_value, "verdict (per comparison, unadjusted)": r.verdict,
+                "p (Holm)": r.p_holm,
+                "Holm verdict (across the cell's tested comparisons)":
+                    r.holm_verdict or "not tested",
+                "comparisons tested in cell": r.holm_family,
+            }
+            for r in rows
+        ]
+    )  # fmt: skip
+
+
+def _latency(rows: list[LatencyRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "framework": r.framework, "variant": r.variant, "cell": r.cell,
+                "batch": r.batch_size, "threads": r.threads, "runs": r.runs,
+                "p50 ms (mean of runs' p50)": r.p50_ms,
+                "ci low ms": r.low_ms, "ci high ms": r.high_ms, "interval basis": r.basis,
+                "interval note": r.note or "", "contended runs left out": len(r.excluded),
+            }
+            for r in rows
+        ]
+    )  # fmt: skip
 
 
 def _left(record: PointRecord) -> str:
@@ -170,10 +198,22 @@ def _figures(sweep: SweepDir, result: SweepStats) -> list[Path]:
     return paths
 
 
+def _contended(result: SweepStats) -> list[str]:
+    """One line per latency row that left runs out: where, and which runs at what load."""
+    return [
+        f"{r.framework} {r.variant} ({r.cell}), batch {r.batch_size}, {r.threads} "
+        f"thread{'s' * (r.threads != 1)}: {', '.join(r.excluded)}"
+        for r in result.latency
+        if r.excluded
+    ]
+
+
 def _cell_text(value: object) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return NA
     if isinstance(value, float):
+        if value != 0 and abs(value) < 0.001:  # a small p-value keeps its digits
+            return f"{value:.2g}"
         return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
     return str(value)
 
@@ -198,6 +238,9 @@ def _markdown(
     out = [f"# Sweep {sweep.path.name}", "", *(f"- {line}" for line in head), ""]
     for title, df in tables.items():
         out += [f"## {title}", "", *_md_table(df), ""]
+    if contended := _contended(result):
+        out += ["## Contended runs, left out of latency", ""] + [f"- {c}" for c in contended]
+        out += [""]
     if figs:
         out += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figs] + [""]
     if result.problems:
@@ -226,6 +269,9 @@ def _html(
             continue
         shown = df.map(_cell_text)
         body.append(shown.to_html(index=False, escape=True, border=0))
+    if contended := _contended(result):
+        body += ["<h2>Contended runs, left out of latency</h2>", "<ul>"]
+        body += [f"<li>{esc(c)}</li>" for c in contended] + ["</ul>"]
     if figs:
         body.append("<h2>Figures</h2>")
         body += [p.read_text() for p in figs]  # inline SVG: the page stands alone

@@ -1,31 +1,26 @@
 """The per-layer analysis phase, framework-neutral: where an int8 variant loses accuracy,
-layer by layer, and what keeping its worst layers in float buys back.
+layer by layer, and what keeping layers in float buys back.
 
-Each runner supplies a ``LayerProbe`` (its numeric debugger, or a direct reading of its
-graph) that returns every canonical layer's fp32 and dequantized int8 outputs on the
-same images; the SQNR/MSE formula, the ranking and the what-if measurement live here so
-both frameworks are judged the same way. Nothing raises out of ``analyse``: a probe the
-installed versions cannot run is recorded "unavailable", any other error "failed", with
-the tool's message, and the study goes on.
+Each runner supplies a ``LayerProbe`` (harness_contract.layer_probe) that returns every
+measuring point's fp32 and dequantized int8 outputs on the same images; the SQNR/MSE
+formula, the ranking and the what-if measurement (harness_contract.what_if) live here
+so both frameworks are judged the same way. Nothing raises out of ``analyse``: a probe
+the installed versions cannot run is recorded "unavailable", any other error "failed",
+with the tool's message, and the study goes on.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 import traceback
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .architecture import resnet18
 from .cifar import Cifar10
-from .errors import HarnessError
 from .failures import reason_of
 from .framework import Framework
 from .layer_error import (
@@ -33,106 +28,38 @@ from .layer_error import (
     CanonicalLayer,
     LayerAnalysis,
     LayerError,
-    WhatIf,
-    canonical_layers,
+    measuring_points,
     rank,
 )
-from .measurement import accuracy, latency_images, time_forward
-from .metrics import TrainingStats
+from .layer_probe import (  # re-exported: the runners and tests import them from here
+    AnalysisUnavailable,
+    Int8Outputs,
+    LayerProbe,
+    OwnErrors,
+    RequantizeInputs,
+    Sums,
+)
 from .spec import ExperimentSpec
 from .spec_analysis import AnalysisSpec
-from .stream import eval_batches
+from .what_if import WhatIfRunner
+
+__all__ = [
+    "Analysis",
+    "AnalysisUnavailable",
+    "Int8Outputs",
+    "LayerProbe",
+    "OwnErrors",
+    "RequantizeInputs",
+    "layer_analysis",
+    "probe_of",
+]
 
 log = logging.getLogger("harness.analysis")
 
 PROBE_BATCH = 64  # images per probing pass: bounds the memory the kept activations take
-
-
-class AnalysisUnavailable(HarnessError):
-    """This framework's tools cannot analyse this model here; says why (the tool's message)."""
-
-
-@dataclass
-class Int8Outputs:
-    """One batch through the int8 model: each canonical layer's dequantized output, and
-    where the method gives it, the layer's own error as (float output, int8 output) on the
-    same input."""
-
-    outputs: dict[str, np.ndarray]
-    own: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    tool_names: dict[str, str] = field(default_factory=dict)  # canonical -> framework name
-    # canonical -> whether the int8 model rounds this layer's output to int8 itself (PT2E
-    # leaves conv2 and fc outputs in float where it fuses them into the next op); absent:
-    # not known
-    output_quantized: dict[str, bool] = field(default_factory=dict)
-    unmapped: list[str] = field(default_factory=list)  # framework names no layer took
-    method: str = ""
-    own_method: str | None = None
-
-
-@dataclass
-class OwnErrors:
-    """Own error per canonical layer from a tool that computes it itself (TF's debugger)."""
-
-    figures: dict[str, tuple[float | None, float]]  # canonical -> (own_sqnr_db, own_mse)
-    method: str
-    unmapped: list[str] = field(default_factory=list)
-
-
-class LayerProbe(ABC):
-    """What a runner implements for the analysis (images are uint8 NHWC)."""
-
-    @abstractmethod
-    def fp32_layer_outputs(self, fp32: Any, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Each canonical layer's fp32 output (at the point layer_error describes)."""
-
-    @abstractmethod
-    def int8_layer_outputs(self, qmodel: Any, fp32: Any, images: np.ndarray) -> Int8Outputs:
-        """Each canonical layer's dequantized int8 output on the same images."""
-
-    def own_layer_error(
-        self, variant: str, qmodel: Any, fp32: Any, images: np.ndarray, inputs: RequantizeInputs
-    ) -> OwnErrors | None:
-        """Own error from the framework's own debugger, where it has one; None: not given
-        (or given by ``int8_layer_outputs``)."""
-        return None
-
-    @abstractmethod
-    def requantize_keeping_float(
-        self, variant: str, fp32: Any, float_layers: Sequence[str], inputs: RequantizeInputs
-    ) -> Any:
-        """The variant made again (same calibration, or the same QAT fine-tuning) with
-        ``float_layers`` (canonical names) left in float; runs through the runner's
-        predict, latency_call and save like any int8 model."""
-
-
-@dataclass(frozen=True)
-class RequantizeInputs:
-    calibration: Sequence[np.ndarray]  # the shared PTQ calibration batches, uint8 NHWC
-    fine_tune: Callable[[Any], tuple[Any, TrainingStats | None]]  # the study's QAT fine-tuning
-
-
-class _Sums:
-    """Running sums for the shared formula, so batches need not be kept."""
-
-    def __init__(self) -> None:
-        self.signal = self.noise = 0.0
-        self.n = 0
-
-    def add(self, ref: np.ndarray, q: np.ndarray) -> None:
-        ref64, q64 = np.asarray(ref, np.float64), np.asarray(q, np.float64)
-        if ref64.shape != q64.shape:
-            raise ValueError(f"fp32 output {ref64.shape} and int8 output {q64.shape} differ")
-        diff = ref64 - q64
-        self.signal += float(np.sum(ref64 * ref64))
-        self.noise += float(np.sum(diff * diff))
-        self.n += ref64.size
-
-    def figures(self) -> tuple[float | None, float]:
-        sqnr = None
-        if self.signal > 0 and self.noise > 0:
-            sqnr = float(10 * np.log10(self.signal / self.noise))
-        return sqnr, self.noise / self.n if self.n else 0.0
+_Sums = Sums  # the name the tests know
+# The pairs an Int8Outputs holds per layer; each fills LayerError's <part>_sqnr_db/_mse.
+_PARTS = ("own", "weight", "output")
 
 
 @dataclass
@@ -151,13 +78,21 @@ class Analysis:
         return self.data.test_images[: self.analysis.images]
 
     def analyse(
-        self, variant: str, qmodel: Any, fp32: Any, inputs: RequantizeInputs
+        self,
+        variant: str,
+        qmodel: Any,
+        fp32: Any,
+        inputs: RequantizeInputs,
+        reference: Any = None,
     ) -> LayerAnalysis:
-        """The variant's layers and what-if, never raising (failures are recorded)."""
+        """The variant's layers, ranking and what-if, never raising (failures are
+        recorded). ``reference``: the float model the layer figures compare against when
+        it is not ``fp32`` (QAT's fine-tuned float model); the what-if's agreement is
+        always with fp32's predictions."""
         t0 = time.perf_counter()
         images = self.images()
         try:
-            result = self._layers(variant, qmodel, fp32, images, inputs)
+            result = self._layers(variant, qmodel, fp32, images, inputs, reference)
         except AnalysisUnavailable as exc:
             result = LayerAnalysis(status="unavailable", reason=exc.one_line())
         except Exception as exc:  # a debugger error: this analysis only
@@ -165,15 +100,58 @@ class Analysis:
             result = LayerAnalysis(status="failed", reason=reason_of(exc))
         result.images = len(images)
         result.seconds = time.perf_counter() - t0
-        wanted = self.analysis.keep_float and variant in self.analysis.what_if_variants
-        if result.status == "ok" and wanted:
+        if result.status != "ok":
+            return result
+        runner = WhatIfRunner(
+            self.fw, self.probe, self.spec, self.data, self.threads, self.fp32_predictions
+        )
+        what_if = bool(self.analysis.keep_float) and variant in self.analysis.what_if_variants
+        ranking = self.analysis.ranking
+        if ranking == "sensitivity" and not what_if:
+            # 21 requantizations (QAT: fine-tunings) only where a what-if uses the ranking
+            ranking = "weight"
+            result.notes.append(
+                "sensitivity not measured: this variant gets no what-if "
+                "(analysis.what_if_variants, analysis.keep_float); ranked by weight rounding"
+            )
+        if ranking == "sensitivity":
+            self._sensitivity(result, runner, variant, fp32, images, inputs)
+        result.ranking, key = rank(result.layers, ranking)
+        result.ranked_by = key  # type: ignore[assignment]
+        result.worst = result.ranking[:WORST]
+        if what_if:
             t1 = time.perf_counter()
-            result.what_if = [
-                self.what_if(variant, fp32, k, result.worst, inputs)
-                for k in self._ks(len(result.worst))
-            ]
+            ks = self._ks(len(result.ranking))
+            result.what_if = runner.rows(variant, qmodel, fp32, result.ranking, ks, inputs)
             result.what_if_seconds = time.perf_counter() - t1
         return result
+
+    def _sensitivity(
+        self,
+        result: LayerAnalysis,
+        runner: WhatIfRunner,
+        variant: str,
+        fp32: Any,
+        images: np.ndarray,
+        inputs: RequantizeInputs,
+    ) -> None:
+        t0 = time.perf_counter()
+        weighted = [x for x in result.layers if x.kind != "block" and x.sqnr_db is not None]
+        try:
+            figures = runner.sensitivity(variant, fp32, [x.layer for x in weighted], images, inputs)
+        except Exception as exc:  # the ranking falls back; the analysis stands
+            log.error("sensitivity of %s failed:\n%s", variant, traceback.format_exc())
+            figures = {}
+            result.notes.append(f"sensitivity failed: {reason_of(exc)}")
+        for row in weighted:
+            row.sensitivity_sqnr_db, agreement = figures.get(row.layer, (None, None))
+            row.sensitivity_agreement = agreement
+        result.sensitivity_seconds = time.perf_counter() - t0
+        missing = [x.layer for x in weighted if x.sensitivity_sqnr_db is None]
+        if missing:
+            result.notes.append(
+                "no sensitivity for " + ", ".join(missing) + ": ranked by the next figure"
+            )
 
     def _layers(
         self,
@@ -182,64 +160,81 @@ class Analysis:
         fp32: Any,
         images: np.ndarray,
         inputs: RequantizeInputs,
+        reference: Any,
     ) -> LayerAnalysis:
-        layers = canonical_layers(resnet18(self.spec.model))
-        sums = {x.name: _Sums() for x in layers}
-        own = {x.name: _Sums() for x in layers}
+        points = measuring_points(resnet18(self.spec.model))
+        ref_model = fp32 if reference is None else reference
+        sums = {part: {x.name: Sums() for x in points} for part in ("prop", "drift", *_PARTS)}
         last = Int8Outputs({})
+        found: set[str] = set()
         unmapped: set[str] = set()
         for start in range(0, len(images), PROBE_BATCH):
             batch = images[start : start + PROBE_BATCH]
-            ref = self.probe.fp32_layer_outputs(fp32, batch)
-            last = self.probe.int8_layer_outputs(qmodel, fp32, batch)
+            ref = self.probe.fp32_layer_outputs(ref_model, batch)
+            if reference is not None:  # the fine-tuning's drift, apart from quantization
+                base = self.probe.fp32_layer_outputs(fp32, batch)
+                for name in ref.keys() & base.keys():
+                    sums["drift"][name].add(base[name], ref[name])
+            last = self.probe.int8_layer_outputs(qmodel, ref_model, batch)
             unmapped.update(last.unmapped)
+            found.update(last.outputs)
             for name, q in last.outputs.items():
                 if name in ref:
-                    sums[name].add(ref[name], q)
-            for name, (f, q) in last.own.items():
-                own[name].add(f, q)
-        given = self.probe.own_layer_error(variant, qmodel, fp32, images, inputs)
-        rows = self._rows(layers, sums, own, last, given)
-        missing = [x.name for x in layers if x.name not in last.outputs]
+                    sums["prop"][name].add(ref[name], q)
+            for part in _PARTS:
+                for name, (f, q) in getattr(last, part).items():
+                    sums[part][name].add(f, q)
+        given = self.probe.own_layer_error(variant, qmodel, ref_model, images, inputs)
         if given is not None:
             unmapped.update(given.unmapped)
-        ordered, key = rank(rows)
-        notes = []
-        if missing:
-            notes.append(f"no int8 output found for: {', '.join(missing)}")
         return LayerAnalysis(
             status="ok",
             method=last.method,
             own_method=given.method if given is not None else last.own_method,
-            layers=rows,
+            layers=self._rows(points, sums, last, given),
             unmapped=sorted(unmapped),
-            ranked_by=key,  # type: ignore[arg-type]
-            worst=ordered[:WORST],
-            notes=notes,
+            reference="fp32" if reference is None else "qat_float",
+            notes=self._missing(points, found),
         )
 
     @staticmethod
+    def _missing(points: list[CanonicalLayer], found: set[str]) -> list[str]:
+        notes = []
+        layers = [x.name for x in points if x.kind != "block" and x.name not in found]
+        if layers:
+            notes.append(f"no int8 output found for: {', '.join(layers)}")
+        blocks = [x.name for x in points if x.kind == "block" and x.name not in found]
+        if blocks:
+            notes.append(f"no block output found for: {', '.join(blocks)}")
+        return notes
+
+    @staticmethod
     def _rows(
-        layers: list[CanonicalLayer],
-        sums: dict[str, _Sums],
-        own: dict[str, _Sums],
+        points: list[CanonicalLayer],
+        sums: dict[str, dict[str, Sums]],
         last: Int8Outputs,
         given: OwnErrors | None,
     ) -> list[LayerError]:
         rows = []
-        for layer in layers:
+        for point in points:
+            name = point.name
             row = LayerError(
-                layer=layer.name,
-                kind=layer.kind,
-                tool_name=last.tool_names.get(layer.name),
-                output_quantized=last.output_quantized.get(layer.name),
+                layer=name,
+                kind=point.kind,
+                tool_name=last.tool_names.get(name),
+                output_quantized=last.output_quantized.get(name),
             )
-            if sums[layer.name].n:
-                row.sqnr_db, row.mse = sums[layer.name].figures()
-            if own[layer.name].n:
-                row.own_sqnr_db, row.own_mse = own[layer.name].figures()
-            if given is not None and layer.name in given.figures:
-                row.own_sqnr_db, row.own_mse = given.figures[layer.name]
+            if sums["prop"][name].n:
+                row.sqnr_db, row.mse = sums["prop"][name].figures()
+            for part in _PARTS:
+                if sums[part][name].n:
+                    sqnr, mse = sums[part][name].figures()
+                    setattr(row, f"{part}_sqnr_db", sqnr)
+                    setattr(row, f"{part}_mse", mse)
+            if given is not None and name in given.figures:
+                row.own_sqnr_db, row.own_mse = given.figures[name]
+            if sums["drift"][name].n:
+                row.drift_sqnr_db = sums["drift"][name].figures()[0]
             rows.append(row)
         return rows
 
@@ -251,47 +246,6 @@ class Analysis:
             if k >= 1 and k not in out:
                 out.append(k)
         return out
-
-    def what_if(
-        self, variant: str, fp32: Any, k: int, worst: list[str], inputs: RequantizeInputs
-    ) -> WhatIf:
-        """The variant with its ``k`` worst layers in float: accuracy on the test split,
-        agreement with fp32, size on disk, batch-1 latency p50 at the run's threads."""
-        float_layers = worst[:k]
-        row = WhatIf(k=k, float_layers=float_layers, status="ok")
-        t0 = time.perf_counter()
-        try:
-            model = self.probe.requantize_keeping_float(variant, fp32, float_layers, inputs)
-            row.seconds = time.perf_counter() - t0
-            self._measure(row, model, fp32, f"{variant}-float{k}")
-        except AnalysisUnavailable as exc:
-            row.status, row.reason = "unavailable", exc.one_line()
-        except Exception as exc:
-            log.error("what-if %s k=%d failed:\n%s", variant, k, traceback.format_exc())
-            row.status, row.reason = "failed", reason_of(exc)
-        return row
-
-    def _measure(self, row: WhatIf, model: Any, fp32: Any, stem: str) -> None:
-        reference = self.fp32_predictions
-        if reference is None:
-            reference = self._predict(fp32).argmax(1)
-        stats = accuracy(
-            self._predict(model), self.data.test_labels, self.fw.device_of(model), reference
-        )
-        row.top1, row.agreement_with_fp32 = stats.top1, stats.agreement_with_fp32
-        with tempfile.TemporaryDirectory(prefix="harness-whatif-") as tmp:
-            row.size_bytes = self.fw.save(model, Path(tmp), stem).size.bytes
-        run = time_forward(
-            self.fw, model, latency_images(self.data, 1), self.spec.measure.latency, self.threads
-        )
-        row.latency_b1_p50_ms = run.stats.p50_ms
-        row.device, row.threads = run.stats.device, run.stats.threads
-
-    def _predict(self, model: Any) -> np.ndarray:
-        batches = eval_batches(
-            self.data.test_images, self.data.test_labels, self.spec.measure.eval_batch_size
-        )
-        return np.concatenate([self.fw.predict(model, b.images) for b in batches])
 
 
 def probe_of(fw: Framework) -> LayerProbe:
@@ -316,8 +270,9 @@ def layer_analysis(
     threads: int,
 ) -> LayerAnalysis:
     """The study's call: one int8 variant's analysis after its phase (``phases`` is the
-    study's harness_contract.phases.Phases: data, fp32 predictions, QAT fine-tuning).
-    Never raises: a runner without a probe is recorded "unavailable"."""
+    study's harness_contract.phases.Phases: data, fp32 predictions, QAT fine-tuning, and
+    the fine-tuned QAT model before conversion, QAT's reference). Never raises: a runner
+    without a probe is recorded "unavailable"."""
     from .phases import calibration_batches
 
     try:
@@ -330,4 +285,26 @@ def layer_analysis(
         else []
     )
     runner = Analysis(fw, probe, spec, analysis, phases.data, threads, phases.fp32_predictions)
-    return runner.analyse(variant, model, fp32, RequantizeInputs(calibration, phases.fine_tune))
+    inputs = RequantizeInputs(calibration, phases.fine_tune)
+    reference, note = _qat_reference(probe, variant, getattr(phases, "qat_trained", None), fp32)
+    result = runner.analyse(variant, model, fp32, inputs, reference)
+    if note:
+        result.notes.append(note)
+    return result
+
+
+def _qat_reference(probe: LayerProbe, variant: str, trained: Any, fp32: Any) -> tuple[Any, str]:
+    """QAT's fine-tuned float model (its per-layer reference), or None and why not."""
+    if variant != "qat":
+        return None, ""
+    fallback = "QAT measured against the fp32 baseline (so its figures include the drift)"
+    if trained is None:
+        return None, f"{fallback}: the study kept no fine-tuned model"
+    try:
+        reference = probe.qat_float_model(trained, fp32)
+    except Exception as exc:  # this reference only: the baseline still serves
+        log.error("QAT float model failed:\n%s", traceback.format_exc())
+        return None, f"{fallback}: {reason_of(exc)}"
+    if reference is None:
+        return None, f"{fallback}: the runner gives no float model of the fine-tuned weights"
+    return reference, ""

@@ -98,6 +98,11 @@ class Lowered:
     conversion: ConversionStats | None = None
     training: TrainingStats | None = None
     notes: list[str] = field(default_factory=list)
+    # The model as a user serving one batch size builds it (e.g. a static-shape compile)
+    # and the seconds that took: latency at that batch is timed on it, so a rung is as
+    # fast as its runtime. None: ``model`` already runs each batch as its runtime would
+    # (a program resized per batch, a dynamic-batch program no slower than a static one).
+    for_batch: Callable[[int], tuple[Any, float]] | None = None
 
 
 class Trainer(ABC):

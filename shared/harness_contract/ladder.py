@@ -1,15 +1,17 @@
 """The runtime ladder of one variant: the same model on each of the framework's other
 deployable runtimes (harness_contract.runtimes), measured exactly as the variant itself
 (accuracy and agreement with the reference fp32, size with digests, latency at every
-batch size and thread count). A rung that cannot run here is recorded with its reason,
-one that fails with the tool's own message; neither stops the study.
+batch size and thread count). Latency at each batch size is taken on the model a user
+serving that batch builds (``Lowered.for_batch``: Inductor compiles static shapes per
+batch), so a rung is as fast as its runtime. A rung that cannot run here is recorded
+with its reason, one that fails with the tool's own message; neither stops the study.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,20 @@ from .runtimes import PRIMARY
 from .spec import ExperimentSpec
 
 log = logging.getLogger("harness.ladder")
+
+
+def per_batch_models(
+    lowered: Lowered, batch_sizes: Sequence[int]
+) -> tuple[dict[int, Any], dict[int, float]]:
+    """The model made for each latency batch size alone and its seconds (both empty when
+    the lowered model serves every batch as its runtime would). Made before any timing,
+    at the run's thread count, once per batch: every thread count reuses it."""
+    models: dict[int, Any] = {}
+    seconds: dict[int, float] = {}
+    if lowered.for_batch is not None:
+        for bs in dict.fromkeys(batch_sizes):
+            models[bs], seconds[bs] = lowered.for_batch(bs)
+    return models, seconds
 
 
 def wanted_runtimes(spec: ExperimentSpec, framework: str) -> list[str]:
@@ -73,7 +89,9 @@ class Ladder:
         self._record(rung, lowered)
         try:
             rung.accuracy = self.measurement.accuracy(lowered.model, self.phases.fp32_predictions)
-            self.measurement.measure(lowered.model, rung, f"{name}-{slug}")
+            per_batch, seconds = per_batch_models(lowered, self.spec.measure.latency.batch_sizes)
+            rung.compile_s_by_batch = seconds or None
+            self.measurement.measure(lowered.model, rung, f"{name}-{slug}", per_batch)
         except Exception as exc:  # it compiled but does not run: keep what was measured
             log.error("rung %s/%s failed:\n%s", name, slug, traceback.format_exc())
             rung.status, rung.reason = "failed", reason_of(exc)

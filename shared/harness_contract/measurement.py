@@ -5,13 +5,14 @@ batch size and thread count (with the raw per-call samples kept beside metrics.j
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import events
+from .atomic import write_npy_atomic
 from .cifar import Cifar10
 from .digests import artifact_digests
 from .framework import Framework, Saved, ThreadsUnsupported
@@ -43,16 +44,23 @@ def accuracy(
     device: str,
     fp32_predictions: np.ndarray | None = None,
 ) -> AccuracyStats:
-    """Top-1 of ``logits`` against ``labels``; with fp32's predictions, how often they agree."""
+    """Top-1 of ``logits`` against ``labels``; with fp32's predictions, how often they agree
+    and the images only one of the two gets right (the host's McNemar test)."""
     predictions = logits.argmax(1)
-    agreement = None
+    correct = predictions == labels
+    agreement = only_this = only_fp32 = None
     if fp32_predictions is not None:
         agreement = float((predictions == fp32_predictions).mean())
+        fp32_correct = fp32_predictions == labels
+        only_this = int((correct & ~fp32_correct).sum())
+        only_fp32 = int((fp32_correct & ~correct).sum())
     return AccuracyStats(
-        top1=float((predictions == labels).mean()),
+        top1=float(correct.mean()),
         n=len(predictions),
         device=device,
         agreement_with_fp32=agreement,
+        only_this_correct=only_this,
+        only_fp32_correct=only_fp32,
     )
 
 
@@ -85,11 +93,18 @@ class Measurement:
             self.predict(model), self.data.test_labels, self.fw.device_of(model), fp32_predictions
         )
 
-    def measure(self, model: Any, variant: VariantMetrics | RungMetrics, stem: str) -> None:
+    def measure(
+        self,
+        model: Any,
+        variant: VariantMetrics | RungMetrics,
+        stem: str,
+        per_batch: Mapping[int, Any] | None = None,
+    ) -> None:
         """Size on disk and the digest of every file saved (the model as
         ``artifacts/<stem>.*``), then latency at every batch size: at the run's threads,
         then at 1 thread where the sweep asks for it. A thread count the framework cannot
-        switch to leaves a note instead of rows."""
+        switch to leaves a note instead of rows. ``per_batch``: the model made for one
+        batch size alone (``Lowered.for_batch``), timed at that batch instead of ``model``."""
         self.out.artifacts.mkdir(parents=True, exist_ok=True)
         saved = self.fw.save(model, self.out.artifacts, stem)
         variant.size = saved.size
@@ -102,7 +117,8 @@ class Measurement:
             try:
                 with self._threads(model, threads), self.part():
                     for bs in rule.batch_sizes:
-                        variant.latency.append(self.latency(model, stem, bs, threads))
+                        timed = (per_batch or {}).get(bs, model)
+                        variant.latency.append(self.latency(timed, stem, bs, threads))
             except ThreadsUnsupported as exc:
                 variant.notes.append(f"no latency at {threads} thread(s): {exc.one_line()}")
 
@@ -124,7 +140,7 @@ class Measurement:
         )
         suffix = "" if threads == self.threads else f"-t{threads}"
         samples = self.out.artifacts / f"latency-{stem}-b{batch_size}{suffix}.npy"
-        np.save(samples, run.samples_ms)
+        write_npy_atomic(samples, run.samples_ms)  # never a partial .npy (disk full)
         events.emit(
             "latency",
             phase=stem,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -113,6 +113,10 @@ class AccuracyStats(_Strict):
     device: str
     # Share of test images where this variant predicts the same class as fp32.
     agreement_with_fp32: float | None = Field(default=None, ge=0, le=1)
+    # The discordant test images against fp32 (McNemar's test of the change needs only
+    # these): correct here but not in fp32, and correct in fp32 but not here.
+    only_this_correct: int | None = Field(default=None, ge=0)
+    only_fp32_correct: int | None = Field(default=None, ge=0)
 
 
 class MemoryStats(_Strict):
@@ -182,6 +186,10 @@ class RungMetrics(_Strict):
     accuracy: AccuracyStats | None = None
     # Compiling, lowering or converting for this runtime: a deployment cost, in seconds.
     compile_s: float | None = Field(default=None, ge=0)
+    # Latency batch size -> seconds of the model made for that batch alone (Inductor: a
+    # static-shape compile per batch, on top of compile_s); None: the runtime serves every
+    # batch from the one lowered model. Optional: older files load.
+    compile_s_by_batch: dict[int, Annotated[float, Field(ge=0)]] | None = None
     # A runtime that needs its own quantized model (ExecuTorch's XNNPACKQuantizer) records
     # its own calibration or QAT fine-tuning here.
     conversion: ConversionStats | None = None

@@ -60,6 +60,7 @@ class Phases:
     def __post_init__(self) -> None:
         self.weights_label: str | None = None
         self.fp32_predictions: np.ndarray | None = None
+        self.qat_trained: Any = None  # the fine-tuned QAT model before conversion
 
     def baseline(self) -> tuple[Any, VariantMetrics]:
         weights = start_weights(self.spec.model, self.spec.seed)
@@ -91,6 +92,9 @@ class Phases:
 
     def qat(self, fp32: Any) -> tuple[Any, VariantMetrics]:
         model, training = self.fine_tune(self.fw.prepare_qat(fp32))
+        # Kept for the per-layer analysis: QAT's error is measured against its own
+        # fine-tuned float weights, not the baseline's (analysis.layer_analysis).
+        self.qat_trained = model
         q = self.fw.convert_qat(model)
         variant = self._quantized("qat", q)
         variant.training = training

@@ -4,12 +4,17 @@ fp32: forward hooks on the eager model's modules (named like the canonical layer
 PT2E int8: torchao's numeric debugger logs no node of the runner's model (it needs
 ``generate_numeric_debug_handle`` on the ExportedProgram before ``.module()``, which the
 flow's export does not call), so the converted q/dq graph (``Int8Model.serializable``)
-is run node by node through an FX Interpreter: each canonical layer's last compute node
-(found by its ``nn_module_stack``) and the dequantize after it give the layer's int8 output. The
-layer's own error is its conv/linear node run again with the fp32 weights on the same
-(dequantized) input. The lowered oneDNN model computes the same graph with fused kernels.
+is run node by node through an FX Interpreter: each measuring point's last compute node
+(found by its ``nn_module_stack``) and the dequantize after it give its int8 output. A
+layer's conv/linear node already computes with its dequantized int8 weights in float:
+that result is the weight-only figure's int8 side and the output-only figure's float
+side; the node run again with the reference weights on the same input is the float
+side of the own and weight-only figures. The lowered oneDNN model computes the same
+graph with fused kernels.
 FX int8: forward hooks on the converted quantized modules (their output dequantized).
-Keep-float: the quantizer's per-module config of None, then PTQ (or QAT) again.
+Keep-float: the quantizer's per-module config of None, then PTQ (or QAT) again, with the
+float layer's input still annotated as int8 (as TFLite keeps it: _keep_int8_input).
+QAT reference: the fine-tuned weights of the prepared model, loaded into an eager model.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from harness_contract.analysis import (
     LayerProbe,
     RequantizeInputs,
 )
-from harness_contract.layer_error import CanonicalLayer, canonical_layers
+from harness_contract.layer_error import CanonicalLayer, measuring_points
 
 from .quantize import FXFlow, Int8Model, PT2EFlow
 
@@ -40,6 +45,8 @@ _WEIGHTED = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
 
 def output_point(layer: CanonicalLayer) -> str:
     """The eager module whose output is the layer's compared output (torch_runner.model)."""
+    if layer.kind == "block":  # after the add and the block's last ReLU
+        return layer.name.removesuffix(".out") + ".relu2"
     if layer.output == "relu":
         return "relu" if layer.name == "stem" else layer.name.rsplit(".", 1)[0] + ".relu1"
     if layer.output == "bn":
@@ -48,6 +55,8 @@ def output_point(layer: CanonicalLayer) -> str:
 
 
 def _owner_modules(layer: CanonicalLayer) -> set[str]:
+    if layer.kind == "block":
+        return {output_point(layer)}
     return {layer.name, f"{layer.name}_bn", output_point(layer)}
 
 
@@ -59,7 +68,7 @@ def _module_of(node: torch.fx.Node) -> str | None:
 class TorchLayerProbe(LayerProbe):
     def __init__(self, fw: Any) -> None:  # a set-up TorchFramework
         self.fw = fw
-        self.layers = canonical_layers(fw.net)
+        self.layers = measuring_points(fw.net)
 
     # ------------------------------------------------------------ fp32
     def fp32_layer_outputs(self, fp32: nn.Module, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -103,12 +112,15 @@ class TorchLayerProbe(LayerProbe):
         }
         wanted = {node: name for name, node in points.items()}
         outputs: dict[str, np.ndarray] = {}
-        floats: dict[str, torch.Tensor] = {}
+        floats: dict[str, torch.Tensor] = {}  # the op with the reference weights
+        rounded_weights: dict[str, torch.Tensor] = {}  # the op with int8 weights, float out
 
         class Capture(torch.fx.Interpreter):
             def run_node(self, n: torch.fx.Node) -> Any:
                 result = super().run_node(n)
                 name = weighted.get(n)
+                if name is not None:
+                    rounded_weights[name] = result
                 if own_ok and name is not None:
                     args, kwargs = self.fetch_args_kwargs_from_env(n)
                     args = (args[0], fp32_weights[name], *args[2:])
@@ -119,16 +131,21 @@ class TorchLayerProbe(LayerProbe):
 
         with torch.no_grad():
             Capture(gm).run(x)
-        own = {}
-        if own_ok:
-            for layer in self.layers:
-                if layer.name in floats and layer.name in outputs:
-                    f = floats[layer.name]
-                    f = torch.relu(f) if layer.output == "relu" else f
-                    own[layer.name] = (f.numpy(), outputs[layer.name])
+        own, weight, output = {}, {}, {}
+        for layer in self.layers:
+            if layer.name not in outputs or layer.name not in rounded_weights:
+                continue
+            w = _at_point(layer, rounded_weights[layer.name])
+            output[layer.name] = (w, outputs[layer.name])
+            if own_ok:
+                f = _at_point(layer, floats[layer.name])
+                own[layer.name] = (f, outputs[layer.name])
+                weight[layer.name] = (f, w)
         return Int8Outputs(
             outputs=outputs,
             own=own,
+            weight=weight,
+            output=output,
             tool_names={name: node.name for name, node in points.items()},
             # the layer's output point is a dequantize only where PT2E rounds it to int8
             output_quantized={
@@ -137,7 +154,9 @@ class TorchLayerProbe(LayerProbe):
             unmapped=unmapped,
             method="FX Interpreter over the PT2E converted q/dq graph (dequantized node outputs)",
             own_method=(
-                "the layer's conv/linear node rerun with its fp32 weights on the same input"
+                "the layer's conv/linear node rerun with its reference weights on the same "
+                "input; its weight/output split from the node's own result (int8 weights, "
+                "float output)"
                 if own_ok
                 else None
             ),
@@ -169,30 +188,61 @@ class TorchLayerProbe(LayerProbe):
         modules = dict(gm.named_modules())
         outputs: dict[str, np.ndarray] = {}
         quantized: dict[str, bool] = {}
+        tool_names: dict[str, str] = {}
+
+        def keep(name: str, y: torch.Tensor, tool: str) -> None:
+            quantized[name], tool_names[name] = y.is_quantized, tool
+            y = y.dequantize() if y.is_quantized else y
+            outputs[name] = y.detach().float().numpy()
+
         handles = []
         for layer in self.layers:
             module = modules.get(layer.name)
-            if module is None:
-                continue
+            if module is not None:
+                tool = type(module).__name__
+                handles.append(
+                    module.register_forward_hook(
+                        lambda _m, _i, y, name=layer.name, tool=tool: keep(name, y, tool)
+                    )
+                )
+        # FX fuses each block's add and ReLU into one quantized.add_relu call (no module
+        # to hook): the blocks' outputs are those calls, in network order.
+        blocks = [x.name for x in self.layers if x.kind == "block"]
+        adds = [n for n in gm.graph.nodes if str(n.target) == "quantized.add_relu"]
+        block_of = dict(zip(adds, blocks, strict=True)) if len(adds) == len(blocks) else {}
 
-            def keep(_m: nn.Module, _i: Any, y: torch.Tensor, name: str = layer.name) -> None:
-                quantized[name] = y.is_quantized
-                y = y.dequantize() if y.is_quantized else y
-                outputs[name] = y.detach().float().numpy()
+        class Capture(torch.fx.Interpreter):  # runs call_module through the hooks above
+            def run_node(self, n: torch.fx.Node) -> Any:
+                result = super().run_node(n)
+                if n in block_of:
+                    keep(block_of[n], result, n.name)
+                return result
 
-            handles.append(module.register_forward_hook(keep))
         try:
             with torch.no_grad():
-                gm(x)
+                Capture(gm).run(x)
         finally:
             for h in handles:
                 h.remove()
         return Int8Outputs(
             outputs=outputs,
-            tool_names={name: type(modules[name]).__name__ for name in outputs},
+            tool_names=tool_names,
             output_quantized=quantized,
             method="forward hooks on the FX-converted quantized modules (outputs dequantized)",
         )
+
+    # ------------------------------------------------------------ QAT reference
+    def qat_float_model(self, trained: nn.Module, fp32: nn.Module) -> nn.Module | None:
+        """The fine-tuned weights (and BatchNorm statistics) of the prepared QAT model in
+        an eager fp32 model. The prepared graph keeps every tensor under its canonical
+        name (PT2E, before and after conversion); None where it does not (FX fuses
+        modules and renames them)."""
+        state = trained.state_dict()
+        names = list(self.fw.net.tensor_shapes())
+        if any(name not in state for name in names):
+            return None
+        weights = {name: state[name].detach().cpu().numpy().copy() for name in names}
+        return self.fw.build(weights).eval()
 
     # ------------------------------------------------------------ keep float
     def requantize_keeping_float(
@@ -213,6 +263,12 @@ class TorchLayerProbe(LayerProbe):
         return model
 
 
+def _at_point(layer: CanonicalLayer, y: torch.Tensor) -> np.ndarray:
+    """A conv/linear node's result at the layer's compared output (after its ReLU)."""
+    y = torch.relu(y) if layer.output == "relu" else y
+    return y.detach().float().numpy()
+
+
 def _dequantized(node: torch.fx.Node) -> torch.fx.Node:
     """The dequantize that reads ``node``'s quantized output, else ``node`` itself."""
     for user in node.users:
@@ -223,17 +279,46 @@ def _dequantized(node: torch.fx.Node) -> torch.fx.Node:
     return node
 
 
+def _keep_int8_input(xiq: Any, is_qat: bool, names: Sequence[str]) -> Any:
+    """X86InductorQuantizer with ``names`` in float that still read the int8 activation.
+
+    A module config of None leaves the layer's node unannotated, so nothing quantizes its
+    input edge and the float layer reads the float tensor its producer made before any
+    rounding (on an identity-shortcut block, the unrounded ReLU output). TFLite's float
+    op reads the dequantized int8 tensor. Annotating the input edge alone (no weight, no
+    output spec) gives PT2E the same: a quantize/dequantize pair on the input, fp32
+    weights, float output (rounded again where an int8 consumer reads it).
+    """
+    from torchao.quantization.pt2e.quantizer import get_input_act_qspec
+
+    config = xiq.get_default_x86_inductor_quantization_config(is_qat=is_qat)
+    floats = set(names)
+
+    class KeepInt8Input(xiq.X86InductorQuantizer):
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            model = super().annotate(model)
+            for node in model.graph.nodes:
+                if node.target in _WEIGHTED and _module_of(node) in floats:
+                    node.meta[xiq.QUANT_ANNOTATION_KEY] = xiq._X86InductorQuantizationAnnotation(
+                        input_qspec_map={node.args[0]: get_input_act_qspec(config)},
+                        _annotated=True,
+                    )
+            return model
+
+    q = KeepInt8Input().set_global(config)
+    for name in names:
+        q.set_module_name_qconfig(name, None)
+    return q
+
+
 def _keeping_float(flow_cls: type, float_layers: Sequence[str]) -> PT2EFlow | FXFlow:
-    """The runner's flow with a quantization config of None for these modules."""
+    """The runner's flow with these modules left in float (their input still int8)."""
     names = list(float_layers)
     if flow_cls is PT2EFlow:
 
         class KeepFloatPT2E(PT2EFlow):
             def _quantizer(self, is_qat: bool):
-                q = super()._quantizer(is_qat)
-                for name in names:
-                    q.set_module_name_qconfig(name, None)
-                return q
+                return _keep_int8_input(self._xiq, is_qat, names)
 
         return KeepFloatPT2E()
 

@@ -6,17 +6,23 @@ int8 (propagated): the .tflite run end to end in LiteRT's interpreter with
 ``experimental_preserve_all_tensors=True``; each CONV_2D / FULLY_CONNECTED op's output
 tensor (int8, dequantized with its own scale and zero point) is the layer's int8 output.
 Ops are mapped to canonical layers by the Keras layer names TFLite keeps in tensor names.
-Own error: ``tf.lite.experimental.QuantizationDebugger`` on a converter set up as the
-PTQ phase's (or the QAT model's) with the shared calibration images; its NumericVerify
-ops give each layer's int8 output against its float op on the same input.
+Block outputs: each residual block's ADD (ReLU fused) output tensor, mapped by its Keras
+layer names (``stages_0_0_relu2``, ``stages_0_0_add``).
+Own error: measured directly, each layer's fp32 Keras layer run on the int8 op's own
+(dequantized) input; or from ``tf.lite.experimental.QuantizationDebugger`` (PTQ with
+``debugger=True``), whose NumericVerify ops give the same figure. Its split: the same
+input through the op with TFLite's own int8 weights and bias, dequantized, in float
+(weight rounding against the Keras weights; output rounding against the int8 output).
 Keep-float PTQ: the debugger's ``denylisted_nodes`` (selective quantization); QAT: tfmot
 annotates every layer but the float ones, the same fine-tuning, the same conversion.
+Either way the float op reads the dequantized int8 activation.
+QAT reference: the tfmot model's wrapped (fine-tuned) layers' weights in an fp32 clone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,17 +37,20 @@ from harness_contract.analysis import (
     RequantizeInputs,
 )
 from harness_contract.failures import reason_of
-from harness_contract.layer_error import CanonicalLayer, canonical_layers
+from harness_contract.layer_error import CanonicalLayer, measuring_points
 
-from . import quantize
+from . import quant_debugger, quantize
 from .model import layer_name
+from .quant_debugger import DEBUGGER
 from .quantize import PTQ_FLOW, QAT_FLOW, interpreter_class
 from .quantize import TFLiteModel as Int8Model
+
+Pair = tuple[np.ndarray, np.ndarray]
 
 log = logging.getLogger("harness.tf_runner")
 
 _WEIGHTED_OPS = ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D")
-DEBUGGER = "tf.lite.experimental.QuantizationDebugger"
+_BLOCK_OPS = ("ADD", "RELU")  # a block's output: its ADD, or a RELU after it where unfused
 OWN_DIRECT = (
     "the layer's fp32 Keras layer run on the int8 op's own dequantized input "
     "(preserved LiteRT tensors)"
@@ -50,6 +59,8 @@ OWN_DIRECT = (
 
 def output_point(layer: CanonicalLayer) -> str:
     """The Keras layer whose output is the canonical layer's compared output."""
+    if layer.kind == "block":
+        return layer_name(layer.name.removesuffix(".out")) + "_relu2"
     if layer.output == "relu":
         if layer.name == "stem":
             return "stem_relu"
@@ -77,14 +88,37 @@ def _dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return (values.astype(np.float32) - zero_point) * np.float32(scale)
 
 
+def _dequantize_param(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """A weight or bias tensor dequantized per channel (along its quantized dimension)."""
+    if values.dtype == np.float32:
+        return values
+    params = detail["quantization_parameters"]
+    shape = [1] * values.ndim
+    shape[params["quantized_dimension"]] = -1
+    scales = params["scales"].astype(np.float32).reshape(shape)
+    zero_points = params["zero_points"].astype(np.float32).reshape(shape)
+    return (values.astype(np.float32) - zero_points) * scales
+
+
 class TFLayerProbe(LayerProbe):
     def __init__(self, fw: Any, debugger: bool = False) -> None:  # a set-up TFFramework
         self.fw = fw
         self.debugger = debugger  # PTQ own error from the QuantizationDebugger (slower)
-        self.layers = canonical_layers(fw.net)
+        self.layers = measuring_points(fw.net)
         # tfmot renames each wrapped layer "quant_<name>" in the QAT model.
+        prefixes = ("", "quant_")
         self.by_keras = {
-            prefix + layer_name(x.name): x.name for x in self.layers for prefix in ("", "quant_")
+            prefix + layer_name(x.name): x.name
+            for x in self.layers
+            if x.kind != "block"
+            for prefix in prefixes
+        }
+        self.blocks_by_keras = {
+            prefix + layer_name(x.name.removesuffix(".out")) + suffix: x.name
+            for x in self.layers
+            if x.kind == "block"
+            for prefix in prefixes
+            for suffix in ("_relu2", "_add")
         }
         self._taps: dict[int, tuple[keras.Model, keras.Model]] = {}
         self._interpreters: dict[tuple[int, int], tuple[Int8Model, Any]] = {}
@@ -120,6 +154,11 @@ class TFLayerProbe(LayerProbe):
         details = {t["index"]: t for t in interp.get_tensor_details()}
         index, names, unmapped = {}, {}, []
         for op in interp._get_ops_details():  # no public op listing
+            if op["op_name"] in _BLOCK_OPS:  # the later op (a RELU after the ADD) wins
+                out = op["outputs"][0]
+                block = _canonical_in([details[out]["name"]], self.blocks_by_keras)
+                if block is not None:
+                    index[block], names[block] = out, details[out]["name"]
             if op["op_name"] not in _WEIGHTED_OPS:
                 continue
             out = op["outputs"][0]
@@ -151,10 +190,12 @@ class TFLayerProbe(LayerProbe):
         outputs = {name: _dequantize(interp.get_tensor(i), tensors[i]) for name, i in index.items()}
         # Own error measured directly: the same figure as the QuantizationDebugger's (which
         # needs a Keras model the QAT variant no longer has, and a second calibration).
-        own = self._own_direct(interp, index, tensors, fp32, outputs)
+        own, weight, output = self._own_direct(interp, index, tensors, fp32, outputs)
         return Int8Outputs(
             outputs=outputs,
             own=own,
+            weight=weight,
+            output=output,
             tool_names=names,
             output_quantized={
                 name: np.dtype(tensors[i]["dtype"]) in (np.int8, np.uint8, np.int16)
@@ -175,19 +216,23 @@ class TFLayerProbe(LayerProbe):
         tensors: dict[int, dict[str, Any]],
         fp32: keras.Model,
         outputs: dict[str, np.ndarray],
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Each layer's fp32 Keras layers run on the op's own (dequantized) int8 input."""
+    ) -> tuple[dict[str, Pair], dict[str, Pair], dict[str, Pair]]:
+        """Per weighted layer, on the op's own (dequantized) int8 input: own (fp32 Keras
+        layers vs the int8 output), weight (fp32 Keras layers vs the op with TFLite's
+        dequantized int8 weights and bias, in float) and output (that float op vs the
+        int8 output) pairs."""
         producers = {
             op["outputs"][0]: op
             for op in interp._get_ops_details()
             if op["op_name"] in _WEIGHTED_OPS
         }
         bn = {c.name for c in self.fw.net.convs() if c.bn}
-        own = {}
+        own, weight, output = {}, {}, {}
         for layer in self.layers:
-            if layer.name not in index:
+            if layer.name not in index or layer.kind == "block":
                 continue
-            x_index = producers[index[layer.name]]["inputs"][0]
+            op = producers[index[layer.name]]
+            x_index = op["inputs"][0]
             x = tf.constant(_dequantize(interp.get_tensor(x_index), tensors[x_index]))
             name = layer_name(layer.name)
             weighted = fp32.get_layer(name)
@@ -196,10 +241,33 @@ class TFLayerProbe(LayerProbe):
             y = weighted(x)
             if layer.name in bn:
                 y = fp32.get_layer(f"{name}_bn")(y, training=False)
+            y_w = self._with_int8_params(interp, op, tensors, weighted, x)
             if layer.output == "relu":
-                y = tf.nn.relu(y)
-            own[layer.name] = (y.numpy(), outputs[layer.name])
-        return own
+                y, y_w = tf.nn.relu(y), tf.nn.relu(y_w)
+            f, f_w = y.numpy(), y_w.numpy()
+            own[layer.name] = (f, outputs[layer.name])
+            weight[layer.name] = (f, f_w)
+            output[layer.name] = (f_w, outputs[layer.name])
+        return own, weight, output
+
+    @staticmethod
+    def _with_int8_params(
+        interp: Any,
+        op: dict[str, Any],
+        tensors: dict[int, dict[str, Any]],
+        weighted: keras.layers.Layer,
+        x: tf.Tensor,
+    ) -> tf.Tensor:
+        """The op in float with TFLite's own int8 weights and bias (BatchNorm folded in)."""
+        w_index, *rest = op["inputs"][1:]
+        kernel = _dequantize_param(interp.get_tensor(w_index), tensors[w_index])
+        if op["op_name"] == "FULLY_CONNECTED":  # (out, in)
+            y = tf.matmul(tf.reshape(x, [x.shape[0], -1]), kernel.T)
+        else:  # CONV_2D: OHWI -> HWIO, padding already explicit in x
+            y = tf.nn.conv2d(x, kernel.transpose(1, 2, 3, 0), weighted.strides, "VALID")
+        if rest and rest[0] >= 0:
+            y = y + _dequantize_param(interp.get_tensor(rest[0]), tensors[rest[0]])
+        return y
 
     def own_layer_error(
         self,
@@ -221,65 +289,31 @@ class TFLayerProbe(LayerProbe):
     ) -> OwnErrors:
         """Own error per layer from the QuantizationDebugger on a converter set up as the
         PTQ phase's, calibrated on the same images."""
-        variant = "ptq"
         try:
-            stats = self._debugger_stats(fp32, images, calibration)
+            stats = quant_debugger.layer_statistics(self.fw.normalize, fp32, images, calibration)
         except Exception as exc:  # the debugger's own failure is this figure's only
-            log.warning("%s failed on %s: %s", DEBUGGER, variant, exc)
+            log.warning("%s failed on ptq: %s", DEBUGGER, exc)
             return OwnErrors({}, f"not given: {DEBUGGER} failed: {reason_of(exc)}")
-        figures = {}
-        for tensor, row in stats.items():
-            canonical = _canonical_in([tensor], self.by_keras)
-            if canonical is None and tensor.startswith("NumericVerify/Identity"):
-                # The model's output tensor keeps no layer name: it is the dense layer's.
-                canonical = self.layers[-1].name
-            if canonical is None:
-                continue  # add, pad, pool: not a conv or dense layer
-            noise, signal, n = row["noise"], row["signal"], row["n"]
-            sqnr = float(10 * np.log10(signal / noise)) if signal > 0 and noise > 0 else None
-            figures[canonical] = (sqnr, noise / n)
-        return OwnErrors(figures, f"{DEBUGGER} (NumericVerify: int8 op vs float op, same input)")
-
-    def _debugger(self, model: keras.Model, calibration: Sequence[np.ndarray], **options: Any):
-        converter = quantize._full_int8(quantize._converter(model), calibrated=False)
-        batches = [self.fw.normalize.numpy(b) for b in calibration]
-        converter.representative_dataset = lambda: ([b] for b in batches)
-        return tf.lite.experimental.QuantizationDebugger(
-            converter=converter,
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(**options),
-            debug_dataset=self._debug_batches,
+        dense = next(x.name for x in self.layers if x.kind == "dense")
+        return quant_debugger.own_errors(
+            stats, lambda tensor: _canonical_in([tensor], self.by_keras), dense
         )
 
-    def _debug_batches(self) -> Iterator[list[np.ndarray]]:
-        """The debug images in equal batches (the debugger sizes its interpreter once, from
-        the first): the largest divisor of their count up to 64, so no image is left out."""
-        images = self._debug_images
-        size = max(d for d in range(1, 65) if len(images) % d == 0)
-        for start in range(0, len(images), size):
-            yield [images[start : start + size]]
-
-    def _debugger_stats(
-        self, model: keras.Model, images: np.ndarray, calibration: Sequence[np.ndarray]
-    ) -> dict[str, dict[str, float]]:
-        """Per NumericVerify tensor: mean noise and signal energy and element count per
-        image (their ratio is the pooled SQNR, noise / n the MSE)."""
-        self._debug_images = self.fw.normalize.numpy(images)
-
-        def dequantized(q: Sequence[np.ndarray], scale: float, zp: int) -> list[np.ndarray]:
-            return [(np.asarray(x, np.float64) - zp) * scale for x in q]
-
-        metrics = {
-            "signal": lambda f, q, s, z: float(
-                sum(np.sum(np.square(x, dtype=np.float64)) for x in f)
-            ),
-            "noise": lambda f, q, s, z: float(
-                sum(np.sum(np.square(a - b)) for a, b in zip(f, dequantized(q, s, z), strict=True))
-            ),
-            "n": lambda f, q, s, z: float(sum(np.size(x) for x in f)),
-        }
-        debugger = self._debugger(model, calibration, layer_direct_compare_metrics=metrics)
-        debugger.run()
-        return {name: dict(row) for name, row in debugger.layer_statistics.items()}
+    # ------------------------------------------------------------ QAT reference
+    def qat_float_model(self, trained: keras.Model, fp32: keras.Model) -> keras.Model:
+        """An fp32 clone holding the fine-tuned weights of the tfmot model, matched by
+        variable name (``stages_0_0_conv2/kernel:0``): a wrapper tracks some kernels
+        itself, so the wrapped layer's own weight list can lack them."""
+        trained_vars = {v.name: v for v in trained.weights}
+        with tf.device(self.fw.device):
+            clone = keras.models.clone_model(fp32)
+        for layer in clone.layers:
+            missing = [v.name for v in layer.weights if v.name not in trained_vars]
+            if missing:
+                raise AnalysisUnavailable(f"the QAT model has no weights {missing}")
+            if layer.weights:
+                layer.set_weights([trained_vars[v.name].numpy() for v in layer.weights])
+        return clone
 
     # ------------------------------------------------------------ keep float
     def requantize_keeping_float(
@@ -295,10 +329,11 @@ class TFLayerProbe(LayerProbe):
             missing = [x for x in float_layers if x not in names]
             if missing:
                 raise AnalysisUnavailable(f"no TFLite tensor name known for {missing}")
-            self._debug_images = np.zeros((1, 32, 32, 3), np.float32)
-            debugger = self._debugger(
+            debugger = quant_debugger.make_debugger(
+                self.fw.normalize,
                 fp32,
                 inputs.calibration,
+                np.zeros((1, 32, 32, 3), np.float32),
                 denylisted_nodes=[names[x] for x in float_layers],
                 fully_quantize=True,
             )
