@@ -12,6 +12,7 @@ results/<sweep-id>/
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 from harness_contract.atomic import write_json_atomic
 from harness_contract.errors import HarnessError
 
+from ..options import check_run_id
 from .plan import Point, SweepSpec
 
 # pending: not run yet (or set back by a resume); running: handed to the executor;
@@ -88,9 +90,9 @@ class SweepDir:
 
     @classmethod
     def create(cls, results: Path, sweep_id: str | None) -> SweepDir:
-        name = sweep_id or "sweep-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        if "/" in name or name in (".", ".."):
-            raise HarnessError(f"invalid sweep id '{name}'", "use a plain name without slashes")
+        if sweep_id is not None:
+            check_run_id(sweep_id, "--sweep-id")  # every point's runner and path carry it
+        name = sweep_id or _new_sweep_id()
         path = Path(results) / name
         if path.exists():
             raise HarnessError(
@@ -169,3 +171,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise HarnessError(f"{path} is not a JSON object", "start a new sweep")
     return raw
+
+
+def _new_sweep_id() -> str:
+    """``sweep-20261126-223113-482-3f9a``: the start to the millisecond (ids sort by start)
+    and a random suffix, so two sweeps started together never collide."""
+    now = datetime.now(UTC)
+    return f"sweep-{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}-{secrets.token_hex(2)}"
