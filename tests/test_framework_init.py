@@ -25,6 +25,7 @@ pytest.importorskip("torch", reason="PyTorch is not installed")
 pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
 
 FRAMEWORKS = ("pytorch", "tensorflow")
+CHANCE = 0.1  # ten classes
 OVERRIDES = [
     "model.init=framework",
     "ptq.enabled=false",
@@ -126,7 +127,13 @@ def test_each_framework_learns_from_its_own_default_init(run: Path, framework: s
     # kernel left at zero) stays there. Measured in 3 smoke epochs: Keras' glorot-uniform
     # start 1.0, PyTorch's smaller kaiming-uniform(a=sqrt(5)) start 0.36 (no BatchNorm: it
     # leaves the first epoch's warm-up barely moved) - the paper's initialization confound.
-    assert base.accuracy.top1 >= 0.25, (framework, base.accuracy.top1, base.training.loss)
+    # PyTorch's figure moves with the CPU's float summation order (0.244 on an AMD EPYC with
+    # AVX-512 VNNI and BF16, 2026-12-06, with this and the previous commit alike), so the
+    # bar is chance plus six binomial standard deviations on this test set, not a figure
+    # one machine gave: a network that cannot train passes it once in 10^9 runs.
+    n = base.accuracy.n
+    above_chance = CHANCE + 6 * (CHANCE * (1 - CHANCE) / n) ** 0.5
+    assert base.accuracy.top1 >= above_chance, (framework, base.accuracy.top1, above_chance)
     assert base.training.loss[-1] < base.training.loss[0]
 
 
