@@ -133,7 +133,11 @@ def test_a_keras_training_pass_leaves_a_tensorboard_trace_mostly_spent_in_convol
     events = _assert_tensorboard_trace(capture, tmp_path, "baseline-train")
     assert sum(e.get("name") == "harness::input" for e in events) == SCHEDULE.active
     names = {s.name for s in capture.ops}
-    assert {"_MklNativeConv2DBackpropFilterWithBias", "_MklNativeConv2DBackpropInput"} <= names
+    # Both convolution gradients are traced: oneDNN's fused kernels where TF turns oneDNN on
+    # (_MklNativeConv2DBackpropFilterWithBias, on CPUs with AVX-512 VNNI and up), the stock
+    # Conv2DBackpropFilter/Input elsewhere (an AVX2-only AMD EPYC, 2026-12-06).
+    for gradient in ("Conv2DBackpropFilter", "Conv2DBackpropInput"):
+        assert any(gradient in name for name in names), (gradient, sorted(names))
     assert all(s.device == "cpu" and s.self_us >= 0 for s in capture.ops)
     assert _share(capture.ops, "convolution") > 0.3
 
