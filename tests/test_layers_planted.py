@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.layers_fixtures import PLANTED, analyse_ptq, planted_weights, small_data, small_spec
+from tests.layers_fixtures import (
+    PLANTED,
+    THREADS,
+    analyse_ptq,
+    planted_weights,
+    small_data,
+    small_spec,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,7 +37,7 @@ def test_planted_outlier_layer_is_ranked_worst_and_float_buys_agreement_back(
     pytest.importorskip(runner_mod.split(".")[0])
     fw = getattr(importlib.import_module(runner_mod), fw_cls)()
     spec = small_spec()
-    fw.setup(spec, threads=2)
+    fw.setup(spec, threads=THREADS)
     probe = getattr(importlib.import_module(probe_mod), probe_cls)(fw)
     data = small_data(Path(tmp_path_factory.getbasetemp()) / "layers-data")
 
@@ -55,4 +62,4 @@ def test_planted_outlier_layer_is_ranked_worst_and_float_buys_agreement_back(
         int8_agreement,
         k1.agreement_with_fp32,
     )
-    assert k1.size_bytes and k1.latency_b1_p50_ms and k1.threads == 2
+    assert k1.size_bytes and k1.latency_b1_p50_ms and k1.threads == THREADS

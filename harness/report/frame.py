@@ -39,6 +39,10 @@ LEADING_COLUMNS = [
     "accuracy_mcnemar_p",  # McNemar's exact test of that change on the same test images
     "accuracy_only_this_correct",  # the discordant images the test is computed from
     "accuracy_only_fp32_correct",
+    "accuracy_repeat_max_abs_diff",  # the first eval batch run twice: largest logit change
+    "accuracy_repeat_changed",  # images of that batch whose predicted class changed
+    "accuracy_repeat_images",
+    "accuracy_repeat_threads",
     "size_mib",
     "size_format",
     "parameters",
@@ -88,6 +92,9 @@ COUNT_COLUMNS = {
     "accuracy_n",
     "accuracy_only_this_correct",
     "accuracy_only_fp32_correct",
+    "accuracy_repeat_changed",
+    "accuracy_repeat_images",
+    "accuracy_repeat_threads",
     "parameters",
     "train_epochs",
     "train_threads",

@@ -24,6 +24,7 @@ from .sections_results import (
     WILSON,
     interval_text,
     p_value_text,
+    repeat_notes,
 )
 
 NOT_DIVIDED = (
@@ -72,7 +73,8 @@ def ladder_table(data: ReportData) -> Table:
     ]
     columns += [DEVICE, THREADS]
     rows = []
-    for r in runtime_rows(data):
+    ordered = runtime_rows(data)
+    for r in ordered:
         threads = _own_threads(r)
         values: list[Any] = [r["framework"], r["variant"], runtime_label(r), r["precision"]]
         values += [r["status"], r["accuracy_pct"], _wilson(r)]
@@ -97,7 +99,8 @@ def ladder_table(data: ReportData) -> Table:
         "a dynamic batch, a LiteRT interpreter resized per batch); latency per sample at the "
         "run's own threads. Speed-ups divide fp32 by int8 on the same runtime only."
     )
-    return Table(columns, rows, how, title="Every runtime", wide=True)
+    notes = repeat_notes(ordered)
+    return Table(columns, rows, how, title="Every runtime", notes=notes, wide=True)
 
 
 def _per_batch(data: ReportData, r: pd.Series) -> str | None:

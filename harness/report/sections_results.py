@@ -74,10 +74,33 @@ def accuracy_table(frame: pd.DataFrame) -> Table:
         "exact test asks whether it is more than chance, from the test images only one of "
         "the two classifies correctly ('—' where the run did not record them); agreement is "
         "the share of test images where the variant predicts the same class as its "
-        "framework's fp32 baseline, in %. Device is where evaluation ran; accuracy does not "
-        "depend on threads."
+        "framework's fp32 baseline, in %. Device is where evaluation ran. Each model's first "
+        "evaluation batch is run a second time: a model whose two identical calls differ "
+        "is named below, as its top-1 is then one draw of several."
     )
-    return Table(columns, rows, how, wide=True)
+    return Table(columns, rows, how, notes=repeat_notes(variant_rows(frame)), wide=True)
+
+
+def repeat_notes(rows: Sequence[pd.Series]) -> list[str]:
+    """One note per model whose first evaluation batch gave different logits when run
+    again: its top-1 and agreement vary between identical runs (files before the check
+    and models that repeated exactly say nothing)."""
+    notes = []
+    for r in rows:
+        diff = get(r, "accuracy_repeat_max_abs_diff")
+        if absent(diff) or diff == 0:
+            continue
+        runtime = get(r, "runtime")
+        where = f"{r['framework']} {r['variant']}" + ("" if absent(runtime) else f" on {runtime}")
+        notes.append(
+            f"{where}: two identical calls on its first {int(r['accuracy_repeat_images'])} test "
+            f"images differ (largest logit difference {diff:.3g}, "
+            f"{int(r['accuracy_repeat_changed'])} predicted classes change) at "
+            f"{int(r['accuracy_repeat_threads'])} thread(s), on {r['accuracy_device']}: "
+            "its top-1 and agreement vary between runs of the same model (the Wilson "
+            "interval covers only the choice of test images)."
+        )
+    return notes
 
 
 def interval_text(low: Any, high: Any) -> str | None:

@@ -95,6 +95,19 @@ def _accuracy_cells(
         "accuracy_mcnemar_p": mcnemar_p(*discordant) if recorded else None,  # type: ignore[arg-type]
         "accuracy_only_this_correct": acc.only_this_correct,
         "accuracy_only_fp32_correct": acc.only_fp32_correct,
+        **_repeat_cells(acc),
+    }
+
+
+def _repeat_cells(acc: AccuracyStats) -> dict[str, Any]:
+    """The evaluation's first batch run twice: how far the logits moved, how many
+    predictions changed, at which threads (all None for files from before the check)."""
+    rep = acc.repeat
+    return {
+        "accuracy_repeat_max_abs_diff": None if rep is None else rep.max_abs_diff,
+        "accuracy_repeat_changed": None if rep is None else rep.changed_predictions,
+        "accuracy_repeat_images": None if rep is None else rep.images,
+        "accuracy_repeat_threads": None if rep is None else rep.threads,
     }
 
 

@@ -18,7 +18,14 @@ from .digests import artifact_digests
 from .framework import Framework, Saved, ThreadsUnsupported
 from .latency import LatencyRun, measure_latency
 from .layout import FrameworkDir
-from .metrics import AccuracyStats, ArtifactDigest, LatencyStats, RungMetrics, VariantMetrics
+from .metrics import (
+    AccuracyStats,
+    ArtifactDigest,
+    LatencyStats,
+    RepeatCheck,
+    RungMetrics,
+    VariantMetrics,
+)
 from .spec import LatencySpec, MeasureSpec
 from .stream import eval_batches
 
@@ -64,6 +71,20 @@ def accuracy(
     )
 
 
+def repeat_check(
+    fw: Framework, model: Any, images: np.ndarray, first: np.ndarray, threads: int
+) -> RepeatCheck:
+    """``images`` predicted again and compared with ``first``, their logits from the
+    evaluation: identical calls that differ make top-1 one draw, not a property of the model."""
+    again = fw.predict(model, images)
+    return RepeatCheck(
+        images=len(images),
+        threads=threads,
+        max_abs_diff=float(np.max(np.abs(again.astype(np.float64) - first), initial=0.0)),
+        changed_predictions=int((again.argmax(1) != first.argmax(1)).sum()),
+    )
+
+
 @dataclass
 class Measurement:
     """Accuracy, size and latency of the study's models, written under ``out``.
@@ -88,10 +109,21 @@ class Measurement:
         with self.part():
             return np.concatenate([self.fw.predict(model, b.images) for b in batches])
 
-    def accuracy(self, model: Any, fp32_predictions: np.ndarray | None = None) -> AccuracyStats:
-        return accuracy(
-            self.predict(model), self.data.test_labels, self.fw.device_of(model), fp32_predictions
-        )
+    def accuracy(
+        self,
+        model: Any,
+        fp32_predictions: np.ndarray | None = None,
+        logits: np.ndarray | None = None,
+    ) -> AccuracyStats:
+        """Top-1 over the test split (``logits``: already predicted), with the first
+        evaluation batch run again to show whether the figure repeats."""
+        if logits is None:
+            logits = self.predict(model)
+        stats = accuracy(logits, self.data.test_labels, self.fw.device_of(model), fp32_predictions)
+        first = self.data.test_images[: self.spec.eval_batch_size]
+        with self.part():
+            stats.repeat = repeat_check(self.fw, model, first, logits[: len(first)], self.threads)
+        return stats
 
     def measure(
         self,

@@ -107,6 +107,17 @@ class ArtifactDigest(_Strict):
     bytes: int = Field(ge=0)
 
 
+class RepeatCheck(_Strict):
+    """The model run a second time on the first evaluation batch at the run's threads.
+    Any difference means its outputs, and so its top-1, vary between identical calls
+    (PyTorch 2.13's oneDNN int8 1x1 stride-2 conv does on AVX2 with 2 threads)."""
+
+    images: int = Field(ge=1)
+    threads: int = Field(ge=1)
+    max_abs_diff: float = Field(ge=0)  # largest logit difference between the two calls
+    changed_predictions: int = Field(ge=0)  # images whose predicted class differs
+
+
 class AccuracyStats(_Strict):
     top1: float = Field(ge=0, le=1)
     n: int = Field(ge=1)
@@ -117,6 +128,7 @@ class AccuracyStats(_Strict):
     # these): correct here but not in fp32, and correct in fp32 but not here.
     only_this_correct: int | None = Field(default=None, ge=0)
     only_fp32_correct: int | None = Field(default=None, ge=0)
+    repeat: RepeatCheck | None = None  # None: files from before the check
 
 
 class MemoryStats(_Strict):

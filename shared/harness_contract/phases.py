@@ -15,7 +15,7 @@ import numpy as np
 
 from .cifar import Cifar10
 from .framework import DeviceInfo, Framework, Quantized
-from .measurement import Measurement, accuracy
+from .measurement import Measurement
 from .memory import PhaseMemory
 from .metrics import AccuracyStats, TrainingStats, VariantMetrics
 from .provenance import start_weights, weights_label
@@ -134,4 +134,4 @@ class Phases:
 
     def _accuracy(self, logits: np.ndarray, model: Any, compare: bool) -> AccuracyStats:
         fp32 = self.fp32_predictions if compare else None
-        return accuracy(logits, self.data.test_labels, self.fw.device_of(model), fp32)
+        return self.measurement.accuracy(model, fp32, logits)
