@@ -73,7 +73,7 @@ step build
 
 # The docker-marked tests come before the images are removed: the image test rebuilds
 # the TensorFlow image, all from cache while the build's layers are still here.
-env -u HARNESS_IMAGE_LOCK -u HARNESS_REGISTRY .venv/bin/pytest -q -p no:cacheprovider -m docker tests
+env -u HARNESS_IMAGE_LOCK -u HARNESS_REGISTRY .venv/bin/pytest -q -p no:cacheprovider --all-tiers -m docker tests
 step docker-tests
 
 # -- publish and reproduce through a real registry ---------------------------------------

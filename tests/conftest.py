@@ -1,4 +1,12 @@
-"""Fixtures shared by the end-to-end tests: an isolated environment and one synthetic dataset."""
+"""The test tiers, and the fixtures shared by the end-to-end tests: an isolated environment
+and one synthetic dataset.
+
+Tiers: the default run is the fast tier (what ``bash scripts/test.sh`` runs in under ten
+minutes on 2 cores). Tests marked ``slow``, ``realdata``, ``docker`` or ``ray`` run only
+with ``--all-tiers`` (``bash scripts/test.sh --all``, which ``.ci/run`` passes); without
+it each is listed as skipped with that reason. ``gpu`` tests skip themselves where no
+GPU is seen.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,30 @@ from pathlib import Path
 import pytest
 
 from harness_contract.cifar import write_synthetic
+
+SLOW_TIERS = ("slow", "realdata", "docker", "ray")
+ALL_TIERS = "--all-tiers"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        ALL_TIERS,
+        action="store_true",
+        help="also run the slow tiers: " + ", ".join(SLOW_TIERS) + " (CI passes it)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption(ALL_TIERS):
+        return
+    for item in items:
+        tiers = [t for t in SLOW_TIERS if item.get_closest_marker(t)]
+        if tiers:
+            reason = (
+                f"{tiers[0]} tier: runs with bash scripts/test.sh --all "
+                f"(pytest {ALL_TIERS}; CI passes it)"
+            )
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -63,7 +63,8 @@ def data(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _run(fw, data, out: Path, extra: list[str] | None = None):
-    spec = build_spec("smoke", None, [*FAST, "support.enabled=false", *(extra or [])])
+    every = "measure.rung_variants=[baseline,ptq,qat]"  # smoke measures fewer
+    spec = build_spec("smoke", None, [*FAST, "support.enabled=false", every, *(extra or [])])
     return Study(fw, spec, data, out, "ladder", "local (test)").run(threads=1)
 
 
@@ -120,6 +121,28 @@ def test_rungs_left_out_of_the_spec_are_recorded_skipped(data, tmp_path) -> None
     ]
     assert "pytorch.runtimes" in base.rungs[0].reason
     assert ("baseline", "inductor") not in fw.seen
+
+
+def test_variants_left_out_of_rung_variants_record_every_rung_skipped(data, tmp_path) -> None:
+    fw = LadderFramework()
+    metrics = _run(fw, data, tmp_path, ["measure.rung_variants=[baseline,ptq]"])
+
+    qat = metrics.variants["qat"]
+    assert qat.status == "ok" and qat.accuracy is not None  # the variant itself is measured
+    assert [(r.runtime, r.status) for r in qat.rungs] == [
+        ("inductor", "skipped"),
+        ("executorch", "skipped"),
+    ]
+    assert all("measure.rung_variants" in r.reason for r in qat.rungs)
+    assert not [key for key in fw.seen if key[0] == "qat"]  # never lowered
+    assert [r.status for r in metrics.variants["baseline"].rungs] == ["ok", "ok"]
+
+
+def test_rung_variants_listed_twice_is_refused() -> None:
+    from harness_contract.spec import SpecError
+
+    with pytest.raises(SpecError, match="rung_variants lists ptq more than once"):
+        build_spec("smoke", None, ["measure.rung_variants=[ptq,ptq]"])
 
 
 def test_a_failed_phase_has_no_rungs(data, tmp_path) -> None:

@@ -23,7 +23,11 @@ from tf_runner.layers import TFLayerProbe, output_point  # noqa: E402
 from tf_runner.quantize import interpreter_class  # noqa: E402
 from tf_runner.runner import TFFramework  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+# Each test builds, quantizes and probes a real model: the slow tier.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning"),
+]
 
 
 def _setup(tmp_path_factory: pytest.TempPathFactory):

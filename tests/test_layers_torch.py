@@ -23,7 +23,11 @@ from tests.layers_fixtures import small_data, small_spec, varied_weights  # noqa
 from torch_runner.layers import TorchLayerProbe, output_point  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
+# Each test builds, quantizes and probes a real model: the slow tier.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning"),
+]
 
 
 def _setup(tmp_path_factory: pytest.TempPathFactory, *overrides: str):

@@ -52,6 +52,7 @@ def _sweep(*args: str) -> int:
     return main(["sweep", *args])
 
 
+@pytest.mark.slow  # whole sweeps of real runs
 def test_every_point_is_an_ordinary_run_directory_and_the_sweep_reports_them(
     fake_points: pytest.MonkeyPatch,
     tiny_data: Path,
@@ -104,6 +105,7 @@ def test_parallel_points_split_the_cores_and_record_their_threads(
     assert (settings["parallel"], settings["threads"]) == (2, max(1, cores() // 2))
 
 
+@pytest.mark.slow  # whole sweeps of real runs
 def test_a_failed_point_is_retried_once_then_recorded_and_resume_finishes_only_the_rest(
     fake_points: pytest.MonkeyPatch,
     tiny_data: Path,
@@ -137,6 +139,7 @@ def test_a_failed_point_is_retried_once_then_recorded_and_resume_finishes_only_t
     assert len(list((sweep / "attempts").iterdir())) == 2
 
 
+@pytest.mark.slow  # whole sweeps of real runs
 def test_ctrl_c_keeps_finished_points_and_resume_finishes_the_rest(
     tiny_data: Path,
     tmp_path: Path,

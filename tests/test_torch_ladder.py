@@ -132,6 +132,7 @@ def test_inductor_int8_compiles_the_pt2e_graph_and_agrees_with_onednn(
     _check_runs_and_saves(fw, lowered, tmp_path, "ptq-inductor")
 
 
+@pytest.mark.slow
 def test_inductor_latency_runs_a_static_compile_made_for_each_batch_size(
     fw: TorchFramework, fp32: Any
 ) -> None:
@@ -183,6 +184,7 @@ def test_inductor_without_a_cpp_compiler_is_unavailable_naming_it(
     assert "install g++" in (caught.value.fix or "")
 
 
+@pytest.mark.slow
 def test_inductor_compile_time_excludes_the_one_time_setup(
     fw: TorchFramework, fp32: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -298,6 +300,7 @@ def test_executorch_qat_fine_tunes_through_the_study_trainer(fw: TorchFramework,
     fw.predict(lowered.model, _images(4))
 
 
+@pytest.mark.slow
 def test_executorch_qat_without_fine_tuning_is_unavailable_naming_qat_epochs(
     fw: TorchFramework, fp32: Any
 ) -> None:
@@ -355,6 +358,9 @@ TINY = [
     "data.train_limit=128",
     "data.test_limit=64",
     "ptq.calibration_samples=32",
+    # Every variant's rungs, QAT's included (the smoke preset leaves QAT's out: this is
+    # where they are proven).
+    "measure.rung_variants=[baseline,ptq,qat]",
 ]
 
 

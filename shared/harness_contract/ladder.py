@@ -61,15 +61,21 @@ class Ladder:
         """Every rung of ``variant`` in ladder order, each saved as soon as it is done."""
         variant.runtime = PRIMARY.get(self.fw.name, {}).get(name)
         wanted = wanted_runtimes(self.spec, self.fw.name)
+        variants = self.spec.measure.rung_variants
         for slug in self.fw.rungs(name):
-            if slug in wanted:
+            if slug in wanted and name in variants:
                 rung = self.rung(name, slug, model, fp32)
             else:
+                why = (
+                    f"{self.fw.name}.runtimes = {wanted}"
+                    if slug not in wanted
+                    else f"measure.rung_variants = {variants}"
+                )
                 rung = RungMetrics(
                     runtime=slug,
                     precision=variant.precision,
                     status="skipped",
-                    reason=f"not asked for ({self.fw.name}.runtimes = {wanted})",
+                    reason=f"not asked for ({why})",
                 )
             variant.rungs.append(rung)
             save()

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SpecError
 from .spec_analysis import AnalysisSpec
@@ -196,6 +196,19 @@ class MeasureSpec(_Section):
     eval_batch_size: int = Field(256, ge=1, le=MAX_BATCH)
     latency: LatencySpec = LatencySpec()
     profile: ProfileSpec = ProfileSpec()
+    # The variants whose runtime rungs (<framework>.runtimes) are measured; the others
+    # record each rung as skipped with this key named. Every variant by default.
+    rung_variants: list[Literal["baseline", "ptq", "qat"]] = Field(
+        default_factory=lambda: ["baseline", "ptq", "qat"]
+    )
+
+    @field_validator("rung_variants")
+    @classmethod
+    def _rung_variants_once(cls, values: list[str]) -> list[str]:
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"measure.rung_variants lists {', '.join(repeated)} more than once")
+        return values
 
 
 class ExperimentSpec(_Section):
