@@ -45,6 +45,7 @@ TINY = [
     "measure.profile.enabled=false",
     "support.enabled=false",
     "analysis.enabled=false",
+    "measure.rung_variants=[baseline,ptq,qat]",  # every model file, QAT's rungs too
 ]
 IMAGE = ImageIdentity(
     repository="quant-harness-test", tag="1", id="sha256:" + "e" * 64, digest=None

@@ -37,13 +37,19 @@ IMAGE = "harness-test/fake-runner:latest"
 FW = FRAMEWORKS["pytorch"]
 
 RUNNER_SH = r"""
-# argv: --spec S --data D --out O --run-id R --runtime T
+# argv: --spec=S --data=D --out=O --run-id=R --runtime=T (entrypoint.runner_command)
 # Like the real runners: events on stdout, logs on stderr (Docker keeps each in order,
 # not the two relative to each other).
-. "$2"
+for arg in "$@"; do
+  case "$arg" in
+    --spec=*) spec="${arg#--spec=}" ;;
+    --out=*) out="${arg#--out=}" ;;
+  esac
+done
+. "$spec"
 echo '@@harness-event {"event": "start", "framework": "fake"}'
 echo "args: $*" >&2
-echo written > "$6/touched" || exit 9
+echo written > "$out/touched" || exit 9
 if [ -n "$SLEEP" ]; then sleep "$SLEEP"; fi
 if [ -n "$ERROR" ]; then echo "@@harness-event {\"event\": \"error\", \"message\": \"$ERROR\"}"; fi
 echo "last words before exit $EXIT_CODE" >&2

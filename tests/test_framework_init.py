@@ -28,9 +28,6 @@ FRAMEWORKS = ("pytorch", "tensorflow")
 CHANCE = 0.1  # ten classes
 OVERRIDES = [
     "model.init=framework",
-    # The size the figures below were measured at (smoke itself now trains less).
-    "data.train_limit=2000",
-    "train.epochs=3",
     "ptq.enabled=false",
     "qat.enabled=false",
     "support.enabled=false",

@@ -73,8 +73,8 @@ def test_smoke_preset_inherits_paper_and_overrides_its_own_fields() -> None:
     paper, smoke = build_spec("paper"), build_spec("smoke")
     # Overridden in smoke.toml.
     assert smoke.model.width_multiplier == 0.25
-    assert (smoke.data.train_limit, smoke.data.test_limit) == (1000, 500)
-    assert (smoke.train.epochs, smoke.train.batch_size, smoke.train.lr) == (4, 64, 0.05)
+    assert (smoke.data.train_limit, smoke.data.test_limit) == (2000, 500)
+    assert (smoke.train.epochs, smoke.train.batch_size, smoke.train.lr) == (3, 64, 0.05)
     assert smoke.measure.rung_variants == ["baseline", "ptq"]
     assert smoke.train.milestones == []
     assert smoke.ptq.calibration_samples == 128
@@ -314,7 +314,7 @@ def test_user_json_file_loads_and_overrides_apply_on_top(tmp_path: Path) -> None
     assert spec.train.epochs == 1
     assert spec.train.milestones == [0]
     assert spec.train.lr == 0.02
-    assert spec.data.train_limit == 1000
+    assert spec.data.train_limit == 2000
 
 
 def test_json_file_may_name_a_base(tmp_path: Path) -> None:
@@ -451,7 +451,7 @@ _CHANGE_EVERY_FIELD = {
 
 def test_digest_is_stable_for_equal_specs_built_by_different_routes() -> None:
     a = build_spec("smoke")
-    b = build_spec("smoke", None, ["train.epochs=4", "train.lr=0.05"])
+    b = build_spec("smoke", None, ["train.epochs=3", "train.lr=0.05"])
     assert a == b
     assert a.digest() == b.digest() == build_spec("smoke").digest()
     assert len(a.digest()) == 16
