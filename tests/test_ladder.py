@@ -141,7 +141,7 @@ def test_variants_left_out_of_rung_variants_record_every_rung_skipped(data, tmp_
 def test_rung_variants_listed_twice_is_refused() -> None:
     from harness_contract.spec import SpecError
 
-    with pytest.raises(SpecError, match="rung_variants lists ptq more than once"):
+    with pytest.raises(SpecError, match=r"'measure\.rung_variants': lists ptq more than once"):
         build_spec("smoke", None, ["measure.rung_variants=[ptq,ptq]"])
 
 

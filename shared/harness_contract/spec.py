@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import SpecError
 from .spec_analysis import AnalysisSpec
-from .spec_frameworks import PyTorchSpec, SupportSpec, TensorFlowSpec
+from .spec_frameworks import PyTorchSpec, SupportSpec, TensorFlowSpec, no_repeats
 
 PRESETS = ("paper", "quick", "smoke")
 # Bounds that protect the machine: larger values are typos, or would exhaust memory.
@@ -201,14 +201,7 @@ class MeasureSpec(_Section):
     rung_variants: list[Literal["baseline", "ptq", "qat"]] = Field(
         default_factory=lambda: ["baseline", "ptq", "qat"]
     )
-
-    @field_validator("rung_variants")
-    @classmethod
-    def _rung_variants_once(cls, values: list[str]) -> list[str]:
-        repeated = sorted({v for v in values if values.count(v) > 1})
-        if repeated:
-            raise ValueError(f"measure.rung_variants lists {', '.join(repeated)} more than once")
-        return values
+    _unique = field_validator("rung_variants")(no_repeats)
 
 
 class ExperimentSpec(_Section):

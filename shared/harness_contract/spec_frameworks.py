@@ -14,7 +14,7 @@ class _Section(BaseModel):
     )
 
 
-def _no_repeats(values: list[str]) -> list[str]:
+def no_repeats(values: list[str]) -> list[str]:
     repeated = sorted({v for v in values if values.count(v) > 1})
     if repeated:
         raise ValueError(f"lists {', '.join(repeated)} more than once")
@@ -31,7 +31,7 @@ class PyTorchSpec(_Section):
     # "executorch" (XNNPACK .pte, PT2E with XNNPACKQuantizer). [] measures eager only.
     runtimes: list[Literal["inductor", "executorch"]] = ["inductor", "executorch"]
 
-    _unique = field_validator("runtimes")(_no_repeats)
+    _unique = field_validator("runtimes")(no_repeats)
 
 
 class TensorFlowSpec(_Section):
@@ -39,7 +39,7 @@ class TensorFlowSpec(_Section):
     # .tflite too (int8 models always run on LiteRT: TensorFlow cannot run them natively).
     runtimes: list[Literal["litert"]] = ["litert"]
 
-    _unique = field_validator("runtimes")(_no_repeats)
+    _unique = field_validator("runtimes")(no_repeats)
 
 
 class SupportSpec(_Section):
