@@ -21,8 +21,12 @@ Inductor, ExecuTorch fp32 and int8; Keras fp32, LiteRT fp32 and int8) it prints:
   user serving that one batch builds it (static shapes: ``torch.compile(dynamic=False)``
   with freezing, ``torch.export`` at that shape, a TFLite conversion with that input
   shape), in a fresh process with the framework's public APIs only
-  (``ladder_reference.py``), timed by the same latency method; and harness/reference
-  (target: within 10%: the harness's rung is as fast as its runtime);
+  (``ladder_reference.py --paired``), timed by the same latency method in turns with
+  the harness's own rung built in that same process (reference, harness, harness,
+  reference); their ratio h/ref is the verdict (target: within 10%: the harness's rung is
+  as fast as its runtime). x-proc divides this process's harness p50 by the fresh
+  process's reference: shown, not judged (the same model in two processes on this
+  shared machine read up to 30% apart, either way);
 * every int8 speed-up within one runtime, and per framework "best deployable fp32 vs
   best int8" (labelled: it divides rows of different runtimes on purpose).
 
@@ -40,54 +44,23 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from harness_contract.framework import Lowered, RungInputs, RungUnavailable
-from harness_contract.ladder import per_batch_models
 from harness_contract.measurement import time_forward
 from harness_contract.runtimes import label
 from harness_contract.spec import ExperimentSpec, LatencySpec, effective_threads
-from harness_contract.weights import initial_weights
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ladder_reference import (  # noqa: E402
-    CALIBRATION_BATCH,
-    calibration_images,
-    in_fresh_process,
-    spec_for,
-    timed_images,
-)
+from ladder_reference import in_fresh_process, spec_for  # noqa: E402
+from ladder_rungs import SLUGS, Rung, RungMaker, RungUnavailable, timed_images  # noqa: E402
 
 LATENCY_TOLERANCE = 0.10
 QUICK = {"width": 0.25, "batch_sizes": [1, 32], "min_count": 10, "min_seconds": 0.3}
-Bare = Callable[[Any, np.ndarray], Callable[[], object]]  # model, images -> the plain call
-
-
-@dataclass
-class Rung:
-    framework: str
-    runtime: str  # a slug of harness_contract.runtimes: the family speed-ups stay within
-    precision: str
-    name: str
-    reference: str  # its ladder_reference.py rung
-    model: Any  # what the runner measures
-    bare: Bare  # the same runtime, called directly
-    compile_s: float | None = None
-    # The model the runner makes for one batch size (Lowered.for_batch) and its seconds.
-    per_batch: dict[int, Any] = field(default_factory=dict)
-    per_batch_s: dict[int, float] = field(default_factory=dict)
-
-    def at(self, batch: int) -> Any:
-        """What the study times at this batch size."""
-        return self.per_batch.get(batch, self.model)
 
 
 @dataclass
@@ -97,7 +70,7 @@ class Row:
     harness_ms: float
     bare_ms: float
     n: int
-    reference: dict[str, Any] | None = None  # p50_ms and build_s, or error
+    reference: dict[str, Any] | None = None  # ladder_reference's JSON, or error
 
     @property
     def ratio(self) -> float:
@@ -105,6 +78,14 @@ class Row:
 
     @property
     def reference_ratio(self) -> float | None:
+        """The harness's rung over the reference, both timed in the reference's process."""
+        ref = self.reference or {}
+        if ref.get("p50_ms") is None or ref.get("harness_p50_ms") is None:
+            return None
+        return ref["harness_p50_ms"] / ref["p50_ms"]
+
+    @property
+    def cross_process_ratio(self) -> float | None:
         p50 = (self.reference or {}).get("p50_ms")
         return None if p50 is None else self.harness_ms / p50
 
@@ -124,165 +105,18 @@ def _spec(args: argparse.Namespace) -> ExperimentSpec:
     return spec_for(args, f"measure.latency.batch_sizes={list(args.batch_sizes)}")
 
 
-def _inputs(variant: str, model: Any, fp32: Any, calibration: list, spec: Any) -> RungInputs:
-    return RungInputs(
-        variant=variant,
-        model=model,
-        fp32=fp32,
-        calibration=calibration if variant == "ptq" else [],
-        fine_tune=lambda m: (m, None),
-        # Calibration batches (32 images) pass through the exported program too.
-        max_batch=max([*spec.measure.latency.batch_sizes, CALIBRATION_BATCH]),
-    )
+def _runner(framework: str, spec: ExperimentSpec, threads: int) -> Any:
+    if framework == "pytorch":
+        from torch_runner.runner import TorchFramework
 
+        fw: Any = TorchFramework()
+    else:
+        import tf_runner  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow loads
+        from tf_runner.runner import TFFramework
 
-def _rung(fw: Any, inputs: RungInputs, batches: list[int], bare: Bare, **labels: str) -> Rung:
-    """The runner's lowering, and the model it makes for each batch size, as the study's
-    ladder does (harness_contract.ladder.per_batch_models)."""
-    lowered: Lowered = fw.lower(labels["runtime"], inputs)
-    models, seconds = per_batch_models(lowered, batches)
-    return Rung(
-        model=lowered.model,
-        bare=bare,
-        compile_s=lowered.compile_s,
-        per_batch=models,
-        per_batch_s=seconds,
-        **labels,  # type: ignore[arg-type]
-    )
-
-
-# ---------------------------------------------------------------- TensorFlow
-
-
-def tensorflow_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, Iterator[Rung]]:
-    import tensorflow as tf
-
-    import tf_runner  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow loads
-    from tf_runner.runner import TFFramework
-
-    fw = TFFramework()
+        fw = TFFramework()
     fw.setup(spec, threads)
-
-    def keras_bare(model: Any, images: np.ndarray) -> Callable[[], object]:
-        forward = tf.function(lambda t: model(t, training=False))
-        x = tf.constant(fw.normalize.numpy(images))
-        return lambda: forward(x).numpy()
-
-    def litert_bare(model: Any, images: np.ndarray) -> Callable[[], object]:
-        from ai_edge_litert.interpreter import Interpreter
-
-        interp = Interpreter(model_content=model.tflite, num_threads=threads)
-        detail = interp.get_input_details()[0]
-        interp.resize_tensor_input(detail["index"], [len(images), 32, 32, 3])
-        interp.allocate_tensors()
-        x = fw.normalize.numpy(images)
-        if detail["dtype"] == np.int8:
-            scale, zero = detail["quantization"]
-            x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
-        interp.set_tensor(detail["index"], x)
-        return interp.invoke
-
-    def rungs() -> Iterator[Rung]:
-        keras = fw.build(initial_weights(spec.model, spec.seed))
-        calibration = calibration_images()
-        yield Rung("tensorflow", "keras", "fp32", "Keras fp32", "keras-fp32", keras, keras_bare)
-        inputs = _inputs("baseline", keras, keras, calibration, spec)
-        batches = spec.measure.latency.batch_sizes
-        labels = {"framework": "tensorflow", "runtime": "litert", "precision": "fp32"}
-        yield _rung(
-            fw, inputs, batches, litert_bare, **labels, name="LiteRT fp32", reference="litert-fp32"
-        )
-        int8 = fw.quantize_ptq(keras, calibration).model
-        yield Rung(
-            "tensorflow", "litert", "int8", "LiteRT int8 (PTQ)", "litert-int8", int8, litert_bare
-        )
-
-    return fw, rungs()
-
-
-# ---------------------------------------------------------------- PyTorch
-
-
-def pytorch_rungs(spec: ExperimentSpec, threads: int) -> tuple[Any, Iterator[Rung]]:
-    import torch
-
-    from torch_runner.runner import TorchFramework
-
-    fw = TorchFramework()
-    fw.setup(spec, threads)
-
-    def module_bare(module: Any, images: np.ndarray) -> Callable[[], object]:
-        x = fw.normalize(images, torch.device("cpu"))
-        net = module.runnable if hasattr(module, "runnable") else module  # an Int8Model
-        return torch.no_grad()(lambda: net(x))
-
-    def lowered(inputs: RungInputs, precision: str, names: dict[str, str]) -> Iterator[Rung]:
-        batches = spec.measure.latency.batch_sizes
-        for runtime, name in names.items():
-            bare = _executorch_bare(fw) if runtime == "executorch" else _inductor_bare(fw)
-            labels = {"framework": "pytorch", "runtime": runtime, "precision": precision}
-            reference = f"{runtime}-{precision}"
-            try:
-                rung = _rung(fw, inputs, batches, bare, **labels, name=name, reference=reference)
-            except RungUnavailable as exc:  # said, never silently dropped
-                print(f"pytorch {name}: unavailable here: {exc.one_line()}")
-                continue
-            yield rung
-
-    def rungs() -> Iterator[Rung]:
-        # The study's order: each rung measured before the next is made (a torch.compile'd
-        # model refuses to run after a later torch.export in its process: see the report).
-        eager = fw.build(initial_weights(spec.model, spec.seed)).eval()
-        calibration = calibration_images()
-        yield Rung("pytorch", "eager", "fp32", "eager fp32", "eager-fp32", eager, module_bare)
-        base = _inputs("baseline", eager, eager, calibration, spec)
-        yield from lowered(
-            base, "fp32", {"inductor": "Inductor fp32", "executorch": "ExecuTorch fp32"}
-        )
-        int8 = fw.quantize_ptq(eager, calibration).model
-        yield Rung(
-            "pytorch", "eager", "int8", "PT2E int8 on oneDNN", "onednn-int8", int8, module_bare
-        )
-        ptq = _inputs("ptq", int8, eager, calibration, spec)
-        names = {"inductor": "PT2E int8 through Inductor", "executorch": "ExecuTorch int8"}
-        yield from lowered(ptq, "int8", names)
-
-    return fw, rungs()
-
-
-def _inductor_bare(fw: Any) -> Bare:
-    """The torch.compile'd module the runner made, called directly: no recompile stance;
-    a general compile's input has its batch dimension marked unbacked (as it was compiled),
-    a static one's is left as it is."""
-    import torch
-
-    def make(model: Any, images: np.ndarray) -> Callable[[], object]:
-        x = fw.normalize(images, torch.device("cpu"))
-        if model.batch is None:
-            torch._dynamo.decorators.mark_unbacked(x, 0)
-        return torch.no_grad()(lambda: model.compiled(x))
-
-    return make
-
-
-def _executorch_bare(fw: Any) -> Bare:
-    """The .pte the runner saves, loaded by the ExecuTorch runtime and executed directly."""
-    import torch
-    from executorch.runtime import Runtime
-
-    methods: dict[int, Any] = {}
-
-    def make(model: Any, images: np.ndarray) -> Callable[[], object]:
-        if id(model) not in methods:
-            directory = Path(tempfile.mkdtemp(prefix="bench-ladder-"))
-            saved = fw.save(model, directory, "bare")
-            pte = next(p for p in saved.files if p.suffix == ".pte")
-            methods[id(model)] = Runtime.get().load_program(pte).load_method("forward")
-        method = methods[id(model)]
-        x = fw.normalize(images, torch.device("cpu")).contiguous()
-        return lambda: method.execute([x])
-
-    return make
+    return fw
 
 
 # ---------------------------------------------------------------- measuring and printing
@@ -309,7 +143,7 @@ def measure(
     if args.reference:
         for row in rows:
             if row.batch in (min(args.batch_sizes), max(args.batch_sizes)):
-                row.reference = in_fresh_process(rung.framework, rung.reference, row.batch, args)
+                row.reference = in_fresh_process(rung.framework, rung.slug, row.batch, args)
         print(f"  referenced {rung.name}", flush=True)
     return rows
 
@@ -323,11 +157,16 @@ def _verdict(ratio: float | None) -> str:
 def _reference_cells(row: Row) -> str:
     ref = row.reference
     if ref is None:
-        return f"{'-':>10} {'-':>7} {'-':>9}"
+        return f"{'-':>10} {'-':>7} {'-':>10} {'-':>7} {'-':>6}"
     if "error" in ref:
         return f"reference failed: {ref['error']}"
-    ratio = row.reference_ratio
-    return f"{ref['p50_ms']:10.3f} {ref['build_s']:7.1f} {ratio:9.3f} {_verdict(ratio)}"
+    ours, ratio, cross = ref.get("harness_p50_ms"), row.reference_ratio, row.cross_process_ratio
+    paired = "-" if ours is None else f"{ours:.3f}"
+    h_ref = "-" if ratio is None else f"{ratio:.3f}"
+    return (
+        f"{ref['p50_ms']:10.3f} {ref['build_s']:7.1f} {paired:>10} {h_ref:>7} "
+        f"{_verdict(ratio):6} {cross:6.3f}"
+    )
 
 
 def _compile_cells(rung: Rung, batch: int) -> str:
@@ -342,12 +181,14 @@ def print_table(framework: str, rows: list[Row], versions: dict[str, str], threa
     print(
         "compile s: the runner's lowering (Inductor: its general compile, accuracy's); "
         "batch s: the static compile it times at this batch; ref: the reference built for "
-        "this batch alone in a fresh process (its build s: compile, export or conversion)"
+        "this batch alone in a fresh process (its build s: compile, export or conversion); "
+        "h@ref: the harness's rung timed in turns with it in that process (the verdict "
+        "h/ref); x-proc: this process's harness p50 / ref (two processes, not judged)"
     )
     head = (
         f"{'batch':>5}  {'runtime':36} {'prec':5} {'rung':28} {'compile s':>9} {'batch s':>9} "
         f"{'harness ms':>10} {'bare ms':>9} {'h/bare':>7}  {'n':>5} {'':6} "
-        f"{'ref ms':>10} {'ref s':>7} {'h/ref':>9}"
+        f"{'ref ms':>10} {'ref s':>7} {'h@ref ms':>10} {'h/ref':>7} {'':6} {'x-proc':>6}"
     )
     print(head)
     for r in rows:
@@ -361,7 +202,8 @@ def print_table(framework: str, rows: list[Row], versions: dict[str, str], threa
     if referenced:
         missed = sum(abs(x - 1) > LATENCY_TOLERANCE for x in referenced)
         print(
-            f"harness/reference: {len(referenced) - missed} of {len(referenced)} within "
+            f"harness/reference (paired, in the reference's process): "
+            f"{len(referenced) - missed} of {len(referenced)} within "
             f"{LATENCY_TOLERANCE:.0%} (range {min(referenced):.3f}-{max(referenced):.3f})"
         )
     for batch in sorted({r.batch for r in rows}):
@@ -385,9 +227,16 @@ def print_table(framework: str, rows: list[Row], versions: dict[str, str], threa
 def bench(framework: str, args: argparse.Namespace) -> list[Row]:
     spec = _spec(args)
     threads = effective_threads(spec)
-    make = pytorch_rungs if framework == "pytorch" else tensorflow_rungs
-    fw, rungs = make(spec, threads)
-    rows = [row for rung in rungs for row in measure(fw, rung, spec.measure.latency, threads, args)]
+    fw = _runner(framework, spec, threads)
+    maker = RungMaker(framework, fw, spec, spec.measure.latency.batch_sizes)
+    rows = []
+    for slug in SLUGS[framework]:  # the study's order: each rung measured before the next
+        try:
+            rung = maker.make(slug)
+        except RungUnavailable as exc:  # said, never silently dropped
+            print(f"{framework} {slug}: unavailable here: {exc.one_line()}")
+            continue
+        rows += measure(fw, rung, spec.measure.latency, threads, args)
     rows.sort(key=lambda r: r.batch)  # stable: ladder order within each batch size
     print_table(framework, rows, fw.versions(), threads)
     return rows
@@ -413,6 +262,7 @@ def main() -> None:
         help="skip the fresh-process references (harness vs bare loop only)",
     )
     args = p.parse_args()
+    args.paired = True  # every reference is timed in turns with the harness's own rung
     if args.quick:
         vars(args).update(QUICK)
     started = time.perf_counter()

@@ -4,7 +4,7 @@ a fresh process, with the framework's own public APIs and none of the runner's r
 code, timed by the shared latency method. Prints one JSON line.
 
     python benchmarks/ladder_reference.py pytorch inductor-fp32 --batch 1 [--width 1.0]
-        [--threads N] [--min-count 20] [--min-seconds 1.0]
+        [--threads N] [--min-count 20] [--min-seconds 1.0] [--paired]
 
 Rungs: pytorch eager-fp32, inductor-fp32, executorch-fp32, onednn-int8 (torchao's static
 x86 lowering), inductor-int8, executorch-int8; tensorflow keras-fp32, litert-fp32,
@@ -12,6 +12,14 @@ litert-int8. The model starts from the same initial weights as bench_ladder's, i
 calibrate on its same random images (in batches of the reference's batch size), and the
 runner's ``setup`` fixes the thread count and seeds: its only use of the runner beside
 building the architecture.
+
+``--paired`` also builds the harness's own rung for this batch in this process
+(``ladder_rungs.RungMaker``, exactly as bench_ladder and a study build it) and times the
+two in turns, reference, harness, harness, reference: the verdict "is the harness's rung
+as fast as its runtime" is then read under one process's conditions. Measured here, the
+same model timed in two processes on this shared 2-core machine differed by up to 30%
+(Keras at batch 1: 15.6 ms harness vs 17.6 ms reference in one process, 1.31x the other
+way across two), in either direction, which no change to the harness can meet.
 """
 
 from __future__ import annotations
@@ -29,11 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from harness_contract.latency import measure_latency
+from harness_contract.latency import LatencyRun, measure_latency
+from harness_contract.measurement import time_forward
 from harness_contract.spec import ExperimentSpec, build_spec, effective_threads
 from harness_contract.weights import initial_weights
 
-CALIBRATION_BATCH = 32
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ladder_rungs import RungMaker, calibration_images, timed_images  # noqa: E402
+
 HERE = Path(__file__).resolve()
 Call = tuple[Callable[[], object], float]  # the timed call on prepared inputs, build seconds
 
@@ -57,13 +69,6 @@ def spec_for(args: argparse.Namespace, *extra: str) -> ExperimentSpec:
     return build_spec("paper", None, [*overrides, *extra])
 
 
-def calibration_images() -> list[np.ndarray]:
-    """bench_ladder's calibration: four batches of 32 random images, seed 0."""
-    rng = np.random.default_rng(0)
-    shape = (CALIBRATION_BATCH, 32, 32, 3)
-    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(4)]
-
-
 def in_batches_of(batch: int) -> Iterator[np.ndarray]:
     """The calibration images in batches of ``batch`` (a static model takes no other
     size); the last one filled up by repeating images."""
@@ -72,21 +77,13 @@ def in_batches_of(batch: int) -> Iterator[np.ndarray]:
         yield np.resize(images[start : start + batch], (batch, 32, 32, 3))
 
 
-def timed_images(batch: int) -> np.ndarray:
-    """bench_ladder's images at this batch size."""
-    return np.random.default_rng(batch).integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
-
-
 # ---------------------------------------------------------------- PyTorch
 
 
-def pytorch_call(rung: str, batch: int, spec: ExperimentSpec, threads: int) -> Call:
+def pytorch_call(rung: str, batch: int, fw: Any, spec: ExperimentSpec) -> Call:
+    """``fw``: a set-up TorchFramework (threads and seeds)."""
     import torch
 
-    from torch_runner.runner import TorchFramework
-
-    fw = TorchFramework()
-    fw.setup(spec, threads)
     model = fw.build(initial_weights(spec.model, spec.seed)).eval()
     x = fw.normalize(timed_images(batch))
     t0 = time.perf_counter()
@@ -95,11 +92,11 @@ def pytorch_call(rung: str, batch: int, spec: ExperimentSpec, threads: int) -> C
     elif rung == "inductor-fp32":
         net = _inductor(model, x)
     elif rung == "executorch-fp32":
-        return _executorch(torch.export.export(model, (x,)), x, threads, t0)
+        return _executorch(torch.export.export(model, (x,)), x, fw.threads, t0)
     else:
         converted = _pt2e(model, rung, x, fw.normalize)
         if rung == "executorch-int8":
-            return _executorch(torch.export.export(converted, (x,)), x, threads, t0)
+            return _executorch(torch.export.export(converted, (x,)), x, fw.threads, t0)
         if rung == "inductor-int8":
             net = _inductor(converted, x)
         else:  # onednn-int8: torchao's own x86 lowering, which re-exports at this shape
@@ -169,14 +166,10 @@ def _executorch(program: Any, x: Any, threads: int, t0: float) -> Call:
 # ---------------------------------------------------------------- TensorFlow
 
 
-def tensorflow_call(rung: str, batch: int, spec: ExperimentSpec, threads: int) -> Call:
+def tensorflow_call(rung: str, batch: int, fw: Any, spec: ExperimentSpec) -> Call:
+    """``fw``: a set-up TFFramework (threads and seeds)."""
     import tensorflow as tf
 
-    import tf_runner  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow loads
-    from tf_runner.runner import TFFramework
-
-    fw = TFFramework()
-    fw.setup(spec, threads)
     model = fw.build(initial_weights(spec.model, spec.seed))
     x = fw.normalize.numpy(timed_images(batch))
     t0 = time.perf_counter()
@@ -200,7 +193,7 @@ def tensorflow_call(rung: str, batch: int, spec: ExperimentSpec, threads: int) -
         converter.inference_output_type = tf.int8
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=converter.convert(), num_threads=threads)
+    interpreter = Interpreter(model_content=converter.convert(), num_threads=fw.threads)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
     if detail["dtype"] == np.int8:
@@ -214,16 +207,55 @@ def tensorflow_call(rung: str, batch: int, spec: ExperimentSpec, threads: int) -
 # ---------------------------------------------------------------- running it
 
 
+def _runner(framework: str, spec: ExperimentSpec, threads: int) -> Any:
+    if framework == "pytorch":
+        from torch_runner.runner import TorchFramework
+
+        fw: Any = TorchFramework()
+    else:
+        import tf_runner  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow loads
+        from tf_runner.runner import TFFramework
+
+        fw = TFFramework()
+    fw.setup(spec, threads)
+    return fw
+
+
 def reference(framework: str, rung: str, batch: int, args: argparse.Namespace) -> dict[str, Any]:
-    """In this process: build, then time with the shared latency method."""
+    """In this process: build, then time with the shared latency method; with
+    ``args.paired`` the harness's rung too, the two timed in turns."""
     spec = spec_for(args)
     threads = effective_threads(spec)
+    rule = spec.measure.latency
+    fw = _runner(framework, spec, threads)
+    maker = RungMaker(framework, fw, spec, [batch]) if args.paired else None
+    if maker is not None and rung.endswith("int8"):
+        # Every export before any compile: a torch.compile'd model may refuse to run
+        # after a later torch.export in its process (the study's order keeps this too).
+        maker.int8_model  # noqa: B018 - built for its side effect
     make = pytorch_call if framework == "pytorch" else tensorflow_call
-    call, seconds = make(rung, batch, spec, threads)
-    run = measure_latency(
-        call, spec.measure.latency, batch_size=batch, device="cpu", threads=threads
-    )
-    return {"p50_ms": run.stats.p50_ms, "n": run.stats.n, "build_s": seconds}
+    call, seconds = make(rung, batch, fw, spec)
+
+    def timed_reference() -> LatencyRun:
+        return measure_latency(call, rule, batch_size=batch, device="cpu", threads=threads)
+
+    if maker is None:
+        run = timed_reference()
+        return {"p50_ms": run.stats.p50_ms, "n": run.stats.n, "build_s": seconds}
+    built = maker.make(rung)
+    model, images = built.at(batch), timed_images(batch)
+    refs, ours = [timed_reference()], []
+    ours += [time_forward(fw, model, images, rule, threads) for _ in range(2)]
+    refs.append(timed_reference())
+    build = built.per_batch_s.get(batch, built.compile_s)
+    return {
+        "p50_ms": sum(r.stats.p50_ms for r in refs) / 2,
+        "n": sum(r.stats.n for r in refs),
+        "build_s": seconds,
+        "harness_p50_ms": sum(r.stats.p50_ms for r in ours) / 2,
+        "harness_n": sum(r.stats.n for r in ours),
+        "harness_build_s": build,
+    }
 
 
 def in_fresh_process(
@@ -234,6 +266,8 @@ def in_fresh_process(
     cmd = [sys.executable, str(HERE), framework, rung, "--batch", str(batch)]
     cmd += ["--width", str(args.width), "--min-count", str(args.min_count)]
     cmd += ["--min-seconds", str(args.min_seconds)]
+    if args.paired:
+        cmd.append("--paired")
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     with tempfile.TemporaryDirectory(prefix="ladder-reference-") as cache:
@@ -255,6 +289,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--min-count", type=int, default=20)
     p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--paired", action="store_true", help="also the harness's rung, in turns")
     args = p.parse_args()
     print(json.dumps(reference(args.framework, args.rung, args.batch, args)), flush=True)
 
