@@ -50,9 +50,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness_contract.measurement import time_forward
 from harness_contract.runtimes import label
 from harness_contract.spec import ExperimentSpec, LatencySpec, effective_threads
+from harness_contract.study.measurement import time_forward
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from harness_contract.measurement import time_forward
+from harness_contract.model.weights import initial_weights
 from harness_contract.spec import build_spec, effective_threads
-from harness_contract.weights import initial_weights
+from harness_contract.study.measurement import time_forward
 
 
 def bare_p50_ms(call: Callable[[], object], warmup: int = 20, runs: int = 300) -> float:

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness_contract.analysis import Analysis, RequantizeInputs
-from harness_contract.cifar import Cifar10, load_cifar10
-from harness_contract.phases import calibration_batches
+from harness_contract.data.cifar import Cifar10, load_cifar10
+from harness_contract.layers.analysis import Analysis, RequantizeInputs
+from harness_contract.model.weights import initial_weights
 from harness_contract.spec import build_spec, effective_threads
-from harness_contract.spec_analysis import AnalysisSpec
-from harness_contract.weights import initial_weights
+from harness_contract.spec.analysis import AnalysisSpec
+from harness_contract.study.phases import calibration_batches
 
 TARGET_S = 60.0
 

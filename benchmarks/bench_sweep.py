@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def sweep(results: Path, sweep_id: str, common: list[str], extra: list[str]) -> dict:
     """Run one sweep through the CLI; its wall time, points and output."""
-    argv = [sys.executable, "-m", "harness.cli", "sweep", *common, *extra]
+    argv = [sys.executable, "-m", "harness", "sweep", *common, *extra]
     argv += ["--results", str(results), "--sweep-id", sweep_id]
     print(f"$ harness sweep {' '.join(argv[4:])}", flush=True)
     started = time.monotonic()

@@ -3,7 +3,7 @@
     python benchmarks/bench_training.py [--framework pytorch|tensorflow|all] [--width 0.25]
                                         [--images 2048] [--batch 128] [--epochs 2]
 
-The harness row is the study's own training loop, ``harness_contract.training.train``
+The harness row is the study's own training loop, ``harness_contract.study.training.train``
 (TrainStream -> trainer.step -> end_epoch, with its events), on random uint8 images and
 the shared initial weights; its first epoch is the warm-up (and, for TensorFlow, the
 tf.function trace) and is left out. The bare row is the
@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from harness_contract.cifar import Cifar10
+from harness_contract.data.cifar import Cifar10
+from harness_contract.data.stream import Batch, TrainStream
+from harness_contract.model.weights import initial_weights
 from harness_contract.spec import ExperimentSpec, build_spec, effective_threads
-from harness_contract.stream import Batch, TrainStream
-from harness_contract.training import EpochDone, train, train_stream
-from harness_contract.weights import initial_weights
+from harness_contract.study.training import EpochDone, train, train_stream
 
 
 def _load() -> str:

@@ -15,7 +15,8 @@ building the architecture.
 
 ``--paired`` also builds the harness's own rung for this batch in this process
 (``ladder_rungs.RungMaker``, exactly as bench_ladder and a study build it) and times the
-two in turns, reference, harness, harness, reference: the verdict "is the harness's rung
+two in turns, reference, harness, harness, reference (after one discarded timing of
+each): the verdict "is the harness's rung
 as fast as its runtime" is then read under one process's conditions. Measured here, the
 same model timed in two processes on this shared 2-core machine differed by up to 30%
 (Keras at batch 1: 15.6 ms harness vs 17.6 ms reference in one process, 1.31x the other
@@ -37,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from harness_contract.latency import LatencyRun, measure_latency
-from harness_contract.measurement import time_forward
+from harness_contract.model.weights import initial_weights
 from harness_contract.spec import ExperimentSpec, build_spec, effective_threads
-from harness_contract.weights import initial_weights
+from harness_contract.study.latency import LatencyRun, measure_latency
+from harness_contract.study.measurement import time_forward
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -244,6 +245,9 @@ def reference(framework: str, rung: str, batch: int, args: argparse.Namespace) -
         return {"p50_ms": run.stats.p50_ms, "n": run.stats.n, "build_s": seconds}
     built = maker.make(rung)
     model, images = built.at(batch), timed_images(batch)
+    # One timing of each first, discarded: the first in a fresh process read slow (all
+    # four 10% misses of the first paired run had the reference, timed first, slower).
+    timed_reference(), time_forward(fw, model, images, rule, threads)
     refs, ours = [timed_reference()], []
     ours += [time_forward(fw, model, images, rule, threads) for _ in range(2)]
     refs.append(timed_reference())

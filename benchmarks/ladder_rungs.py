@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from harness_contract.framework import Lowered, RungInputs, RungUnavailable
-from harness_contract.ladder import per_batch_models
+from harness_contract.model.weights import initial_weights
 from harness_contract.spec import ExperimentSpec
-from harness_contract.weights import initial_weights
+from harness_contract.study.framework import Lowered, RungInputs, RungUnavailable
+from harness_contract.study.ladder import per_batch_models
 
 CALIBRATION_BATCH = 32
 Bare = Callable[[Any, np.ndarray], Callable[[], object]]  # model, images -> the plain call

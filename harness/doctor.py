@@ -15,12 +15,10 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from harness.images import build as images
 from harness_contract.errors import HarnessError
-
-from . import images
 
 MIN_PYTHON = (3, 11)
 HOST_PACKAGES = ("typer", "pandas", "pydantic")
@@ -190,7 +188,7 @@ def _harness_images(client: Any | None) -> Check:
 
 def _not_locked(found: dict[str, Any]) -> list[str]:
     """A line per local image that is not the one the lock's published digest names."""
-    from .image_identity import mismatch
+    from harness.images.identity import mismatch
 
     try:
         lock = images.load_lock()
@@ -202,15 +200,15 @@ def _not_locked(found: dict[str, Any]) -> list[str]:
 
 def _dataset() -> Check:
     """The dataset runs would find, checked as a run checks it (every batch file parsed)."""
-    from harness_contract.cifar import check_dataset
+    from harness.data.source import locate
+    from harness_contract.data.cifar import check_dataset
 
     name = "dataset"
-    env = os.environ.get("HARNESS_DATA")
-    candidate = Path(env) if env else Path("data")
-    if not env and not candidate.exists():
-        return Check(name, None, "no ./data and no $HARNESS_DATA: runs use synthetic images")
     try:
-        summary = check_dataset(candidate)
+        found = locate(None)
+        if found is None:
+            return Check(name, None, "no ./data and no $HARNESS_DATA: runs use synthetic images")
+        summary = check_dataset(found[0])
     except HarnessError as exc:
         return Check(name, False, exc.problem, exc.fix)
     return Check(name, True, str(summary.root))
@@ -218,10 +216,9 @@ def _dataset() -> Check:
 
 def _data_cache() -> Check:
     """Where synthetic data is cached: writable, with room for a full-size dataset."""
-    from harness_contract import room
-    from harness_contract.synthetic import disk_bytes
-
-    from .dataset_source import CACHE_ELSEWHERE, FULL_TEST, FULL_TRAIN, cache_root
+    from harness.data.source import CACHE_ELSEWHERE, FULL_TEST, FULL_TRAIN, cache_root
+    from harness_contract.data.synthetic import disk_bytes
+    from harness_contract.fs import room
 
     name = "data cache"
     cache = cache_root()

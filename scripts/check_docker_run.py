@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.rundir import RunDir
+from harness.run.rundir import RunDir
+from harness_contract.frameworks import FRAMEWORKS
 from harness_contract.metrics import read_metrics
-
-FRAMEWORKS = ("pytorch", "tensorflow")
 
 
 def problems(run_dir: Path, locked: Path | None = None) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness_contract.cifar import write_synthetic
+from harness_contract.data.cifar import write_synthetic
 
 SLOW_TIERS = ("slow", "realdata", "docker", "ray")
 ALL_TIERS = "--all-tiers"

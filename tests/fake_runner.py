@@ -27,19 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from harness_contract import events
-from harness_contract.digests import artifact_digests
 from harness_contract.entrypoint import parse_args
+from harness_contract.fs.digests import artifact_digests
 from harness_contract.metrics import (
-    AccuracyStats,
     DatasetInfo,
-    LatencyStats,
     MetricsFile,
     Provenance,
-    SizeStats,
     VariantMetrics,
     now_iso,
     write_metrics,
 )
+from harness_contract.metrics.figures import AccuracyStats, LatencyStats, SizeStats
 
 VARIANTS = ("baseline", "ptq", "qat")
 
@@ -134,20 +132,23 @@ MODULE = "tests.fake_runner"
 # process to send signals to).
 CLI_DRIVER = (
     "import sys\n"
-    "from harness.frameworks import FRAMEWORKS, FrameworkEntry\n"
+    "from dataclasses import replace\n"
+    "from harness_contract.frameworks import FRAMEWORKS\n"
     "for name in list(FRAMEWORKS):\n"
-    f"    FRAMEWORKS[name] = FrameworkEntry(name, {MODULE!r}, 'n/a')\n"
-    "from harness.cli import main\n"
+    f"    FRAMEWORKS[name] = replace(FRAMEWORKS[name], runner_module={MODULE!r})\n"
+    "from harness.cli.main import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 
 
 def use_fake_runners(monkeypatch) -> None:  # noqa: ANN001 (pytest's MonkeyPatch)
     """Serve every framework with this module, in this process (main() called directly)."""
-    from harness.frameworks import FRAMEWORKS, FrameworkEntry
+    from dataclasses import replace
+
+    from harness_contract.frameworks import FRAMEWORKS
 
     for name in list(FRAMEWORKS):
-        monkeypatch.setitem(FRAMEWORKS, name, FrameworkEntry(name, MODULE, "n/a"))
+        monkeypatch.setitem(FRAMEWORKS, name, replace(FRAMEWORKS[name], runner_module=MODULE))
     root = str(Path(__file__).resolve().parent.parent)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from harness_contract.analysis import Analysis, RequantizeInputs
-from harness_contract.cifar import Cifar10, load_cifar10
-from harness_contract.layer_error import LayerAnalysis
+from harness_contract.data.cifar import Cifar10, load_cifar10
+from harness_contract.data.synthetic import write_synthetic
+from harness_contract.layers.analysis import Analysis, RequantizeInputs
+from harness_contract.layers.error import LayerAnalysis
+from harness_contract.model.weights import initial_weights
 from harness_contract.spec import ExperimentSpec, build_spec
-from harness_contract.spec_analysis import AnalysisSpec
-from harness_contract.synthetic import write_synthetic
-from harness_contract.weights import initial_weights
+from harness_contract.spec.analysis import AnalysisSpec
 
 PLANTED = "stages.0.0.conv1"
 DEAD_CHANNEL = 0

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from harness_contract.breakdown import OpSample
-from harness_contract.framework import (
+from harness_contract.metrics.figures import ConversionStats, SizeStats
+from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
+from harness_contract.study.breakdown import OpSample
+from harness_contract.study.framework import (
     DeviceInfo,
     Framework,
     ProfileCapture,
@@ -25,8 +27,6 @@ from harness_contract.framework import (
     Saved,
     Trainer,
 )
-from harness_contract.metrics import ConversionStats, SizeStats
-from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
 
 
 class SpanRecorder:

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from harness_contract.atomic import write_bytes_atomic
 from harness_contract.entrypoint import main as runner_main
 from harness_contract.entrypoint import parse_args
-from harness_contract.framework import Saved
-from harness_contract.metrics import SizeStats
+from harness_contract.fs.atomic import write_bytes_atomic
+from harness_contract.metrics.figures import SizeStats
+from harness_contract.study.framework import Saved
 from tests.numpy_framework import NumpyFramework
 
 MODULE = "tests.numpy_runner"
@@ -61,10 +61,12 @@ class PaddedNumpyFramework(NumpyFramework):
 
 def use_numpy_runners(monkeypatch) -> None:  # noqa: ANN001 (pytest's MonkeyPatch)
     """Serve every framework with this module (main() called in the test's process)."""
-    from harness.frameworks import FRAMEWORKS, FrameworkEntry
+    from dataclasses import replace
+
+    from harness_contract.frameworks import FRAMEWORKS
 
     for name in list(FRAMEWORKS):
-        monkeypatch.setitem(FRAMEWORKS, name, FrameworkEntry(name, MODULE, "n/a"))
+        monkeypatch.setitem(FRAMEWORKS, name, replace(FRAMEWORKS[name], runner_module=MODULE))
     root = str(Path(__file__).resolve().parent.parent)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
 

@@ -1,7 +1,7 @@
-"""Fake probe modules for the support driver's tests (harness_contract.support): each
-dict answers harness_contract.support.PROBES the way a runner's probes module does, with
+"""Fake probe modules for the support driver's tests (harness_contract.study.support): each
+dict answers harness_contract.study.support.PROBES the way a runner's probes module does, with
 the misbehaviours the driver must survive. The driver runs them in a child process
-(``python -m harness_contract.support_child tests.probe_fixtures``); the environment
+(``python -m harness_contract.study.support_child tests.probe_fixtures``); the environment
 variable PROBE_FIXTURE picks the scenario, as the child inherits the test's environment."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _stays_alive() -> tuple[str, str]:
     return "yes", "left a thread running"
 
 
-# Every kind of answer, in the order of harness_contract.support.PROBES; slugs left out
+# Every kind of answer, in the order of harness_contract.study.support.PROBES; slugs left out
 # ("embedding", "per_layer_access", "int8_export") must be "not probed" by the child.
 MIXED = {
     "int8_cpu": _raises,

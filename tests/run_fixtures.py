@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness_contract.cifar import write_synthetic
+from harness_contract.data.cifar import write_synthetic
 from tests.fake_runner import use_fake_runners
 
 
 @pytest.fixture(autouse=True)
 def restore_signal_handlers() -> Iterator[None]:
-    """harness.cli.main installs SIGINT/SIGTERM handlers; give pytest its own back."""
+    """harness.cli.main.main installs SIGINT/SIGTERM handlers; give pytest its own back."""
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     yield
     for sig, handler in saved.items():

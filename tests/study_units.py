@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness_contract.cifar import Cifar10
+from harness_contract.data.cifar import Cifar10
 from harness_contract.spec import ExperimentSpec, build_spec
 
 from .test_pipeline import FAST

@@ -12,8 +12,9 @@ from pathlib import Path
 from harness.report import ReportData, build_report, render_markdown
 from harness.report.sections_ladder import ladder_table
 from harness_contract.layout import FrameworkDir
-from harness_contract.measurement import Measurement
-from harness_contract.metrics import AccuracyStats, RepeatCheck, RungMetrics
+from harness_contract.metrics import RungMetrics
+from harness_contract.metrics.figures import AccuracyStats, RepeatCheck
+from harness_contract.study.measurement import Measurement
 from tests.test_report import make_metrics
 
 from .numpy_framework import NumpyFramework

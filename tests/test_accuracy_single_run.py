@@ -11,8 +11,9 @@ from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
 from harness.report import ReportData, build_report, render_markdown
-from harness_contract.measurement import accuracy
-from harness_contract.metrics import AccuracyStats, MetricsFile
+from harness_contract.metrics import MetricsFile
+from harness_contract.metrics.figures import AccuracyStats
+from harness_contract.study.measurement import accuracy
 from tests.test_report import make_metrics
 
 

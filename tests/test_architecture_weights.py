@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_contract.architecture import ResNetDef, resnet18, stage_widths
-from harness_contract.schedule import lr_at
-from harness_contract.spec import ModelSpec, OptimSpec
-from harness_contract.weights import (
+from harness_contract.model.architecture import ResNetDef, resnet18, stage_widths
+from harness_contract.model.weights import (
     initial_weights,
     load_weights,
     save_weights,
     weights_digest,
 )
+from harness_contract.spec import ModelSpec, OptimSpec
+from harness_contract.study.schedule import lr_at
 
 
 def _model(**fields: object) -> ModelSpec:
@@ -298,3 +298,15 @@ def test_paper_schedule_ends_at_the_qat_learning_rate() -> None:
     assert lr_at(optim, 49, 390, 391) == pytest.approx(0.001)
     assert lr_at(optim, 24, 390, 391) == pytest.approx(0.1)
     assert lr_at(optim, 25, 0, 391) == pytest.approx(0.01)
+
+
+def test_blocks_per_stage_sets_the_depth_and_one_makes_a_resnet10() -> None:
+    """The smoke preset's ResNet10: one basic block per stage, the same stem, shortcuts
+    and head; weights made from the same table."""
+    deep, shallow = resnet18(_model()), resnet18(_model(blocks_per_stage=1))
+    assert len(deep.convs()) == 20 and len(shallow.convs()) == 12  # + fc: 18 and 10 layers
+    assert [b.name for b in shallow.blocks] == [f"stages.{s}.0" for s in range(4)]
+    assert all(b.shortcut is not None for b in shallow.blocks[1:])
+    assert set(shallow.tensor_shapes()) < set(deep.tensor_shapes())
+    weights = initial_weights(_model(blocks_per_stage=1), seed=0)
+    assert set(weights) == set(shallow.tensor_shapes())

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.rundir import RunDir
+from harness.cli.main import main
+from harness.run.rundir import RunDir
 from harness.sweep.plan import build_sweep
 from harness_contract.entrypoint import parse_args, runner_command
 from harness_contract.errors import HarnessError, SpecError
@@ -86,7 +86,7 @@ def test_two_runs_started_in_the_same_second_get_their_own_directories(
         def now(cls, tz=None):  # noqa: ANN001, ANN206
             return datetime(2026, 11, 26, 22, 31, 13, tzinfo=UTC)
 
-    monkeypatch.setattr("harness.rundir.datetime", Frozen)
+    monkeypatch.setattr("harness.run.rundir.datetime", Frozen)
     spec = build_spec("smoke")
 
     first = RunDir.reserve(tmp_path, spec, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness_contract.breakdown import CATEGORIES, OpSample, categorize, summarize
+from harness_contract.study.breakdown import CATEGORIES, OpSample, categorize, summarize
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The CIFAR-10 reader and synthetic writer (harness_contract.cifar)."""
+"""The CIFAR-10 reader and synthetic writer (harness_contract.data.cifar)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_contract.cifar import (
+from harness_contract.data.cifar import (
     BATCH_FILES_TRAIN,
     META_FILE,
     TEST_FILE,

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +20,13 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from harness.backends.local import LocalBackend
-from harness.cli import main
-from harness.frameworks import FRAMEWORKS, FrameworkEntry
-from harness.orchestrate import run_frameworks
-from harness.progress import RunDisplay
-from harness.rundir import RunDir
-from harness_contract.cifar import write_synthetic
+from harness.cli.main import main
+from harness.launch.local import LocalBackend
+from harness.run.orchestrate import run_frameworks
+from harness.run.progress import RunDisplay
+from harness.run.rundir import RunDir
+from harness_contract.data.cifar import write_synthetic
+from harness_contract.frameworks import FRAMEWORKS
 from harness_contract.metrics import (
     DatasetInfo,
     MetricsFile,
@@ -74,7 +74,7 @@ class E2ERun:
 def e2e(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> E2ERun:
     """`harness run pytorch --preset smoke` once per session, through the real entry point."""
     results = tmp_path_factory.mktemp("e2e-results")
-    cmd = [sys.executable, "-m", "harness.cli", "run", "pytorch", "--preset", "smoke"]
+    cmd = [sys.executable, "-m", "harness", "run", "pytorch", "--preset", "smoke"]
     cmd += ["--data", str(synthetic_data), "--results", str(results), "--run-id", "e2e"]
     proc = subprocess.run(
         cmd + _sets(E2E_OVERRIDES), capture_output=True, text=True, timeout=E2E_TIMEOUT_S
@@ -87,7 +87,7 @@ def e2e(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> E2ERu
 
 @pytest.fixture(autouse=True)
 def _restore_signal_handlers() -> Iterator[None]:
-    """harness.cli.main installs SIGINT/SIGTERM handlers; give pytest its own back."""
+    """harness.cli.main.main installs SIGINT/SIGTERM handlers; give pytest its own back."""
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     yield
     for sig, handler in saved.items():
@@ -551,7 +551,7 @@ def test_a_crashing_runner_is_reported_and_leaves_completed_results_alone(
     done = run.framework("pytorch").metrics
     write_metrics(done, _complete_metrics("pytorch", "crash"))
     before = done.read_bytes()
-    crashy = FrameworkEntry(name="crashy", runner_module=module, install_hint="n/a")
+    crashy = replace(FRAMEWORKS["pytorch"], name="crashy", runner_module=module)
 
     with RunDisplay(Console(file=io.StringIO())) as display:
         results = run_frameworks(
@@ -578,9 +578,9 @@ def test_a_crashing_runner_is_reported_and_leaves_completed_results_alone(
 def test_host_modules_import_neither_framework() -> None:
     code = (
         "import sys\n"
-        "import harness.cli, harness.report, harness.backends.local, harness.orchestrate\n"
-        "import harness.rundir, harness.study_run, harness.dataset_source\n"
-        "import harness.summary, harness.progress\n"
+        "import harness.cli.main, harness.report, harness.launch.local, harness.run.orchestrate\n"
+        "import harness.run.rundir, harness.run.study, harness.data.source\n"
+        "import harness.run.summary, harness.run.progress\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tensorflow'}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -591,7 +591,10 @@ def test_host_modules_import_neither_framework() -> None:
 def test_help_starts_fast() -> None:
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "harness", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     elapsed = time.perf_counter() - started
     assert proc.returncode == 0, proc.stderr

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.rundir import RunDir
+from harness.cli.main import main
+from harness.run.rundir import RunDir
 from harness_contract.metrics import write_metrics
 from harness_contract.spec import build_spec
 from tests.cli_output import one_error_line
@@ -93,7 +93,7 @@ def _fail_with(code: int):  # noqa: ANN202
 def test_a_full_disk_while_writing_spec_json_names_it(
     tmp_path: Path, tiny_data: Path, fake_runners, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake_runners.setattr("harness.rundir.write_text_atomic", _fail_with(errno.ENOSPC))
+    fake_runners.setattr("harness.run.rundir.write_text_atomic", _fail_with(errno.ENOSPC))
     results = tmp_path / "results"
 
     line = _error(capsys, "run", "pytorch", "--data", str(tiny_data), "--results", str(results))
@@ -105,7 +105,7 @@ def test_a_full_disk_while_writing_spec_json_names_it(
 def test_a_read_only_results_folder_names_the_lock(
     tmp_path: Path, tiny_data: Path, fake_runners, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake_runners.setattr("harness.lock.os.open", _fail_with(errno.EROFS))
+    fake_runners.setattr("harness.run.owner_lock.os.open", _fail_with(errno.EROFS))
     results = tmp_path / "results"
 
     line = _error(capsys, "run", "pytorch", "--data", str(tiny_data), "--results", str(results))
@@ -135,9 +135,30 @@ def test_an_unwritable_report_names_the_file_and_the_fix(
 def test_any_other_os_error_is_one_line_naming_the_path(
     tmp_path: Path, tiny_data: Path, fake_runners, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake_runners.setattr("harness.study_record.write_json_atomic", _fail_with(errno.EIO))
+    fake_runners.setattr("harness.run.record.write_json_atomic", _fail_with(errno.EIO))
     results = tmp_path / "results"
 
     line = _error(capsys, "run", "pytorch", "--data", str(tiny_data), "--results", str(results))
 
     assert "run.json" in line and "EIO" in line
+
+
+def test_a_reader_that_goes_away_is_not_reported_as_a_full_or_read_only_disk(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`harness compare --help | head -3`: the pipe closes under the output (seen here
+    as "error: a file: Broken pipe; pass --results on a writable disk"). That is no OS
+    error of the results folder: no message, and the shell's status for a closed pipe
+    (128 + SIGPIPE), never success."""
+    import signal
+
+    import harness.cli.main as cli
+
+    def closed_pipe(args: list[str]) -> object:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_invoke", closed_pipe)
+    # Its stdout is pytest's capture here: leave it in place.
+    monkeypatch.setattr(cli, "_silence_stdout", lambda: None, raising=False)
+    assert main(["compare", "--help"]) == 128 + signal.SIGPIPE
+    assert capsys.readouterr().err == ""

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.dataset_source import choose_data
-from harness_contract import room
-from harness_contract.cifar import BATCHES_DIR, load_cifar10, write_synthetic
+from harness.data.source import choose_data
+from harness_contract.data.cifar import BATCHES_DIR, load_cifar10, write_synthetic
 from harness_contract.errors import DataError
+from harness_contract.fs import room
 from harness_contract.spec import build_spec
 
 SMALL = [

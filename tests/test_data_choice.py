@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.cli import main
-from harness.dataset_source import choose_data
-from harness_contract.cifar import load_cifar10, write_synthetic
+from harness.cli.main import main
+from harness.data.source import choose_data
+from harness_contract.data.cifar import load_cifar10, write_synthetic
 from harness_contract.errors import HarnessError
 from harness_contract.spec import build_spec
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness import doctor
-from harness_contract import room
-from harness_contract.cifar import write_synthetic
+from harness_contract.data.cifar import write_synthetic
+from harness_contract.fs import room
 
 
 @pytest.fixture(autouse=True)

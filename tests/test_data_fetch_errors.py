@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.datasets import fetch
-from harness_contract.cifar import write_synthetic
+from harness.data.fetch import fetch
+from harness_contract.data.cifar import write_synthetic
 from harness_contract.errors import DataError
 
 from .test_datasets import _md5, _tar_gz

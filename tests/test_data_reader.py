@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.cli import main
-from harness_contract.cifar import (
+from harness.cli.main import main
+from harness_contract.data.cifar import (
     BATCH_FILES_TRAIN,
     TEST_FILE,
     load_cifar10,

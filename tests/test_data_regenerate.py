@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness_contract.cifar import check_dataset, write_synthetic
-from harness_contract.cifar_format import SYNTHETIC_MARKER
+from harness.cli.main import main
+from harness_contract.data.cifar import check_dataset, write_synthetic
+from harness_contract.data.cifar_format import SYNTHETIC_MARKER
 from tests.cli_output import one_error_line
 
 

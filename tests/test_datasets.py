@@ -1,4 +1,4 @@
-"""Fetching CIFAR-10 (harness.datasets): MD5 before unpacking, safe extraction, clear errors.
+"""Fetching CIFAR-10 (harness.data.fetch): MD5 before unpacking, safe extraction, clear errors.
 
 No test touches the network: archives are built here from synthetic data, and downloads
 come from a loopback HTTP server or an unreachable loopback port.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.datasets import fetch
-from harness_contract.cifar import load_cifar10, write_synthetic
+from harness.data.fetch import fetch
+from harness_contract.data.cifar import load_cifar10, write_synthetic
 from harness_contract.errors import DataError
 
 UNREACHABLE = "http://127.0.0.1:9/cifar-10-python.tar.gz"

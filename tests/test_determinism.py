@@ -13,8 +13,8 @@ import pytest
 
 from harness_contract.entrypoint import runner_command
 from harness_contract.metrics import ImageIdentity, MetricsFile, read_metrics
-from harness_contract.pipeline import Study
 from harness_contract.spec import build_spec
+from harness_contract.study.pipeline import Study
 
 from .numpy_framework import NumpyFramework
 from .study_units import tiny_data, tiny_spec

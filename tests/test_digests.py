@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness_contract.cifar import write_synthetic
-from harness_contract.digests import artifact_digests, sha256_file
+from harness_contract.data.cifar import write_synthetic
+from harness_contract.fs.digests import artifact_digests, sha256_file
 
 
 def test_sha256_file_is_the_sha256_of_the_bytes(tmp_path: Path) -> None:

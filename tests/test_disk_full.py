@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.base import RunnerOutput
-from harness.cli import main
-from harness.rundir import RunDir
+from harness.cli.main import main
+from harness.launch.base import RunnerOutput
+from harness.run.rundir import RunDir
 from harness_contract import events
-from harness_contract.atomic import write_bytes_atomic
+from harness_contract.fs.atomic import write_bytes_atomic
 from harness_contract.metrics import read_metrics
 from tests.cli_output import one_error_line
 from tests.numpy_runner import QUICK, use_numpy_runners
@@ -69,10 +69,10 @@ def test_a_runner_log_that_cannot_be_written_does_not_stop_the_pump() -> None:
 
 
 def test_latency_samples_on_a_full_disk_leave_no_partial_npy(tmp_path: Path) -> None:
-    from harness_contract.cifar import load_cifar10, write_synthetic
+    from harness_contract.data.cifar import load_cifar10, write_synthetic
     from harness_contract.layout import FrameworkDir
-    from harness_contract.measurement import Measurement
     from harness_contract.spec import build_spec
+    from harness_contract.study.measurement import Measurement
     from tests.numpy_framework import NumpyFramework
 
     data = load_cifar10(write_synthetic(tmp_path / "d", train_per_batch=50, test_count=100))

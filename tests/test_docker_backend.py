@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
-from harness.backends.base import LaunchRequest, LaunchResult
-from harness.backends.docker_backend import DockerBackend, container_name, split_lines
-from harness.frameworks import FRAMEWORKS
-from harness.gpus import parse_gpus
+from harness.launch.base import LaunchRequest, LaunchResult
+from harness.launch.container import split_lines
+from harness.launch.docker import DockerBackend, container_name
+from harness.launch.gpus import parse_gpus
+from harness_contract.frameworks import FRAMEWORKS
 
 docker = pytest.importorskip(
     "docker", reason="docker SDK not installed (pip install -e '.[docker]')"

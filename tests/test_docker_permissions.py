@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.backends.docker_backend import _unreadable_by
+from harness.launch.docker import _unreadable_by
 
 
 def test_a_dataset_the_container_user_cannot_read_is_refused_before_starting(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness_contract import events
-from harness_contract.memory import PeakRSS, current_rss_bytes, max_rss_bytes
+from harness_contract.study.memory import PeakRSS, current_rss_bytes, max_rss_bytes
 
 MB = 1024 * 1024
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_contract.architecture import resnet18
 from harness_contract.metrics import MetricsFile, read_metrics
+from harness_contract.model.architecture import resnet18
+from harness_contract.model.weights import initial_weights
 from harness_contract.spec import build_spec
-from harness_contract.weights import initial_weights
 
 pytest.importorskip("torch", reason="PyTorch is not installed")
 pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
@@ -106,7 +106,7 @@ def test_pytorch_exports_loaded_weights_exactly_as_canonical() -> None:
 @pytest.fixture(scope="module")
 def run(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     results = tmp_path_factory.mktemp("framework-init")
-    cmd = [sys.executable, "-m", "harness.cli", "compare", "--preset", "smoke"]
+    cmd = [sys.executable, "-m", "harness", "compare", "--preset", "smoke"]
     cmd += ["--data", str(synthetic_data), "--results", str(results), "--run-id", "init"]
     cmd += [arg for o in OVERRIDES for arg in ("--set", o)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)

@@ -13,9 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchao")
 
-from harness_contract.cifar import load_cifar10, write_synthetic  # noqa: E402
-from harness_contract.pipeline import Study  # noqa: E402
+from harness_contract.data.cifar import load_cifar10, write_synthetic  # noqa: E402
 from harness_contract.spec import build_spec  # noqa: E402
+from harness_contract.study.pipeline import Study  # noqa: E402
 from harness_contract.versions import pinned  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402
 

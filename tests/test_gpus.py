@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from harness.gpus import NO_GPUS, GpuRequest, parse_gpus
+from harness.launch.gpus import NO_GPUS, GpuRequest, parse_gpus
 from harness_contract.errors import HarnessError
 
 docker_types = pytest.importorskip("docker.types", reason="docker SDK not installed")

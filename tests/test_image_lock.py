@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import doctor, images
-from harness.cli import main
-from harness.image_lock import compare_digests, write_digests
+from harness import doctor
+from harness.cli.main import main
+from harness.images import build as images
+from harness.images.base_lock import compare_digests, write_digests
 from harness_contract.errors import HarnessError
 from tests.test_cli_e2e import _cli_error
 from tests.test_images import ROOT, _dockerfile_arg, assert_dockerfile_agrees_with_lock

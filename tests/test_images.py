@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import doctor, images, registry
-from harness.backends.docker_backend import LOCKED_DOWN
+from harness import doctor
+from harness.images import build as images
+from harness.images import publish as registry
+from harness.launch.docker import LOCKED_DOWN
 from harness_contract import __version__
 from harness_contract.errors import HarnessError
 

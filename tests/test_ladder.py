@@ -1,4 +1,4 @@
-"""The runtime ladder driver (harness_contract.ladder) on a numpy framework that plays
+"""The runtime ladder driver (harness_contract.study.ladder) on a numpy framework that plays
 PyTorch's ladder: each rung is lowered, measured like its variant, and recorded ok,
 failed (with the tool's message), unavailable (with the reason) or skipped (not asked
 for), without stopping the study."""
@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_contract.cifar import load_cifar10, write_synthetic
-from harness_contract.framework import Lowered, RungInputs, RungUnavailable
-from harness_contract.metrics import COMPLETE_WITH_FAILURES, ConversionStats, read_metrics
-from harness_contract.pipeline import Study
+from harness_contract.data.cifar import load_cifar10, write_synthetic
+from harness_contract.metrics import COMPLETE_WITH_FAILURES, read_metrics
+from harness_contract.metrics.figures import ConversionStats
 from harness_contract.spec import build_spec
+from harness_contract.study.framework import Lowered, RungInputs, RungUnavailable
+from harness_contract.study.pipeline import Study
 
 from .numpy_framework import Int8Linear, Linear, NumpyFramework
 from .test_pipeline import FAST

@@ -1,4 +1,4 @@
-"""The shared latency method, driven by a fake clock (harness_contract.latency)."""
+"""The shared latency method, driven by a fake clock (harness_contract.study.latency)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from harness_contract.latency import LatencyRun, measure_latency, summarize
 from harness_contract.spec import LatencySpec
+from harness_contract.study.latency import LatencyRun, measure_latency, summarize
 
 MS = 1_000_000  # ns
 

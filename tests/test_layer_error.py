@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from harness_contract.analysis import (
+from harness_contract.data.cifar import Cifar10
+from harness_contract.layers.analysis import (
     Analysis,
     AnalysisUnavailable,
     Int8Outputs,
@@ -18,9 +19,7 @@ from harness_contract.analysis import (
     RequantizeInputs,
     _Sums,
 )
-from harness_contract.architecture import resnet18
-from harness_contract.cifar import Cifar10
-from harness_contract.layer_error import (
+from harness_contract.layers.error import (
     LayerAnalysis,
     LayerError,
     canonical_layers,
@@ -28,8 +27,9 @@ from harness_contract.layer_error import (
     rank,
     sqnr_db,
 )
+from harness_contract.model.architecture import resnet18
 from harness_contract.spec import ModelSpec, build_spec
-from harness_contract.spec_analysis import AnalysisSpec
+from harness_contract.spec.analysis import AnalysisSpec
 
 
 def test_sqnr_of_a_known_noise_is_ten_log_ratio() -> None:
@@ -138,8 +138,8 @@ class _Fw:
         return "cpu"
 
     def save(self, model, directory, stem):
-        from harness_contract.framework import Saved
-        from harness_contract.metrics import SizeStats
+        from harness_contract.metrics.figures import SizeStats
+        from harness_contract.study.framework import Saved
 
         path = directory / f"{stem}.bin"
         path.write_bytes(b"x" * 100)
@@ -258,7 +258,7 @@ def test_a_failing_what_if_is_recorded_and_the_next_k_still_runs() -> None:
 def test_a_runner_without_a_probe_is_recorded_unavailable() -> None:
     from types import SimpleNamespace
 
-    from harness_contract.analysis import layer_analysis
+    from harness_contract.layers.analysis import layer_analysis
 
     analysis = _analysis(_Probe(), [1])
     phases = SimpleNamespace(
@@ -283,7 +283,7 @@ def test_a_runner_without_a_probe_is_recorded_unavailable() -> None:
 def test_the_study_call_site_uses_the_runners_probe_and_the_shared_calibration() -> None:
     from types import SimpleNamespace
 
-    from harness_contract.analysis import layer_analysis
+    from harness_contract.layers.analysis import layer_analysis
 
     probe = _Probe()
     fw = _Fw()

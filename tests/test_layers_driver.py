@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from harness_contract.analysis import Analysis, Int8Outputs, LayerProbe, RequantizeInputs
-from harness_contract.architecture import resnet18
-from harness_contract.cifar import Cifar10
-from harness_contract.framework import Saved
-from harness_contract.layer_error import (
+from harness_contract.data.cifar import Cifar10
+from harness_contract.layers.analysis import Analysis, Int8Outputs, LayerProbe, RequantizeInputs
+from harness_contract.layers.error import (
     LayerAnalysis,
     LayerError,
     WhatIf,
@@ -25,11 +23,15 @@ from harness_contract.layer_error import (
     measuring_points,
     rank,
 )
-from harness_contract.metrics import SizeStats
+from harness_contract.metrics.figures import SizeStats
+from harness_contract.model.architecture import resnet18
 from harness_contract.spec import ModelSpec, build_spec
-from harness_contract.spec_analysis import AnalysisSpec
+from harness_contract.spec.analysis import AnalysisSpec
+from harness_contract.study.framework import Saved
 
-NET = resnet18(build_spec("smoke").model)
+# ResNet18 (the smoke preset runs a ResNet10): these tests count its 21 layers and 8 blocks.
+RESNET18 = "model.blocks_per_stage=2"
+NET = resnet18(build_spec("smoke", overrides=[RESNET18]).model)
 WEIGHTED = [x.name for x in canonical_layers(NET)]
 
 
@@ -115,6 +117,7 @@ def _spec():
     return build_spec(
         "smoke",
         overrides=[
+            RESNET18,
             "measure.latency.min_seconds=0",
             "measure.latency.min_count=3",
             "measure.latency.warmup_count=0",
@@ -316,7 +319,7 @@ def test_k0_is_timed_again_interleaved_with_the_k_rows() -> None:
 
 
 def test_qat_is_measured_against_its_fine_tuned_float_model_with_drift_apart() -> None:
-    from harness_contract.analysis import layer_analysis
+    from harness_contract.layers.analysis import layer_analysis
 
     class QatProbe(_Probe):
         def qat_float_model(self, trained, fp32):

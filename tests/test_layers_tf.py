@@ -15,12 +15,12 @@ import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is f
 pytest.importorskip("tensorflow")
 pytest.importorskip("tensorflow_model_optimization")
 
-from harness_contract.analysis import Analysis, RequantizeInputs  # noqa: E402
-from harness_contract.layer_error import canonical_layers, sqnr_db  # noqa: E402
-from harness_contract.spec_analysis import AnalysisSpec  # noqa: E402
+from harness_contract.layers.analysis import Analysis, RequantizeInputs  # noqa: E402
+from harness_contract.layers.error import canonical_layers, sqnr_db  # noqa: E402
+from harness_contract.spec.analysis import AnalysisSpec  # noqa: E402
 from tests.layers_fixtures import small_data, small_spec, varied_weights  # noqa: E402
 from tf_runner.layers import TFLayerProbe, output_point  # noqa: E402
-from tf_runner.quantize import interpreter_class  # noqa: E402
+from tf_runner.litert import interpreter_class  # noqa: E402
 from tf_runner.runner import TFFramework  # noqa: E402
 
 # Each test builds, quantizes and probes a real model: the slow tier.
@@ -75,7 +75,7 @@ def test_point_layers_are_the_keras_layers_after_each_conv() -> None:
 
 
 def _net():
-    from harness_contract.architecture import resnet18
+    from harness_contract.model.architecture import resnet18
 
     return resnet18(small_spec().model)
 
@@ -206,7 +206,7 @@ def test_own_error_splits_into_weight_and_output_rounding(
 def test_block_outputs_are_the_add_ops_int8_outputs(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    from harness_contract.layer_error import measuring_points
+    from harness_contract.layers.error import measuring_points
 
     fw, spec, data, fp32, calibration = _setup(tmp_path_factory)
     int8 = fw.quantize_ptq(fp32, calibration).model

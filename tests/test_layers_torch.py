@@ -12,13 +12,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchao")
 
-from harness_contract.analysis import Analysis, RequantizeInputs  # noqa: E402
-from harness_contract.layer_error import (  # noqa: E402
+from harness_contract.layers.analysis import Analysis, RequantizeInputs  # noqa: E402
+from harness_contract.layers.error import (  # noqa: E402
     canonical_layers,
     measuring_points,
     sqnr_db,
 )
-from harness_contract.spec_analysis import AnalysisSpec  # noqa: E402
+from harness_contract.spec.analysis import AnalysisSpec  # noqa: E402
 from tests.layers_fixtures import small_data, small_spec, varied_weights  # noqa: E402
 from torch_runner.layers import TorchLayerProbe, output_point  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402
@@ -41,7 +41,7 @@ def _setup(tmp_path_factory: pytest.TempPathFactory, *overrides: str):
 
 
 def test_output_points_are_the_modules_after_each_conv() -> None:
-    from harness_contract.architecture import resnet18
+    from harness_contract.model.architecture import resnet18
 
     layers = {x.name: x for x in canonical_layers(resnet18(small_spec().model))}
     assert output_point(layers["stem"]) == "relu"
@@ -187,7 +187,7 @@ def test_pt2e_own_error_splits_into_weight_and_output_rounding(
 def test_pt2e_block_outputs_are_read_after_the_add_and_relu_where_pt2e_rounds(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    from harness_contract.layer_error import measuring_points
+    from harness_contract.layers.error import measuring_points
 
     fw, spec, data, fp32, calibration = _setup(tmp_path_factory)
     int8 = fw.quantize_ptq(fp32, calibration).model

@@ -9,23 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from harness_contract import atomic
 from harness_contract.errors import MetricsError
+from harness_contract.fs import atomic
 from harness_contract.metrics import (
     SCHEMA_VERSION,
-    AccuracyStats,
-    ConversionStats,
     DatasetInfo,
-    LatencyStats,
-    MemoryStats,
     MetricsFile,
     Provenance,
-    SizeStats,
-    TrainingStats,
     VariantMetrics,
     json_schema,
     read_metrics,
     write_metrics,
+)
+from harness_contract.metrics.figures import (
+    AccuracyStats,
+    ConversionStats,
+    LatencyStats,
+    MemoryStats,
+    SizeStats,
+    TrainingStats,
 )
 
 STALE_STAMP = "2000-01-01T00:00:00+00:00"
@@ -355,7 +357,7 @@ def test_per_sample_latency_divides_by_the_batch_size() -> None:
 
 def test_atomic_writes_are_readable_by_other_users(tmp_path: Path) -> None:
     # A container's non-root user must read the data and metrics the host wrote.
-    from harness_contract.atomic import write_text_atomic
+    from harness_contract.fs.atomic import write_text_atomic
 
     target = tmp_path / "shared.txt"
     old = os.umask(0o022)

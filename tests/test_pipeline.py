@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_contract.cifar import load_cifar10, write_synthetic
-from harness_contract.framework import ProfilerUnavailable
+from harness_contract.data.cifar import load_cifar10, write_synthetic
 from harness_contract.metrics import read_metrics
-from harness_contract.pipeline import Study
 from harness_contract.spec import build_spec
+from harness_contract.study.framework import ProfilerUnavailable
+from harness_contract.study.pipeline import Study
 
 from .numpy_framework import Linear, NumpyFramework
 

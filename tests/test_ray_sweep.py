@@ -66,9 +66,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Cluster, object, 
 def _sweep(
     args: list[str], env: dict[str, str] | None = None, fake: bool = False
 ) -> subprocess.Popen:
-    launcher = (
-        [sys.executable, "-c", SWEEP_DRIVER] if fake else [sys.executable, "-m", "harness.cli"]
-    )
+    launcher = [sys.executable, "-c", SWEEP_DRIVER] if fake else [sys.executable, "-m", "harness"]
     return subprocess.Popen(
         [*launcher, "sweep", *args],
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},

@@ -39,7 +39,7 @@ def real_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, MetricsFile
     if not (SUBSET / "cifar-10-batches-py").is_dir():
         pytest.skip(f"the real CIFAR-10 subset is not at {SUBSET} (it lives outside the project)")
     results = tmp_path_factory.mktemp("real-results")
-    cmd = [sys.executable, "-m", "harness.cli", "compare", "--preset", "smoke"]
+    cmd = [sys.executable, "-m", "harness", "compare", "--preset", "smoke"]
     cmd += ["--data", str(SUBSET), "--results", str(results), "--run-id", "real"]
     cmd += [arg for o in OVERRIDES for arg in ("--set", o)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)

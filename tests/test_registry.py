@@ -17,9 +17,12 @@ from typing import Any
 
 import pytest
 
-from harness import doctor, image_identity, images, registry
-from harness.backends.docker_backend import DockerBackend
-from harness.registry_lock import record_published
+from harness import doctor
+from harness.images import build as images
+from harness.images import identity as image_identity
+from harness.images import publish as registry
+from harness.images.publish_lock import record_published
+from harness.launch.docker import DockerBackend
 from harness_contract import __version__
 from harness_contract.errors import HarnessError
 from tests.test_images import ROOT
@@ -348,8 +351,8 @@ def test_a_local_build_without_a_locked_digest_runs_by_tag(lock_copy: Path) -> N
 def test_docker_backend_refuses_an_unlocked_image_before_creating_a_container(
     lock_copy: Path, tmp_path: Path
 ) -> None:
-    from harness.backends.base import LaunchRequest
-    from harness.frameworks import FRAMEWORKS
+    from harness.launch.base import LaunchRequest
+    from harness_contract.frameworks import FRAMEWORKS
 
     _locked(lock_copy)
     ref = images.image_ref("pytorch")
@@ -428,7 +431,7 @@ def test_the_identity_splits_any_local_reference(
 def test_cli_push_prints_each_reference_and_refusals_exit_2_in_one_line(
     lock_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.cli import main
+    from harness.cli.main import main
     from tests.test_cli_e2e import _cli_error
 
     api = FakeApi(push_chunks=_push_ok({"pytorch": DIGEST_PT, "tensorflow": DIGEST_TF}))

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import image_identity, images, registry
+from harness.images import build as images
+from harness.images import identity as image_identity
+from harness.images import publish as registry
 from harness_contract.errors import HarnessError
 from tests.test_images import ROOT
 
@@ -156,7 +158,7 @@ def test_a_retagged_local_image_is_not_the_locked_one(
 
 
 def test_pull_of_a_digest_the_registry_lacks_is_one_line(isolated: Path) -> None:
-    from harness.registry_lock import record_published
+    from harness.images.publish_lock import record_published
 
     digest = "sha256:" + "e5" * 32
     record_published(isolated, "pytorch", digest, f"somewhere/x@{digest}")

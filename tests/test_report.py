@@ -17,24 +17,26 @@ from harness.report import (
     results_frame,
     write_report,
 )
-from harness_contract.breakdown import CATEGORIES
 from harness_contract.errors import HarnessError
 from harness_contract.metrics import (
-    AccuracyStats,
-    ConversionStats,
     DatasetInfo,
-    LatencyStats,
-    MemoryStats,
     MetricsFile,
-    OpTime,
-    ProfileStats,
     Provenance,
-    SizeStats,
-    TopOp,
-    TrainingStats,
     VariantMetrics,
     write_metrics,
 )
+from harness_contract.metrics.figures import (
+    AccuracyStats,
+    ConversionStats,
+    LatencyStats,
+    MemoryStats,
+    OpTime,
+    ProfileStats,
+    SizeStats,
+    TopOp,
+    TrainingStats,
+)
+from harness_contract.study.breakdown import CATEGORIES
 
 MIB = 2**20
 BASELINE_BYTES = 44_690_000

@@ -24,22 +24,24 @@ import pytest
 
 from harness.report import write_report
 from harness_contract.metrics import (
-    AccuracyStats,
-    ConversionStats,
     DatasetInfo,
-    LatencyStats,
-    MemoryStats,
     MetricsFile,
-    OpTime,
     ProbeResult,
-    ProfileStats,
     Provenance,
     RungMetrics,
-    SizeStats,
     SupportMatrix,
+    VariantMetrics,
+)
+from harness_contract.metrics.figures import (
+    AccuracyStats,
+    ConversionStats,
+    LatencyStats,
+    MemoryStats,
+    OpTime,
+    ProfileStats,
+    SizeStats,
     TopOp,
     TrainingStats,
-    VariantMetrics,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "report"
@@ -325,7 +327,7 @@ def _tensorflow() -> MetricsFile:
     )
 
 
-# Each framework's probe answers, in harness_contract.support.PROBES order: a mix of
+# Each framework's probe answers, in harness_contract.study.support.PROBES order: a mix of
 # yes, no with the tool's error, not probed and timed out, as a CPU machine gives them.
 ANSWERS = {
     "pytorch": [
@@ -360,7 +362,7 @@ ANSWERS = {
 
 
 def _support(framework: str, versions: dict[str, str]) -> SupportMatrix:
-    from harness_contract.support import PROBES
+    from harness_contract.study.support import PROBES
 
     answers = zip(PROBES, ANSWERS[framework], strict=True)
     probes = [

@@ -23,7 +23,7 @@ from harness.report.figures import (
 )
 from harness.report.html import render_html
 from harness.report.svg import SVG_NS
-from harness.traces import PERFETTO_URL
+from harness.results.traces import PERFETTO_URL
 from harness_contract.metrics import MetricsFile, VariantMetrics
 from tests.test_report import _baseline, _ptq, _qat, _unavailable, make_metrics
 

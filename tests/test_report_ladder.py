@@ -123,7 +123,7 @@ def test_each_p50_carries_its_bootstrap_interval_from_the_raw_samples(tmp_path) 
     import numpy as np
 
     from harness.report import write_report
-    from harness.stats import median_interval
+    from harness.results.stats import median_interval
     from harness_contract.metrics import write_metrics
 
     pt = _pytorch()

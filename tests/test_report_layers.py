@@ -10,8 +10,9 @@ from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 from harness.report.model import Report
 from harness.report.sections_layers import layers
-from harness_contract.layer_error import LayerAnalysis, LayerError, WhatIf
-from harness_contract.metrics import AccuracyStats, SizeStats, VariantMetrics
+from harness_contract.layers.error import LayerAnalysis, LayerError, WhatIf
+from harness_contract.metrics import VariantMetrics
+from harness_contract.metrics.figures import AccuracyStats, SizeStats
 
 NAMES = ["stem", "stages.0.0.conv1", "stages.0.0.conv2", "fc"]
 

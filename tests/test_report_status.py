@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 
 from harness.report import write_report
-from harness.summary import print_summary
-from harness.traces import list_traces
+from harness.results.traces import list_traces
+from harness.run.summary import print_summary
 from harness_contract.errors import HarnessError
 from harness_contract.metrics import VariantMetrics
 from tests.test_report import _baseline, _ptq, make_metrics, write_run
@@ -73,8 +73,8 @@ def test_results_csv_has_failed_rows_for_a_framework_without_metrics(tmp_path: P
 def test_an_asked_framework_that_left_no_folder_is_failed_in_the_report(tmp_path: Path) -> None:
     """run.json names the frameworks the run was started for: one whose runner never
     started (not installed, say) left no folder, and is still shown failed."""
-    from harness.rundir import RunDir
-    from harness.study_record import StudyRecord
+    from harness.run.record import StudyRecord
+    from harness.run.rundir import RunDir
 
     write_run(tmp_path, make_metrics("pytorch"))
     StudyRecord(

@@ -50,8 +50,8 @@ def _modules_after_import(module: str) -> set[str]:
 
 
 def test_harness_traces_does_not_import_the_report() -> None:
-    loaded = _modules_after_import("harness.traces")
-    assert "harness.profile_passes" in loaded
+    loaded = _modules_after_import("harness.results.traces")
+    assert "harness.results.profile_passes" in loaded
     assert not any(m.startswith("harness.report") for m in loaded)
 
 

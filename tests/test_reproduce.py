@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import lock
-from harness.cli import main
-from harness.rundir import RunDir
-from harness_contract.cifar import write_synthetic
+from harness.cli.main import main
+from harness.run import owner_lock as lock
+from harness.run.rundir import RunDir
+from harness_contract.data.cifar import write_synthetic
 from tests.cli_output import one_error_line
 from tests.fake_runner import CLI_DRIVER
 
@@ -272,7 +272,7 @@ def test_force_data_reruns_on_other_data_with_a_note(
 def test_an_interrupted_reproduction_marks_its_own_directory_only(
     original: RunDir, monkeypatch: pytest.MonkeyPatch, how: str, capsys
 ) -> None:
-    import harness.study_run
+    import harness.run.study
 
     def interrupted(opts, say=None):  # noqa: ANN001, ANN202
         run = RunDir.reserve(opts.results, original.spec, opts.run_id)
@@ -281,7 +281,7 @@ def test_an_interrupted_reproduction_marks_its_own_directory_only(
             raise KeyboardInterrupt
         return 130
 
-    monkeypatch.setattr(harness.study_run, "run_study", interrupted)
+    monkeypatch.setattr(harness.run.study, "run_study", interrupted)
     before = snapshot(original.path)
 
     code = _reproduce(original)
@@ -409,7 +409,7 @@ def test_a_dataset_with_another_digest_is_refused_naming_both(
 ) -> None:
     other = write_synthetic(tmp_path / "other", train_per_batch=400, test_count=500, seed=1)
     recorded = json.loads(original.record_path.read_text())["data_digest"]
-    from harness_contract.cifar import check_dataset
+    from harness_contract.data.cifar import check_dataset
 
     line = _refused(original, capsys, "--data", str(other))
     assert recorded[:16] in line and check_dataset(other).digest[:16] in line

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def _harness(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "harness", *args],
         capture_output=True,
         text=True,
         timeout=E2E_TIMEOUT_S,

@@ -14,7 +14,7 @@ from harness.reproduce.compare import TOP1_TOLERANCE_PTS, Figure
 from harness.reproduce.explain import context_differences
 from harness.reproduce.latency_band import p50_ratio_band
 from harness.reproduce.original import Original
-from harness.rundir import RunDir
+from harness.run.rundir import RunDir
 from harness_contract.metrics import ImageIdentity
 from harness_contract.spec import build_spec
 from tests.fake_runner import metrics_for
@@ -103,7 +103,7 @@ def test_image_notes_say_where_the_rerun_image_is_not_the_recorded_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("docker")
-    import harness.images
+    import harness.images.build
     from harness.reproduce.image_check import image_notes
 
     same, other, locked = ("sha256:" + c * 64 for c in "123")
@@ -114,14 +114,14 @@ def test_image_notes_say_where_the_rerun_image_is_not_the_recorded_one(
             "tensorflow": ImageIdentity(repository="reg/x", digest=f"reg/x@{other}", id=other),
         },
     )
-    lock = harness.images.load_lock()
+    lock = harness.images.build.load_lock()
     rows = {
         **lock.frameworks,
         "tensorflow": replace(lock.frameworks["tensorflow"], published_digest=locked),
     }
-    monkeypatch.setattr(harness.images, "load_lock", lambda: replace(lock, frameworks=rows))
-    client = SimpleNamespace(images=_Images({harness.images.image_ref("pytorch"): same}))
-    monkeypatch.setattr(harness.images, "docker_client", lambda: client)
+    monkeypatch.setattr(harness.images.build, "load_lock", lambda: replace(lock, frameworks=rows))
+    client = SimpleNamespace(images=_Images({harness.images.build.image_ref("pytorch"): same}))
+    monkeypatch.setattr(harness.images.build, "docker_client", lambda: client)
 
     notes = image_notes(original)
 

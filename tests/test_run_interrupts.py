@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.rundir import RunDir
+from harness.run.rundir import RunDir
 from harness_contract.metrics import read_metrics
 from tests.cli_output import one_error_line
 from tests.fake_runner import CLI_DRIVER, use_fake_runners
@@ -24,7 +24,7 @@ pytest_plugins = ("tests.run_fixtures",)
 # takes long enough for a Ctrl-C to land inside it.
 SLOW_SYNTHETIC = (
     "import sys, time\n"
-    "import harness.dataset_source as ds\n"
+    "import harness.data.source as ds\n"
     "def slow(*args, **kwargs):\n"
     "    print('READY', flush=True)\n"
     "    time.sleep(60)\n"

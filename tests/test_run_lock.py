@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.rundir import RunDir
+from harness.cli.main import main
+from harness.run.rundir import RunDir
 from harness_contract.metrics import read_metrics, write_metrics
 from harness_contract.spec import build_spec
 from tests.cli_output import one_error_line
@@ -184,11 +184,11 @@ def _text(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- the lock itself
-# (harness.lock is imported in each test, so the CLI tests above run against any version)
+# (harness.run.owner_lock is imported in each test, so the CLI tests above run against any version)
 
 
 def test_acquire_creates_the_lock_exclusively(tmp_path: Path) -> None:
-    from harness import lock
+    from harness.run import owner_lock as lock
 
     path = tmp_path / ".lock"
     me = lock.acquire(tmp_path, path, "first")
@@ -199,7 +199,7 @@ def test_acquire_creates_the_lock_exclusively(tmp_path: Path) -> None:
 
 
 def test_a_recycled_pid_is_not_mistaken_for_the_owner(tmp_path: Path) -> None:
-    from harness import lock
+    from harness.run import owner_lock as lock
 
     path = tmp_path / ".lock"
     recorded = lock.current_owner("old run")
@@ -213,7 +213,7 @@ def test_a_recycled_pid_is_not_mistaken_for_the_owner(tmp_path: Path) -> None:
 
 
 def test_release_never_removes_another_process_lock(tmp_path: Path) -> None:
-    from harness import lock
+    from harness.run import owner_lock as lock
 
     path = tmp_path / ".lock"
     mine = lock.acquire(tmp_path, path, "mine")

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from harness.backends.base import LaunchRequest
-from harness.backends.local import LocalBackend
-from harness.frameworks import FRAMEWORKS
-from harness.orchestrate import run_frameworks
-from harness.progress import RunDisplay
-from harness.rundir import RunDir
+from harness.launch.base import LaunchRequest
+from harness.launch.local import LocalBackend
+from harness.run.orchestrate import run_frameworks
+from harness.run.progress import RunDisplay
+from harness.run.rundir import RunDir
 from harness_contract.entrypoint import parse_args, runner_command
+from harness_contract.frameworks import FRAMEWORKS
 from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import ImageIdentity
 from harness_contract.spec import build_spec
@@ -85,8 +85,8 @@ def test_the_local_backend_starts_the_runner_with_the_contract_command_line(
 
 def test_the_docker_backend_passes_the_contract_command_line(tmp_path: Path) -> None:
     pytest.importorskip("docker", reason="docker SDK not installed")
-    from harness.backends.docker_backend import DockerBackend
-    from harness.image_identity import RunImage
+    from harness.images.identity import RunImage
+    from harness.launch.docker import DockerBackend
 
     request = LaunchRequest(
         FRAMEWORKS["pytorch"], tmp_path / "spec.json", tmp_path, tmp_path / "pytorch", "r", None
@@ -126,7 +126,7 @@ class _StubbornContainer:
 
     def kill(self, signal: str | None = None) -> None:
         self.kills.append(signal)
-        if signal is None:
+        if signal in (None, "SIGKILL"):  # the SDK's default signal is SIGKILL
             self.status = "exited"
 
     def reload(self) -> None: ...
@@ -134,21 +134,21 @@ class _StubbornContainer:
 
 def test_a_second_ctrl_c_kills_a_container_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("docker", reason="docker SDK not installed")
-    from harness import interrupts
-    from harness.backends import docker_backend
+    from harness.launch import container
+    from harness.run import interrupts
 
     monkeypatch.setattr(interrupts, "hurry", lambda: True)
-    container = _StubbornContainer()
+    stubborn = _StubbornContainer()
 
-    docker_backend._stop(container)  # type: ignore[arg-type]
+    container.stop(stubborn)  # type: ignore[arg-type]
 
-    assert container.kills == ["SIGTERM", None] and container.status == "exited"
+    assert stubborn.kills == ["SIGTERM", "SIGKILL"] and stubborn.status == "exited"
 
 
 def test_run_dir_names_the_frameworks_a_run_was_started_for(
     tmp_path: Path, tiny_data: Path, fake_runners
 ) -> None:
-    from harness.cli import main
+    from harness.cli.main import main
 
     fake_runners.setenv("FAKE_RUNNER", "pytorch=killed")
     argv = ["compare", "--data", str(tiny_data), "--results", str(tmp_path), "--run-id", "r"]

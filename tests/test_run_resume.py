@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.rundir import RunDir
-from harness_contract.cifar import load_cifar10, write_synthetic
+from harness.cli.main import main
+from harness.run.rundir import RunDir
+from harness_contract.data.cifar import load_cifar10, write_synthetic
 from harness_contract.metrics import read_metrics, write_metrics
 from harness_contract.spec import build_spec
 from tests.cli_output import one_error_line

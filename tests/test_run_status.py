@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.cli import main
-from harness.rundir import RunDir
+from harness.cli.main import main
+from harness.run.rundir import RunDir
 from harness_contract.metrics import read_metrics, write_metrics
 from harness_contract.spec import build_spec
 from tests.cli_output import error_lines, one_error_line

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from harness_contract.versions import TESTED, pinned, pinned_line, version_problem
+from harness_contract.frameworks import FRAMEWORKS
+from harness_contract.versions import pinned, pinned_line, version_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNERS = {"pytorch": "torch_runner", "tensorflow": "tf_runner"}
@@ -30,12 +31,12 @@ def _extra_pins(framework: str) -> dict[str, str]:
     return pins
 
 
-@pytest.mark.parametrize("framework", TESTED)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_pyproject_extra_pins_exactly_the_tested_versions(framework: str) -> None:
     assert _extra_pins(framework) == pinned(framework)
 
 
-@pytest.mark.parametrize("framework", TESTED)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_image_lock_pins_the_tested_versions(framework: str) -> None:
     # The Dockerfiles and requirements.txt follow the lock (tests/test_images.py).
     lock = tomllib.loads((ROOT / "images" / "lock.toml").read_text())[framework]["packages"]
@@ -43,7 +44,7 @@ def test_the_image_lock_pins_the_tested_versions(framework: str) -> None:
     assert lock.items() <= pinned(framework).items()
 
 
-@pytest.mark.parametrize("framework", TESTED)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_tested_versions_and_their_patch_releases_are_accepted(framework: str) -> None:
     working = pinned(framework, required_only=True)
     assert version_problem(framework, working) is None
@@ -89,7 +90,7 @@ def _keep_sigterm_handler() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("_keep_sigterm_handler")
-@pytest.mark.parametrize("framework", TESTED)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_each_runner_refuses_an_unsupported_framework_in_one_line(
     framework: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -10,12 +10,12 @@ import pytest
 
 from harness_contract.errors import SpecError
 from harness_contract.spec import (
-    PRESETS,
     ExperimentSpec,
     build_spec,
     effective_threads,
     load_resolved_spec,
 )
+from harness_contract.spec.sources import PRESETS
 
 
 def _spec_error(*overrides: str, preset: str = "smoke") -> SpecError:
@@ -385,6 +385,7 @@ _CHANGE_EVERY_FIELD = {
     "deterministic": "true",
     "model.variant": "bn",
     "model.width_multiplier": "0.5",
+    "model.blocks_per_stage": "1",
     "model.zero_init_residual": "false",
     "model.init": "framework",
     "data.train_limit": "20000",

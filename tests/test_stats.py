@@ -1,4 +1,4 @@
-"""harness.stats against known values: scipy's t quantiles, a textbook paired t interval
+"""harness.results.stats against known values: scipy's t quantiles, a textbook paired t interval
 (Student's sleep data) and the large-sample spread of a median."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import t
 
-from harness.stats import (
+from harness.results.stats import (
     DISTINGUISHABLE,
     mean_interval,
     median_interval,

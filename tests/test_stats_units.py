@@ -1,4 +1,4 @@
-"""The statistics of issue 17 at the level of harness.stats: the run is the unit of a
+"""The statistics of issue 17 at the level of harness.results.stats: the run is the unit of a
 latency interval over seeds (checked by simulation), zero spread is not certainty, fewer
 than three pairs give no verdict, Holm adjusts a cell's comparisons, intervals of a
 percentage stay in [0, 100], and one run's accuracy gets Wilson and McNemar."""
@@ -12,7 +12,7 @@ import pytest
 from scipy.signal import lfilter
 from scipy.stats import t, ttest_rel
 
-from harness import stats
+from harness.results import stats
 
 TRUE_P50_MS = 10.0
 RUNS, CALLS = 5, 1000

@@ -1,17 +1,17 @@
-"""The seeded, framework-neutral input stream (harness_contract.stream)."""
+"""The seeded, framework-neutral input stream (harness_contract.data.stream)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from harness_contract.spec import AugmentSpec
-from harness_contract.stream import (
+from harness_contract.data.stream import (
     TrainStream,
     calibration_indices,
     eval_batches,
     normalize_nhwc,
 )
+from harness_contract.spec import AugmentSpec
 
 N_IMAGES = 50
 BATCH = 8

@@ -1,7 +1,7 @@
 """Fairness rules 1 and 3: the study hands both frameworks the same batches, learning rates
 and calibration images, in the same order.
 
-Both runners go through the real pipeline (harness_contract.pipeline.Study) with their
+Both runners go through the real pipeline (harness_contract.study.pipeline.Study) with their
 trainers and quantize_ptq wrapped to record what they are given.
 """
 
@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is first imported
-from harness_contract.cifar import Cifar10, load_cifar10, write_synthetic
-from harness_contract.framework import Framework, Quantized, Trainer
-from harness_contract.pipeline import Study
-from harness_contract.schedule import lr_at
+from harness_contract.data.cifar import Cifar10, load_cifar10, write_synthetic
+from harness_contract.data.stream import TrainStream, calibration_indices
 from harness_contract.spec import ExperimentSpec, OptimSpec, build_spec
-from harness_contract.stream import TrainStream, calibration_indices
+from harness_contract.study.framework import Framework, Quantized, Trainer
+from harness_contract.study.pipeline import Study
+from harness_contract.study.schedule import lr_at
 
 pytest.importorskip(
     "tensorflow", reason="TensorFlow is not installed: pip install -e '.[tensorflow]'"

@@ -9,7 +9,7 @@ import pytest
 from harness_contract import events
 from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import read_metrics
-from harness_contract.study import StudyDriver
+from harness_contract.study.driver import StudyDriver
 
 from .numpy_framework import NumpyFramework
 from .study_units import tiny_data, tiny_spec

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_contract.cifar import Cifar10, load_cifar10, write_synthetic
+from harness_contract.data.cifar import Cifar10, load_cifar10, write_synthetic
 from harness_contract.failures import reason_of, root_cause
-from harness_contract.framework import ProfileCapture
 from harness_contract.metrics import COMPLETE_WITH_FAILURES, read_metrics
-from harness_contract.phases import CalibrationError, calibration_batches
-from harness_contract.pipeline import Study
 from harness_contract.spec import PTQSpec, build_spec
+from harness_contract.study.framework import ProfileCapture
+from harness_contract.study.phases import CalibrationError, calibration_batches
+from harness_contract.study.pipeline import Study
 
 from .numpy_framework import NumpyFramework
 from .test_pipeline import FAST

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_contract.digests import sha256_file
-from harness_contract.framework import Saved, ThreadsUnsupported
+from harness_contract.fs.digests import sha256_file
 from harness_contract.layout import FrameworkDir
-from harness_contract.measurement import Measurement, accuracy, latency_images, time_forward
 from harness_contract.metrics import VariantMetrics
+from harness_contract.study.framework import Saved, ThreadsUnsupported
+from harness_contract.study.measurement import Measurement, accuracy, latency_images, time_forward
 
 from .numpy_framework import NumpyFramework
 from .study_units import tiny_data, tiny_spec

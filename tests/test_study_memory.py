@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness_contract.memory import PhaseMemory, larger
+from harness_contract.study.memory import PhaseMemory, larger
 
 from .numpy_framework import NumpyFramework
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_contract.framework import ProfilerUnavailable
 from harness_contract.layout import FrameworkDir
-from harness_contract.profiling import Profiling
+from harness_contract.study.framework import ProfilerUnavailable
+from harness_contract.study.profiling import Profiling
 
 from .numpy_framework import NumpyFramework
 from .study_units import tiny_data, tiny_spec

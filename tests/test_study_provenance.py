@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness_contract.framework import DeviceInfo
 from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import ImageIdentity, read_metrics
-from harness_contract.provenance import new_metrics, start_weights, weights_label
 from harness_contract.spec import determinism_wanted
-from harness_contract.study import StudyDriver
+from harness_contract.study.driver import StudyDriver
+from harness_contract.study.framework import DeviceInfo
+from harness_contract.study.provenance import new_metrics, start_weights, weights_label
 
 from .numpy_framework import NumpyFramework
 from .study_units import tiny_data, tiny_spec

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness_contract import events
-from harness_contract.training import EpochDone, cycle, train, train_stream
+from harness_contract.study.training import EpochDone, cycle, train, train_stream
 
 from .numpy_framework import NumpyFramework
 from .study_units import tiny_data, tiny_spec

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.rundir import RunDir
-from harness.summary import print_summary
+from harness.run.rundir import RunDir
+from harness.run.summary import print_summary
 from harness_contract.metrics import RungMetrics, write_metrics
 from harness_contract.spec import build_spec
 from tests.fake_runner import metrics_for

@@ -1,4 +1,4 @@
-"""The support driver (harness_contract.support): every probe answered with an allowed
+"""The support driver (harness_contract.study.support): every probe answered with an allowed
 outcome, whatever the probes module does — raise, hang past its bound, kill its process,
 answer nonsense, print to stdout, or keep its process from exiting."""
 
@@ -12,8 +12,8 @@ import pytest
 
 from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import ProbeResult, SupportMatrix
-from harness_contract.spec_frameworks import SupportSpec
-from harness_contract.support import PROBES, probe_support
+from harness_contract.spec.frameworks import SupportSpec
+from harness_contract.study.support import PROBES, probe_support
 from tests.numpy_framework import NumpyFramework
 
 BOUND_S = 1.0

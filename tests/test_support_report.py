@@ -13,11 +13,12 @@ from harness.report import render_html, render_markdown
 from harness.report.frame import ReportData
 from harness.report.model import Note, Report, Table
 from harness.report.sections_support import support
-from harness.support_md import SUPPORT_MD, render_support_md, write_support_md
+from harness.report.support_md import render_support_md, write_support_md
 from harness_contract.metrics import MetricsFile, ProbeResult, SupportMatrix
-from harness_contract.support import PROBES
+from harness_contract.study.support import PROBES
 from tests.fake_runner import metrics_for
 
+SUPPORT_MD = "support.md"  # the file name users know: RunDir.support_md keeps it
 RUN = "20261129-smoke"
 GPU_WHY = "no CUDA device here (torch 2.13.0+cpu, a CPU-only build)"
 EXPORT_ERROR = "NotImplementedError: Cannot access storage of OpaqueTensorImpl | packed"

@@ -16,7 +16,8 @@ from harness.sweep.aggregate import compute
 from harness.sweep.index import PointRecord, SweepDir, SweepSettings
 from harness.sweep.plan import SweepSpec, expand
 from harness.sweep.render import write_report
-from harness_contract.metrics import TrainingStats, write_metrics
+from harness_contract.metrics import write_metrics
+from harness_contract.metrics.figures import TrainingStats
 from tests.fake_runner import metrics_for
 
 SEEDS = [0, 1, 2]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.sweep.driver import cores
+from harness.cli.main import main
+from harness_contract.system import usable_cpus
 from tests.cli_output import one_error_line
 from tests.fake_runner import CLI_DRIVER
 
@@ -32,7 +32,7 @@ SWEEP_DRIVER = (
     "import harness.sweep.driver as driver\n"
     "point.DEFAULT_LAUNCHER = (sys.executable, '-c', CLI_DRIVER)\n"
     "driver.FORWARD_ENV_PREFIXES = ('HARNESS_', 'FAKE_RUNNER', 'PYTHONPATH', 'XDG_CACHE_HOME')\n"
-    "from harness.cli import main\n"
+    "from harness.cli.main import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 
@@ -77,7 +77,7 @@ def test_every_point_is_an_ordinary_run_directory_and_the_sweep_reports_them(
     for name, record in index.items():
         point = sweep / "points" / name
         spec = json.loads((point / "spec.json").read_text())
-        assert spec["seed"] == record["seed"] and spec["measure"]["threads"] == cores()
+        assert spec["seed"] == record["seed"] and spec["measure"]["threads"] == usable_cpus()
         assert main(["report", str(point)]) == 0  # `harness report` reads a point alone
     stats = json.loads((sweep / "stats.json").read_text())
     top1 = [r for r in stats["summary"] if r["metric"] == "top1_pct"]
@@ -100,9 +100,9 @@ def test_parallel_points_split_the_cores_and_record_their_threads(
     assert code == 0
     for name in _index(tmp_path / "p"):
         spec = json.loads((tmp_path / "p" / "points" / name / "spec.json").read_text())
-        assert spec["measure"]["threads"] == max(1, cores() // 2)
+        assert spec["measure"]["threads"] == max(1, usable_cpus() // 2)
     settings = json.loads((tmp_path / "p" / "sweep.json").read_text())["settings"]
-    assert (settings["parallel"], settings["threads"]) == (2, max(1, cores() // 2))
+    assert (settings["parallel"], settings["threads"]) == (2, max(1, usable_cpus() // 2))
 
 
 @pytest.mark.slow  # whole sweeps of real runs

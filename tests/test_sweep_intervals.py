@@ -15,7 +15,7 @@ import pytest
 from scipy.stats import t, ttest_rel
 from statsmodels.stats.multitest import multipletests
 
-from harness.stats import median_interval
+from harness.results.stats import median_interval
 from harness.sweep.aggregate import compute
 from harness.sweep.index import PointRecord, SweepDir, SweepSettings
 from harness.sweep.plan import SweepSpec

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.sweep.index import PointRecord, SweepDir, SweepSettings
 from harness.sweep.plan import SweepSpec
 from tests.cli_output import one_error_line

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is first imported
-from harness_contract.cifar import Cifar10, load_cifar10
-from harness_contract.framework import DeviceInfo, RungInputs, RungUnavailable
+from harness_contract.data.cifar import Cifar10, load_cifar10
+from harness_contract.model.weights import initial_weights
 from harness_contract.spec import build_spec
-from harness_contract.weights import initial_weights
+from harness_contract.study.framework import DeviceInfo, RungInputs, RungUnavailable
 
 pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
 
-from tf_runner import quantize  # noqa: E402
-from tf_runner.quantize import TFLiteModel  # noqa: E402
+from tf_runner import litert  # noqa: E402
+from tf_runner.litert import TFLiteModel  # noqa: E402
 from tf_runner.runner import TFFramework  # noqa: E402
 
 THREADS = 2
@@ -77,7 +77,7 @@ def test_litert_rung_is_the_fp32_model_with_float_input_and_output(lowered: Any)
     interpreter = model.interpreter(1)
     assert interpreter.get_input_details()[0]["dtype"] == np.float32
     assert interpreter.get_output_details()[0]["dtype"] == np.float32
-    assert quantize.quantized_ops(model.tflite) == []  # no int8 kernel anywhere
+    assert litert.quantized_ops(model.tflite) == []  # no int8 kernel anywhere
     assert lowered.compile_s > 0
     assert any("LiteRT interpreter" in n and f"num_threads={THREADS}" in n for n in lowered.notes)
 
@@ -124,13 +124,13 @@ def test_the_fp32_model_is_converted_once_for_its_size_and_its_rung(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     calls: list[int] = []
-    convert = quantize.fp32_tflite
+    convert = litert.fp32_tflite
 
     def counting(model: Any, threads: int) -> tuple[TFLiteModel, float]:
         calls.append(threads)
         return convert(model, threads)
 
-    monkeypatch.setattr(quantize, "fp32_tflite", counting)
+    monkeypatch.setattr(litert, "fp32_tflite", counting)
     fw = _framework()
     model = fw.build(initial_weights(fw.spec.model, fw.spec.seed))
     saved = fw.save(model, tmp_path, "baseline")
@@ -165,9 +165,9 @@ def test_int8_io_still_quantizes_and_float_io_passes_through() -> None:
     int8 = {"dtype": np.int8, "quantization": (0.5, -3)}
     fp32 = {"dtype": np.float32, "quantization": (0.0, 0)}
     x = np.array([[-1.0, 0.26, 70.0]], np.float64)
-    np.testing.assert_array_equal(quantize._quantize(x, int8), [[-5, -2, 127]])
-    np.testing.assert_array_equal(quantize._quantize(x, fp32), x.astype(np.float32))
-    assert quantize._quantize(x, fp32).dtype == np.float32
+    np.testing.assert_array_equal(litert.quantize_input(x, int8), [[-5, -2, 127]])
+    np.testing.assert_array_equal(litert.quantize_input(x, fp32), x.astype(np.float32))
+    assert litert.quantize_input(x, fp32).dtype == np.float32
     q = np.array([[-5, 127]], np.int8)
-    np.testing.assert_array_equal(quantize._dequantize(q, int8), [[-1.0, 65.0]])
-    np.testing.assert_array_equal(quantize._dequantize(x, fp32), x.astype(np.float32))
+    np.testing.assert_array_equal(litert.dequantize_output(q, int8), [[-1.0, 65.0]])
+    np.testing.assert_array_equal(litert.dequantize_output(x, fp32), x.astype(np.float32))

@@ -1,4 +1,4 @@
-"""TensorFlow's support matrix: every probe of harness_contract.support.PROBES answered by
+"""TensorFlow's support matrix: every probe of harness_contract.study.support.PROBES answered by
 tf_runner.probes at the installed versions, through the real bounded child process."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is first imported
 from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import SupportMatrix
-from harness_contract.spec_frameworks import SupportSpec
-from harness_contract.support import PROBES, probe_support
+from harness_contract.spec.frameworks import SupportSpec
+from harness_contract.study.support import PROBES, probe_support
 
 pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
 pytest.importorskip("tensorflow_model_optimization", reason="tfmot is not installed")

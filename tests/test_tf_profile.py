@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 
 import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is first imported
-from harness_contract.breakdown import OpSample, summarize
-from harness_contract.cifar import Cifar10, load_cifar10
-from harness_contract.framework import (
+from harness_contract.data.cifar import Cifar10, load_cifar10
+from harness_contract.metrics import MetricsFile, read_metrics
+from harness_contract.model.weights import initial_weights
+from harness_contract.spec import ProfileSpec, build_spec
+from harness_contract.study.breakdown import OpSample, summarize
+from harness_contract.study.framework import (
     ProfileCapture,
     ProfilerUnavailable,
     Quantized,
     ThreadsUnsupported,
 )
-from harness_contract.metrics import MetricsFile, read_metrics
-from harness_contract.spec import ProfileSpec, build_spec
-from harness_contract.weights import initial_weights
 
 pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
 pytest.importorskip("tensorflow_model_optimization", reason="tfmot is not installed")

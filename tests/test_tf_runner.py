@@ -14,14 +14,14 @@ import pytest
 
 import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is first imported
 from harness_contract import events
-from harness_contract.architecture import resnet18
-from harness_contract.cifar import Cifar10, load_cifar10
-from harness_contract.digests import sha256_file
-from harness_contract.framework import Quantized
+from harness_contract.data.cifar import Cifar10, load_cifar10
+from harness_contract.fs.digests import sha256_file
 from harness_contract.metrics import MetricsFile, read_metrics
+from harness_contract.model.architecture import resnet18
+from harness_contract.model.weights import initial_weights
 from harness_contract.spec import ExperimentSpec, build_spec
+from harness_contract.study.framework import Quantized
 from harness_contract.versions import pinned
-from harness_contract.weights import initial_weights
 
 tf = pytest.importorskip(
     "tensorflow", reason="TensorFlow is not installed: pip install -e '.[tensorflow]'"
@@ -30,7 +30,8 @@ pytest.importorskip("tensorflow_model_optimization", reason="tfmot is not instal
 
 import tf_keras as keras  # noqa: E402
 
-from tf_runner.quantize import TFLiteModel, prepare_qat  # noqa: E402
+from tf_runner.litert import TFLiteModel  # noqa: E402
+from tf_runner.quantize import prepare_qat  # noqa: E402
 from tf_runner.runner import TFFramework  # noqa: E402
 
 MIB = 2**20

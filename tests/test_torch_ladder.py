@@ -16,18 +16,20 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchao")
 
-from harness_contract.digests import sha256_file  # noqa: E402
-from harness_contract.framework import (  # noqa: E402
+from harness_contract.frameworks import FRAMEWORKS  # noqa: E402
+from harness_contract.fs.digests import sha256_file  # noqa: E402
+from harness_contract.metrics import read_metrics  # noqa: E402
+from harness_contract.metrics.figures import TrainingStats  # noqa: E402
+from harness_contract.spec import build_spec  # noqa: E402
+from harness_contract.study.framework import (  # noqa: E402
     Lowered,
     RungInputs,
     RungUnavailable,
     ThreadsUnsupported,
 )
-from harness_contract.ladder import per_batch_models  # noqa: E402
-from harness_contract.metrics import TrainingStats, read_metrics  # noqa: E402
-from harness_contract.spec import build_spec  # noqa: E402
-from harness_contract.versions import TESTED, version_problem  # noqa: E402
-from torch_runner import edge  # noqa: E402
+from harness_contract.study.ladder import per_batch_models  # noqa: E402
+from harness_contract.versions import version_problem  # noqa: E402
+from torch_runner import executorch as et_rung  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
@@ -235,12 +237,12 @@ def test_executorch_fp32_matches_eager_and_switches_its_threadpool(
         )
     path = _check_runs_and_saves(fw, lowered, tmp_path, "baseline-executorch")
     assert path.suffix == ".pte" and path.read_bytes() == lowered.model.program
-    assert edge.thread_count() == THREADS
+    assert et_rung.thread_count() == THREADS
     with fw.threads_for(lowered.model, 1):
-        assert edge.thread_count() == 1
+        assert et_rung.thread_count() == 1
         call, _ = fw.latency_call(lowered.model, _images(1))
         call()  # the method is reloaded on the new pool
-    assert edge.thread_count() == THREADS
+    assert et_rung.thread_count() == THREADS
     fw.predict(lowered.model, _images(3))
 
 
@@ -259,7 +261,7 @@ def test_executorch_ptq_is_its_own_xnnpack_int8_model(
     assert agree.mean() >= INT8_AGREEMENT
     assert any("XNNPACKQuantizer" in n and "calibration" in n for n in lowered.notes)
     path = _check_runs_and_saves(fw, lowered, tmp_path, "ptq-executorch")
-    fp32_pte = edge.lower_fp32(fp32, MAX_BATCH).model.program
+    fp32_pte = et_rung.lower_fp32(fp32, MAX_BATCH).model.program
     assert path.stat().st_size < len(fp32_pte) / 1.5  # int8 weights, not fp32 ones
 
 
@@ -325,15 +327,15 @@ def test_executorch_missing_is_unavailable_with_the_install_line(
 
 
 def test_executorch_is_pinned_but_never_stops_a_runner() -> None:
-    [pin] = [p for p in TESTED["pytorch"] if p.package == "executorch"]
+    [pin] = [p for p in FRAMEWORKS["pytorch"].pins if p.package == "executorch"]
     assert (pin.version, pin.required) == ("1.5.1", False)
-    working = {p.package: p.version for p in TESTED["pytorch"] if p.required}
+    working = {p.package: p.version for p in FRAMEWORKS["pytorch"].pins if p.required}
     assert version_problem("pytorch", working) is None  # executorch absent: still runs
     edge_lines = (ROOT / "images" / "pytorch" / "requirements-edge.txt").read_text().splitlines()
     assert [line for line in edge_lines if line and not line.startswith("#")] == [
         f"executorch=={pin.version}"
     ]
-    assert f"executorch=={pin.version}" in edge.INSTALL
+    assert f"executorch=={pin.version}" in et_rung.INSTALL
 
 
 def test_weights_of_returns_the_canonical_tensors(fw: TorchFramework, fp32: Any) -> None:

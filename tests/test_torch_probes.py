@@ -15,8 +15,8 @@ import torch  # noqa: E402
 
 from harness_contract.layout import FrameworkDir  # noqa: E402
 from harness_contract.metrics import SupportMatrix  # noqa: E402
-from harness_contract.spec_frameworks import SupportSpec  # noqa: E402
-from harness_contract.support import PROBES, probe_support  # noqa: E402
+from harness_contract.spec.frameworks import SupportSpec  # noqa: E402
+from harness_contract.study.support import PROBES, probe_support  # noqa: E402
 from torch_runner import probes  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402
 

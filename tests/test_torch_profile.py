@@ -15,13 +15,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchao")
 
-from harness_contract.breakdown import OpSample, summarize  # noqa: E402
-from harness_contract.cifar import Cifar10, load_cifar10, write_synthetic  # noqa: E402
-from harness_contract.framework import ProfileCapture, ProfilerUnavailable  # noqa: E402
+from harness_contract.data.cifar import Cifar10, load_cifar10, write_synthetic  # noqa: E402
 from harness_contract.metrics import read_metrics  # noqa: E402
-from harness_contract.pipeline import Study  # noqa: E402
+from harness_contract.model.weights import initial_weights  # noqa: E402
 from harness_contract.spec import ProfileSpec, build_spec  # noqa: E402
-from harness_contract.weights import initial_weights  # noqa: E402
+from harness_contract.study.breakdown import OpSample, summarize  # noqa: E402
+from harness_contract.study.framework import ProfileCapture, ProfilerUnavailable  # noqa: E402
+from harness_contract.study.pipeline import Study  # noqa: E402
 from tests.test_torch_runner import THREADS, TINY, _framework  # noqa: E402
 from torch_runner.profile import NO_GPU_EVENTS  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402

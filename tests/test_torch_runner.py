@@ -18,14 +18,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchao")
 
 from harness_contract import events  # noqa: E402
-from harness_contract.architecture import resnet18  # noqa: E402
-from harness_contract.cifar import Cifar10, load_cifar10, write_synthetic  # noqa: E402
-from harness_contract.digests import sha256_file  # noqa: E402
-from harness_contract.framework import Quantized  # noqa: E402
+from harness_contract.data.cifar import Cifar10, load_cifar10, write_synthetic  # noqa: E402
+from harness_contract.data.stream import TrainStream  # noqa: E402
+from harness_contract.fs.digests import sha256_file  # noqa: E402
 from harness_contract.metrics import read_metrics  # noqa: E402
+from harness_contract.model.architecture import resnet18  # noqa: E402
+from harness_contract.model.weights import initial_weights  # noqa: E402
 from harness_contract.spec import ExperimentSpec, build_spec  # noqa: E402
-from harness_contract.stream import TrainStream  # noqa: E402
-from harness_contract.weights import initial_weights  # noqa: E402
+from harness_contract.study.framework import Quantized  # noqa: E402
 from torch_runner.model import build_model  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.report import write_report
-from harness.traces import list_traces, render_text, trace_entries, viewer_command
-from harness_contract.cifar import load_cifar10, write_synthetic
+from harness.results.traces import list_traces, render_text, trace_entries, viewer_command
+from harness_contract.data.cifar import load_cifar10, write_synthetic
 from harness_contract.metrics import VariantMetrics
-from harness_contract.pipeline import Study
 from harness_contract.spec import build_spec
+from harness_contract.study.pipeline import Study
 from tests.numpy_framework import NumpyFramework
 from tests.test_report import _baseline, _profile, _ptq, _qat, _unavailable, make_metrics, write_run
 
@@ -24,7 +24,7 @@ TFLITE_REASON = "TFLite int8 has no per-op profiler in Python"
 
 @pytest.fixture(autouse=True)
 def _restore_signal_handlers() -> Iterator[None]:
-    """harness.cli.main installs SIGINT/SIGTERM handlers; give pytest its own back."""
+    """harness.cli.main.main installs SIGINT/SIGTERM handlers; give pytest its own back."""
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     yield
     for sig, handler in saved.items():

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is first imported
-from harness_contract.architecture import resnet18
+from harness_contract.data.stream import normalize_nhwc
+from harness_contract.model.architecture import resnet18
+from harness_contract.model.weights import initial_weights
 from harness_contract.spec import ModelSpec, OptimSpec
-from harness_contract.stream import normalize_nhwc
-from harness_contract.weights import initial_weights
 
 tf = pytest.importorskip(
     "tensorflow", reason="TensorFlow is not installed: pip install -e '.[tensorflow]'"

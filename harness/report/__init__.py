@@ -12,17 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness_contract.atomic import write_text_atomic
+from harness.report.build import build_report
+from harness.report.figures import write_figures
+from harness.report.frame import ReportData, results_frame
+from harness.report.html import render_html
+from harness.report.markdown import markdown_table, render_markdown
+from harness.report.support_md import write_support_md
+from harness.results.run_metrics import collect, read_run
+from harness.run.rundir import RunDir
 from harness_contract.errors import HarnessError
-
-from ..run_metrics import collect, read_run
-from ..rundir import RunDir
-from ..support_md import write_support_md
-from .build import build_report
-from .figures import write_figures
-from .frame import ReportData, results_frame
-from .html import render_html
-from .markdown import markdown_table, render_markdown
+from harness_contract.fs.atomic import write_text_atomic
 
 __all__ = [
     "ReportData",

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from . import figures as fig
-from .frame import ReportData
-from .model import Report
-from .sections_ladder import ladder
-from .sections_latency import caveats, latency, latency_sweep
-from .sections_layers import layers
-from .sections_profiles import breakdown, traces
-from .sections_results import accuracy, calibration, memory, size, training
-from .sections_run import intro, provenance, status, title
-from .sections_support import support
+from harness.report import figures as fig
+from harness.report.frame import ReportData
+from harness.report.model import Report
+from harness.report.sections_ladder import ladder
+from harness.report.sections_latency import caveats, latency, latency_sweep
+from harness.report.sections_layers import layers
+from harness.report.sections_profiles import breakdown, traces
+from harness.report.sections_results import accuracy, calibration, memory, size, training
+from harness.report.sections_run import intro, provenance, status, title
+from harness.report.sections_support import support
 
 
 def build_report(data: ReportData) -> Report:

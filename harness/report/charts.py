@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import svg
+from harness.report import svg
 
 NA = "n/a"
 WIDTH, HEIGHT = 640, 380

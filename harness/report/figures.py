@@ -9,14 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness_contract.atomic import write_text_atomic
-from harness_contract.breakdown import CATEGORIES
-from harness_contract.metrics import VARIANTS
-from harness_contract.runtimes import RUNTIMES
-
-from ..profile_passes import ProfilePass
-from . import svg
-from .charts import (
+from harness.report import svg
+from harness.report.charts import (
     NA,
     BarChart,
     StackedBar,
@@ -25,12 +19,17 @@ from .charts import (
     render_bar_chart,
     render_stacked_bars,
 )
-from .frame import ReportData
-from .latency import end_batch_sizes, own_rows
-from .model import Figure
-from .sections_profiles import breakdown_rows, row_label
+from harness.report.frame import ReportData
+from harness.report.latency import end_batch_sizes, own_rows
+from harness.report.model import Figure
+from harness.report.sections_profiles import breakdown_rows, row_label
+from harness.results.profile_passes import ProfilePass
+from harness_contract.frameworks import short_name
+from harness_contract.fs.atomic import write_text_atomic
+from harness_contract.metrics import VARIANTS
+from harness_contract.runtimes import ladder_order
+from harness_contract.study.breakdown import CATEGORIES
 
-SHORT = {"pytorch": "PT", "tensorflow": "TF"}
 VARIANT_LABELS = {"baseline": "Baseline (fp32)", "ptq": "PTQ (int8)", "qat": "QAT (int8)"}
 # One colour per category, CATEGORIES order: Okabe-Ito first, greys for the catch-alls.
 CATEGORY_COLORS = {
@@ -113,7 +112,7 @@ def present_text(value: Any) -> bool:
 
 def _runtime_groups(latency: pd.DataFrame) -> list[tuple[str, str]]:
     """(framework, runtime) in ladder order: each framework's runtimes as measured."""
-    order = {(r.framework, r.slug): i for rs in RUNTIMES.values() for i, r in enumerate(rs)}
+    order = ladder_order()
     pairs = list(dict.fromkeys(zip(latency["framework"], latency["runtime"], strict=True)))
     frameworks = list(dict.fromkeys(f for f, _ in pairs))
     return sorted(pairs, key=lambda p: (frameworks.index(p[0]), order.get(p, 99)))
@@ -127,7 +126,7 @@ def latency_svg(frame: pd.DataFrame, latency: pd.DataFrame, batch_size: int) -> 
     own = own[own["batch_size"] == batch_size]
     per_sample = own.set_index(["framework", "runtime", "variant"])["per_sample_p50_ms"]
     groups = _runtime_groups(own)
-    names = {g: f"{SHORT.get(g[0], g[0])} {g[1]}" for g in groups}  # fits under 5 groups
+    names = {g: f"{short_name(g[0])} {g[1]}" for g in groups}  # fits under 5 groups
     values = {
         (names[g], VARIANT_LABELS.get(v, v)): per_sample.get((*g, v))
         for g in groups

@@ -11,13 +11,12 @@ from functools import cached_property
 
 import pandas as pd
 
+from harness.report.latency import csv_block, csv_columns, csv_count_columns, latency_table
+from harness.report.variants import MEMORY_PARTS, failed_framework_rows, rung_rows, variant_rows
+from harness.results.profile_passes import PASSES, ProfilePass, profile_passes
+from harness.results.run_metrics import FailedFramework, RunResults, log_tail
 from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import MetricsFile
-
-from ..profile_passes import PASSES, ProfilePass, profile_passes
-from ..run_metrics import FailedFramework, RunResults, log_tail
-from .latency import csv_block, csv_columns, csv_count_columns, latency_table
-from .variants import MEMORY_PARTS, failed_framework_rows, rung_rows, variant_rows
 
 # Columns before and after the per-batch-size latency block, in CSV order.
 LEADING_COLUMNS = [

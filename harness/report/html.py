@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from html import escape
 
-from .model import (
+from harness.report.model import (
     Beside,
     Block,
     Facts,
@@ -182,13 +182,18 @@ def _intro(report: Report) -> list[str]:
     return [head, "".join(_note(n) for n in notes)]
 
 
-def render_html(report: Report) -> str:
-    """The whole report as one self-contained HTML page (no scripts, no external resources)."""
-    body = [*_intro(report), *(_section(s) for s in report.sections)]
+def page(title: str, body: list[str]) -> str:
+    """One self-contained HTML page (no scripts, no external resources) in the report's
+    style: every HTML file the harness writes (study and sweep reports) is made here."""
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-        f"<title>{plain(report.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<title>{plain(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
         + "\n".join(body)
         + "\n</main>\n</body>\n</html>\n"
     )
+
+
+def render_html(report: Report) -> str:
+    """The whole report as one self-contained HTML page."""
+    return page(report.title, [*_intro(report), *(_section(s) for s in report.sections)])

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.report.variants import primary_runtime
+from harness.results.stats import median_interval
 from harness_contract.layout import FrameworkDir
-from harness_contract.metrics import VARIANTS, LatencyStats, MetricsFile
-
-from ..stats import median_interval
-from .variants import primary_runtime
+from harness_contract.metrics import VARIANTS, MetricsFile
+from harness_contract.metrics.figures import LatencyStats
 
 # The statistics each batch size gets in results.csv, at the variant's own threads.
 CSV_FIELDS = ("p50_ms", "p50_low_ms", "p50_high_ms", "p90_ms", "p99_ms", "per_sample_p50_ms", "n")

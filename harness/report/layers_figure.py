@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness_contract.layer_error import LayerError
-
-from . import svg
+from harness.report import svg
+from harness_contract.layers.error import LayerError
 
 Series = tuple[str, dict[str, LayerError]]  # label, measuring point -> its row
 

@@ -4,13 +4,11 @@ variant made again with the first k layers of its ranking in float."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .model import Column, Row, Table
-from .sections_results import FRAMEWORK, THREADS, VARIANT
-
-if TYPE_CHECKING:
-    from .sections_layers import Analysed
+from harness.report.analysed import Analysed
+from harness.report.model import Column, Row, Table
+from harness.report.sections_results import FRAMEWORK, THREADS, VARIANT
 
 MIB = 2**20
 

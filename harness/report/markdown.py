@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .model import (
+from harness.report.model import (
     Beside,
     Block,
     Facts,

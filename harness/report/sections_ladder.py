@@ -8,13 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from harness_contract.runtimes import runtime
-
-from .frame import ReportData
-from .latency import batch_sizes, end_batch_sizes, per_sample
-from .model import Column, Note, Row, Section, Table, absent, one_line
-from .sections_latency import RUNTIME, runtime_label, runtime_rows, speedup
-from .sections_results import (
+from harness.report.frame import ReportData
+from harness.report.latency import batch_sizes, end_batch_sizes, per_sample
+from harness.report.model import Column, Note, Row, Section, Table, absent, one_line
+from harness.report.sections_latency import RUNTIME, runtime_label, runtime_rows, speedup
+from harness.report.sections_results import (
     DEVICE,
     FRAMEWORK,
     PRECISION,
@@ -26,6 +24,7 @@ from .sections_results import (
     p_value_text,
     repeat_notes,
 )
+from harness_contract.runtimes import runtime
 
 NOT_DIVIDED = (
     "ExecuTorch and LiteRT both run their programs on XNNPACK kernels: this table sets the "

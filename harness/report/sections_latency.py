@@ -7,14 +7,31 @@ from typing import Any
 
 import pandas as pd
 
+from harness.report.frame import ReportData
+from harness.report.latency import batch_sizes, end_batch_sizes, own_rows, per_sample, sweep_threads
+from harness.report.model import (
+    MISSING,
+    Column,
+    Figure,
+    Note,
+    Row,
+    Section,
+    Table,
+    absent,
+    one_line,
+)
+from harness.report.sections_results import (
+    DEVICE,
+    FRAMEWORK,
+    PRECISION,
+    THREADS,
+    VARIANT,
+    frame_row,
+    get,
+)
+from harness.report.sections_results import variant_rows as frame_rows
+from harness.results.stats import RESAMPLES
 from harness_contract.runtimes import label
-
-from ..stats import RESAMPLES
-from .frame import ReportData
-from .latency import batch_sizes, end_batch_sizes, own_rows, per_sample, sweep_threads
-from .model import MISSING, Column, Figure, Note, Row, Section, Table, absent, one_line
-from .sections_results import DEVICE, FRAMEWORK, PRECISION, THREADS, VARIANT, frame_row, get
-from .sections_results import variant_rows as frame_rows
 
 RUNTIME = Column("Runtime")
 SAME_DEVICE = (

@@ -6,18 +6,16 @@ keeping them in float buys back (metrics.json ``variants.<v>.layers``, docs/laye
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from harness_contract.layer_error import LayerAnalysis, LayerError
+from harness.report.analysed import INT8_VARIANTS, Analysed, analyses
+from harness.report.frame import ReportData
+from harness.report.layers_figure import sqnr_svg
+from harness.report.layers_what_if import what_if_table
+from harness.report.model import Block, Column, Figure, Note, Paragraph, Row, Section, Table
+from harness.report.sections_results import FRAMEWORK, STATUS, VARIANT
+from harness_contract.layers.error import LayerAnalysis, LayerError
 
-from .frame import ReportData
-from .layers_figure import sqnr_svg
-from .layers_what_if import what_if_table
-from .model import Block, Column, Figure, Note, Paragraph, Row, Section, Table
-from .sections_results import FRAMEWORK, STATUS, VARIANT
-
-INT8_VARIANTS = ("ptq", "qat")
 UNROUNDED = "†"  # marks a point whose output the int8 model leaves in float
 RANKED_BY = {
     "sensitivity_sqnr_db": "sensitivity (logits SQNR with the layer alone in float)",
@@ -25,30 +23,6 @@ RANKED_BY = {
     "own_sqnr_db": "own SQNR",
     "sqnr_db": "propagated SQNR",
 }
-
-
-@dataclass(frozen=True)
-class Analysed:
-    framework: str
-    variant: str
-    analysis: LayerAnalysis
-    variant_metrics: Any  # the VariantMetrics it belongs to (accuracy, size, latency)
-
-    @property
-    def label(self) -> str:
-        return f"{self.framework} {self.variant}"
-
-
-def analyses(data: ReportData) -> list[Analysed]:
-    """Every int8 variant that carries a layer analysis, framework by framework."""
-    out = []
-    for m in data.metrics:
-        for name in INT8_VARIANTS:
-            v = m.variants.get(name)
-            analysis = getattr(v, "layers", None) if v is not None else None
-            if analysis is not None:
-                out.append(Analysed(m.framework, name, analysis, v))
-    return out
 
 
 def _layer_order(found: Sequence[Analysed]) -> list[str]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness_contract.breakdown import CATEGORIES
-
-from ..profile_passes import DeviceTime, ProfilePass, by_pass_then_variant
-from .model import Column, Figure, Row, Section, Table, one_line
-from .sections_results import DEVICE, FRAMEWORK, THREADS, VARIANT
+from harness.report.model import Column, Figure, Row, Section, Table, one_line
+from harness.report.sections_results import DEVICE, FRAMEWORK, THREADS, VARIANT
+from harness.results.profile_passes import DeviceTime, ProfilePass, by_pass_then_variant
+from harness_contract.study.breakdown import CATEGORIES
 
 NO_PASSES = "No profiler passes were recorded."
 TOP_OPS = 5
@@ -64,7 +63,7 @@ def breakdown_table(passes: Sequence[ProfilePass]) -> Table:
         "passes run forward passes at measure.profile.inference_batch_size. Op self time is "
         "the total over all profiled steps with the profiler on: it is not comparable to the "
         "latency tables. Both frameworks' ops are sorted into categories by the same rules "
-        "(harness_contract.breakdown); shares on one device add up to 100 %."
+        "(harness_contract.study.breakdown); shares on one device add up to 100 %."
     )
     return Table(columns, rows, how, empty=NO_PASSES, wide=True)
 

@@ -8,11 +8,10 @@ from typing import Any
 
 import pandas as pd
 
+from harness.report.frame import ReportData
+from harness.report.model import Beside, Column, Figure, Row, Section, Table, absent
+from harness.report.variants import join_values
 from harness_contract.metrics import VARIANTS
-
-from .frame import ReportData
-from .model import Beside, Column, Figure, Row, Section, Table, absent
-from .variants import join_values
 
 FRAMEWORK, VARIANT = Column("Framework"), Column("Variant")
 PRECISION, STATUS, DEVICE = Column("Precision"), Column("Status"), Column("Device")

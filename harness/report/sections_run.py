@@ -6,11 +6,8 @@ from collections import Counter
 
 import pandas as pd
 
-from harness_contract.metrics import MetricsFile
-
-from ..run_metrics import FailedFramework
-from .frame import ReportData
-from .model import (
+from harness.report.frame import ReportData
+from harness.report.model import (
     MISSING,
     Block,
     Facts,
@@ -22,7 +19,9 @@ from .model import (
     absent,
     one_line,
 )
-from .variants import versions_text
+from harness.report.variants import versions_text
+from harness.results.run_metrics import FailedFramework
+from harness_contract.metrics import MetricsFile
 
 SYNTHETIC_WARNING = (
     "**Warning — synthetic data ({}):** accuracy figures are not meaningful on synthetic "

@@ -1,9 +1,11 @@
 """The support matrix section: the paper's Table IV, probed at the installed versions,
-each framework's answer side by side with what the paper said (harness.support_matrix)."""
+each framework's answer side by side with what the paper said (harness.results.support_matrix)."""
 
 from __future__ import annotations
 
-from ..support_matrix import (
+from harness.report.frame import ReportData
+from harness.report.model import Column, Note, Row, Section, Table
+from harness.results.support_matrix import (
     FIRST,
     PAPER,
     FrameworkSupport,
@@ -12,11 +14,9 @@ from ..support_matrix import (
     frameworks,
     rows,
 )
-from .frame import ReportData
-from .model import Column, Note, Row, Section, Table
+from harness_contract.frameworks import display_name
 
 HEADING = "Support matrix (the paper's Table IV, probed)"
-NAMES = {"pytorch": "PyTorch", "tensorflow": "TensorFlow"}
 SWITCHED_OFF = (
     "The support probes did not run in this run, so there is no support matrix: {why}. "
     "With `support.enabled = true` (the default) each runner probes every item of "
@@ -37,7 +37,7 @@ def _how(fws: list[FrameworkSupport]) -> str:
 
 def support_table(fws: list[FrameworkSupport]) -> Table:
     columns = [Column("Area"), Column("Question"), *(Column(f.name) for f in fws)]
-    columns += [Column(f"Paper: {NAMES.get(n, n)}") for n in FIRST]
+    columns += [Column(f"Paper: {display_name(n)}") for n in FIRST]
     table_rows = [Row([r.area, r.question, *r.cells, *r.claims]) for r in rows(fws)]
     notes = [f"Versions, {f.name}: {f.versions}." for f in fws]
     return Table(columns, table_rows, _how(fws), notes=notes, wide=True)

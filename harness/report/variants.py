@@ -10,18 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from harness_contract.metrics import (
-    VARIANTS,
-    AccuracyStats,
-    MetricsFile,
-    RungMetrics,
-    VariantMetrics,
-)
-from harness_contract.runtimes import PRIMARY
-
-from ..profile_passes import PASSES, ProfilePass
-from ..run_metrics import FailedFramework
-from ..stats import mcnemar_p, wilson_interval
+from harness.results.profile_passes import PASSES, ProfilePass
+from harness.results.run_metrics import FailedFramework
+from harness.results.stats import mcnemar_p, wilson_interval
+from harness_contract.metrics import VARIANTS, MetricsFile, RungMetrics, VariantMetrics
+from harness_contract.metrics.figures import AccuracyStats
+from harness_contract.runtimes import primary
 
 MIB = 2**20
 MEMORY_PARTS = ("", "training_", "inference_")
@@ -42,7 +36,7 @@ def versions_text(metrics: MetricsFile) -> str:
 def primary_runtime(framework: str, v: VariantMetrics) -> str | None:
     """The runtime a variant's own figures were taken on; files older than schema 3 do not
     say, and then it is the one the harness has always used for that variant."""
-    return v.runtime or PRIMARY.get(framework, {}).get(v.variant)
+    return v.runtime or primary(framework, v.variant)
 
 
 def own_threads(v: VariantMetrics | RungMetrics) -> int | None:
@@ -255,7 +249,7 @@ def variant_rows(m: MetricsFile, passes: list[ProfilePass]) -> list[dict[str, An
                 row
                 | {
                     "variant": name,
-                    "runtime": PRIMARY.get(m.framework, {}).get(name),
+                    "runtime": primary(m.framework, name),
                     "runtime_role": "primary",
                     "precision": _precision(name),
                     "status": "missing",
@@ -315,7 +309,7 @@ def failed_framework_rows(failed: FailedFramework) -> list[dict[str, Any]]:
         {
             "framework": failed.name,
             "variant": name,
-            "runtime": PRIMARY.get(failed.name, {}).get(name),
+            "runtime": primary(failed.name, name),
             "runtime_role": "primary",
             "precision": _precision(name),
             "status": "failed",

@@ -1,6 +1,7 @@
 """``harness reproduce``: refuse bad input, verify the original, rerun it beside itself,
-compare, and say the verdict. Exit 0 reproduced (every artifact bit-identical), 1 not
-reproduced, 2 bad input, 130 interrupted. The original is only ever read."""
+compare, and say the verdict. Exit (ExitCode) OK reproduced (every artifact
+bit-identical), FAILED not reproduced, USER_ERROR bad input, INTERRUPTED. The original is
+only ever read."""
 
 from __future__ import annotations
 
@@ -9,15 +10,10 @@ from collections.abc import Callable
 
 import typer
 
-from harness_contract.errors import HarnessError
-from harness_contract.oserrors import os_error
-
-from .. import lock
-from ..options import RESULTS_FIX
-from ..rundir import RunDir
-from .image_check import image_notes, pull_locked
-from .original import Original, open_original
-from .plan import (
+from harness.cli.options import RESULTS_FIX
+from harness.reproduce.image_check import image_notes, pull_locked
+from harness.reproduce.original import Original, open_original
+from harness.reproduce.plan import (
     ReproduceOptions,
     check_backend,
     choose_rerun_data,
@@ -25,7 +21,12 @@ from .plan import (
     recorded_backend,
     study_options,
 )
-from .verify import FileCheck, verify_original
+from harness.reproduce.verify import FileCheck, verify_original
+from harness.run import owner_lock as lock
+from harness.run.rundir import RunDir
+from harness_contract.errors import HarnessError
+from harness_contract.exit_codes import ExitCode
+from harness_contract.fs.oserrors import os_error
 
 
 def _say(line: str) -> None:
@@ -39,7 +40,7 @@ def reproduce(opts: ReproduceOptions, say: Callable[[str], None] = _say) -> int:
         raise HarnessError("--pull only applies with --backend docker", "drop --pull")
     checks = _verify(original, say)  # before anything reruns: a damaged original stops here
     if any(c.status != "ok" for c in checks):
-        return 1
+        return ExitCode.FAILED
     choice = choose_rerun_data(original, opts.data, opts.force_data, say)
     study = study_options(original, backend, choice, new_run_id(original), say)
     if backend == "docker":
@@ -49,16 +50,16 @@ def reproduce(opts: ReproduceOptions, say: Callable[[str], None] = _say) -> int:
             say(f"note: {note}; the bits may differ")
     rerun = RunDir(study.results / str(study.run_id))
     say(f"reproducing {original.run.path} into {rerun.path} (backend {backend})")
-    from ..study_run import run_study
+    from harness.run.study import run_study
 
     try:
         code = run_study(study, say)
-        if code == 130 or not rerun.spec_path.is_file():
+        if code == ExitCode.INTERRUPTED or not rerun.spec_path.is_file():
             _mark_interrupted(rerun, original, code)
             return code
         return _conclude(original, rerun, checks, code)
     except KeyboardInterrupt:
-        _mark_interrupted(rerun, original, 130)
+        _mark_interrupted(rerun, original, ExitCode.INTERRUPTED)
         raise
 
 
@@ -80,8 +81,8 @@ def _verify(original: Original, say: Callable[[str], None]) -> list[FileCheck]:
 
 
 def _conclude(original: Original, rerun: RunDir, checks: list[FileCheck], study_code: int) -> int:
-    from .compare import compare_runs
-    from .render import print_table, verdict_line, write_files
+    from harness.reproduce.compare import compare_runs
+    from harness.reproduce.render import print_table, verdict_line, write_files
 
     rep = compare_runs(original, rerun, checks)
     # A rerun the runner refused as bad input (exit 2) stays 2; else the verdict decides.
@@ -103,9 +104,9 @@ def _conclude(original: Original, rerun: RunDir, checks: list[FileCheck], study_
 
 def _mark_interrupted(rerun: RunDir, original: Original, code: int) -> None:
     """An interrupted reproduction says so in its own directory (never in the original)."""
-    if code != 130 or not rerun.path.is_dir():
+    if code != ExitCode.INTERRUPTED or not rerun.path.is_dir():
         return
-    from .render import write_interrupted
+    from harness.reproduce.render import write_interrupted
 
     with contextlib.suppress(OSError):
         write_interrupted(rerun.path, original.run.path)

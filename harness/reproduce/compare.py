@@ -7,15 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.reproduce.explain import ContextDiff, context_differences
+from harness.reproduce.latency_band import Band, load_samples, p50_ratio_band
+from harness.reproduce.original import Original
+from harness.reproduce.verify import FileCheck
+from harness.run.rundir import RunDir
 from harness_contract.errors import HarnessError
 from harness_contract.layout import FrameworkDir
-from harness_contract.metrics import LatencyStats, MetricsFile, VariantMetrics, read_metrics
-
-from ..rundir import RunDir
-from .explain import ContextDiff, context_differences
-from .latency_band import Band, load_samples, p50_ratio_band
-from .original import Original
-from .verify import FileCheck
+from harness_contract.metrics import MetricsFile, VariantMetrics, read_metrics
+from harness_contract.metrics.figures import LatencyStats
 
 # Tolerances for "the figures still agree" when bits differ (stated in every report).
 TOP1_TOLERANCE_PTS = 0.5

@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from harness.reproduce.original import Original
 from harness_contract.metrics import ImageIdentity
-
-from .original import Original
 
 
 def recorded_images(original: Original) -> dict[str, ImageIdentity | None]:
@@ -20,7 +19,7 @@ def recorded_images(original: Original) -> dict[str, ImageIdentity | None]:
 def pull_locked(original: Original, say: Callable[[str], None]) -> None:
     """``harness images pull`` for the run's frameworks: the digests in the image lock
     (which a release records), checked against it; registry errors are one line."""
-    from ..registry import pull
+    from harness.images.publish import pull
 
     for line in pull(original.frameworks, progress=say):
         say(f"pulled {line}")
@@ -28,7 +27,7 @@ def pull_locked(original: Original, say: Callable[[str], None]) -> None:
 
 def image_notes(original: Original) -> list[str]:
     """One note per framework whose rerun image is not the one the run recorded."""
-    from ..images import docker_client, image_ref, load_lock
+    from harness.images.build import docker_client, image_ref, load_lock
 
     client, lock = docker_client(), load_lock()
     notes = []

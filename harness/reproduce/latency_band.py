@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-# One bootstrap setting for every interval the harness prints (harness.stats).
-from ..stats import BOOTSTRAP_BATCH, CONFIDENCE, RESAMPLES, SEED
+# One bootstrap setting for every interval the harness prints (harness.results.stats).
+from harness.results.stats import BOOTSTRAP_BATCH, CONFIDENCE, RESAMPLES, SEED
 
 MIN_SAMPLES = 2
 

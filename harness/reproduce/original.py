@@ -6,14 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.cli.options import resume_command
+from harness.run import owner_lock as lock
+from harness.run.record import StudyRecord
+from harness.run.rundir import RunDir
 from harness_contract.errors import HarnessError
 from harness_contract.metrics import MetricsFile, read_metrics
 from harness_contract.spec import ExperimentSpec
-
-from .. import lock
-from ..options import resume_command
-from ..rundir import RunDir
-from ..study_record import StudyRecord
 
 RERUN_FIX = "rerun the study with this harness version, then reproduce that run"
 

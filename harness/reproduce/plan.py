@@ -8,12 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.cli.options import DEFAULT_PRESET, StudyOptions
+from harness.data.source import DataChoice
+from harness.reproduce.original import Original
 from harness_contract.errors import HarnessError
 from harness_contract.spec import build_spec, effective_threads
-
-from ..dataset_source import DataChoice
-from ..options import DEFAULT_PRESET, StudyOptions
-from .original import Original
 
 REPRO_MARK = "-repro-"
 
@@ -55,7 +54,7 @@ def choose_rerun_data(
 ) -> DataChoice:
     """The recorded dataset (or ``--data``), refused when its digest is not the recorded one
     unless ``force``: other data cannot give the same bits."""
-    from ..resume_data import digest_of, recorded_dataset, resume_choice
+    from harness.run.resume_data import digest_of, recorded_dataset, resume_choice
 
     recorded = recorded_dataset(original.run, original.record)
     choice = resume_choice(given, original.spec, recorded)

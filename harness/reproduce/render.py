@@ -11,9 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness_contract.atomic import write_json_atomic, write_text_atomic
-
-from .compare import (
+from harness.report.markdown import markdown_table
+from harness.reproduce.compare import (
     AGREEMENT_TOLERANCE_PTS,
     SIZE_TOLERANCE,
     TOP1_TOLERANCE_PTS,
@@ -21,7 +20,9 @@ from .compare import (
     Reproduction,
     VariantResult,
 )
-from .latency_band import CONFIDENCE
+from harness.reproduce.latency_band import CONFIDENCE
+from harness_contract.exit_codes import ExitCode
+from harness_contract.fs.atomic import write_json_atomic, write_text_atomic
 
 MD_FILE = "reproduction.md"
 JSON_FILE = "reproduction.json"
@@ -106,7 +107,7 @@ def write_interrupted(rerun: Path, original: Path) -> None:
     write_json_atomic(
         rerun / JSON_FILE,
         {"original": str(original), "rerun": str(rerun), "verdict": "interrupted"}
-        | {"exit_code": 130},
+        | {"exit_code": int(ExitCode.INTERRUPTED)},
     )
     write_text_atomic(
         rerun / MD_FILE,
@@ -127,9 +128,7 @@ def markdown(rep: Reproduction) -> str:
         f"Tolerances: {TOLERANCES}. Latency is never part of bit-identical. "
         "OUT: outside the tolerance or the noise band.",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-        *("| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows(rep)),
+        markdown_table(COLUMNS, rows(rep)),
     ]
     for line in explanations(rep):
         lines += ["", line]
@@ -271,10 +270,6 @@ def _latency_summary(v: VariantResult) -> str:
     inside = sum(b.within_noise for b in bands)
     widest = max(bands, key=lambda b: abs(b.ratio - 1.0))
     return f"{inside}/{len(bands)} in noise\nwidest {widest.ratio:.2f}x"  # two short lines
-
-
-def _md_cell(cell: str) -> str:
-    return cell.replace("|", "/").replace("\n", "<br>")
 
 
 def _context(diffs: list) -> str:

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness_contract.digests import sha256_file
+from harness.reproduce.original import Original
+from harness_contract.fs.digests import sha256_file
+from harness_contract.fs.oserrors import os_error
 from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import MetricsFile
-from harness_contract.oserrors import os_error
-
-from .original import Original
 
 Status = Literal["ok", "changed", "missing"]
 
@@ -41,7 +40,7 @@ class FileCheck:
 
 
 def _sha256(path: Path) -> str:
-    # The code the runners recorded the digests with (harness_contract.digests).
+    # The code the runners recorded the digests with (harness_contract.fs.digests).
     try:
         return sha256_file(path)
     except OSError as exc:

@@ -13,17 +13,19 @@ across the cell's comparisons.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.reproduce.latency_band import load_samples
+from harness.results import stats
+from harness.results.run_metrics import read_run
+from harness.sweep.index import PointRecord, SweepDir
+from harness.sweep.plan import SweepSpec, served_cells
 from harness_contract.errors import HarnessError
-
-from .. import stats
-from ..reproduce.latency_band import load_samples
-from ..run_metrics import read_run
-from .index import PointRecord, SweepDir
-from .plan import SweepSpec, served_cells
+from harness_contract.frameworks import FRAMEWORKS
+from harness_contract.metrics import VARIANTS
 
 # Figures summarized over seeds: (key, label, unit).
 METRICS = (
@@ -290,11 +292,12 @@ def _differences(obs: list[Observation]) -> list[DifferenceRow]:
                     groups.get((framework, variant, cell), []),
                     base,
                 )
-        if {"pytorch", "tensorflow"} <= set(frameworks):
-            for variant in ("baseline", "ptq", "qat"):
-                torch = groups.get(("pytorch", variant, cell), [])
-                tf = groups.get(("tensorflow", variant, cell), [])
-                family += _row("pytorch - tensorflow", variant, cell, torch, tf)
+        present = [fw for fw in FRAMEWORKS if fw in frameworks]  # the table's order
+        for first, second in itertools.combinations(present, 2):
+            for variant in VARIANTS:
+                a = groups.get((first, variant, cell), [])
+                b = groups.get((second, variant, cell), [])
+                family += _row(f"{first} - {second}", variant, cell, a, b)
         rows += _holm(family)
     return rows
 

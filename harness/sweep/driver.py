@@ -12,13 +12,14 @@ from pathlib import Path
 
 import typer
 
+from harness.run import owner_lock as lock
+from harness.sweep import point as point_module
+from harness.sweep.index import PointRecord, SweepDir, SweepSettings
+from harness.sweep.plan import Point, SweepSpec, build_sweep, expand, validate
+from harness.sweep.point import PointJob, PointOutcome
 from harness_contract.errors import HarnessError
-
-from .. import lock
-from . import point as point_module
-from .index import PointRecord, SweepDir, SweepSettings
-from .plan import Point, SweepSpec, build_sweep, expand, validate
-from .point import PointJob, PointOutcome
+from harness_contract.exit_codes import ExitCode
+from harness_contract.system import usable_cpus
 
 EXECUTORS = ("local", "ray")
 MAX_POINTS = 50  # above this a sweep needs --yes: a typo in a grid can mean days of work
@@ -69,19 +70,13 @@ class SweepOptions:
         return [flag for flag, value in given.items() if value]
 
 
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def run_sweep(opts: SweepOptions, say: Callable[[str], None] = _say) -> int:
-    """Run (or finish) a sweep; the exit code: 0 every point ok, 1 some failed, 130."""
+    """Run (or finish) a sweep; its ExitCode: OK every point
+    ok, FAILED some failed, INTERRUPTED."""
     started = time.monotonic()
     if opts.resume is not None:
         sweep = SweepDir.open(opts.resume)
-        with lock.held(sweep.path, sweep.path / ".lock", lock.command_line(), say):
+        with lock.held(sweep.path, sweep.lock_path, lock.command_line(), say):
             return _resume(sweep, opts, say, started)
     spec = build_sweep(
         opts.file, opts.preset, opts.spec_file, opts.frameworks, opts.seeds, opts.sets, opts.grid
@@ -101,7 +96,7 @@ def run_sweep(opts: SweepOptions, say: Callable[[str], None] = _say) -> int:
         )
         validate(spec, settings.threads)  # the threads the executor settled on are valid too
         sweep = SweepDir.create(opts.results, opts.sweep_id)
-        with lock.held(sweep.path, sweep.path / ".lock", lock.command_line(), say):
+        with lock.held(sweep.path, sweep.lock_path, lock.command_line(), say):
             sweep.write_spec(spec, settings)
             records = {p.name: _record(p) for p in points}
             sweep.write_index(records)
@@ -176,12 +171,12 @@ def _settings(opts: SweepOptions, recorded: SweepSettings | None) -> SweepSettin
             "--gpus-per-point is for --executor ray",
             "with the local executor every point sees this machine's GPUs; drop it",
         )
-    from ..backends import BACKENDS
+    from harness.launch import BACKENDS
 
     backend = opts.backend or base.backend
     if backend not in BACKENDS:  # else every point would fail the same way
         raise HarnessError(f"unknown backend '{backend}'", f"use one of: {', '.join(BACKENDS)}")
-    threads = opts.threads or (base.threads if recorded else max(1, cores() // parallel))
+    threads = opts.threads or (base.threads if recorded else max(1, usable_cpus() // parallel))
     data = str(opts.data.resolve()) if opts.data else base.data
     if data is None and recorded is None:
         data = _found_data()
@@ -202,28 +197,21 @@ def _settings(opts: SweepOptions, recorded: SweepSettings | None) -> SweepSettin
 
 
 def _found_data() -> str | None:
-    """./data as `harness run` would find it, made absolute so every point (on any node,
-    from any working directory) reads the same folder; None: each point's own choice."""
-    from harness_contract.cifar import resolve_root
-    from harness_contract.errors import DataError
+    """The dataset `harness run` would find ($HARNESS_DATA or ./data), made absolute so
+    every point (on any node, from any working directory) reads the same folder; None:
+    synthetic images, each point's own."""
+    from harness.data.source import locate
 
-    from ..dataset_source import DEFAULT_LOCATION
-
-    if os.environ.get("HARNESS_DATA"):
-        return None  # forwarded to every point as is
-    try:
-        return str(resolve_root(DEFAULT_LOCATION).resolve())
-    except DataError:
-        return None
+    found = locate(None)  # a $HARNESS_DATA holding no dataset is refused here, once
+    return None if found is None else str(found[0].resolve())
 
 
 def _check_data(spec: SweepSpec, settings: SweepSettings) -> None:
     """A dataset given is checked once here (a bad one fails every point the same way)."""
     if settings.data is None:
         return
+    from harness.data.source import choose_data
     from harness_contract.spec import build_spec
-
-    from ..dataset_source import choose_data
 
     spec_file = Path(spec.spec_file) if spec.spec_file else None
     choose_data(Path(settings.data), build_spec(spec.preset, spec_file, spec.sets))
@@ -231,7 +219,7 @@ def _check_data(spec: SweepSpec, settings: SweepSettings) -> None:
 
 def _executor(settings: SweepSettings, opts: SweepOptions):  # noqa: ANN202
     if settings.executor == "ray":
-        from .ray_executor import RayExecutor
+        from harness.sweep.ray_executor import RayExecutor
 
         return RayExecutor(settings)
     return _Local(settings)
@@ -256,7 +244,7 @@ class _Local:
         return f"local, {self.settings.parallel} at a time, {self.settings.threads} thread(s) each"
 
     def bind(self, sweep: SweepDir):  # noqa: ANN201
-        from .executors import LocalExecutor
+        from harness.sweep.executors import LocalExecutor
 
         return LocalExecutor(sweep, self.settings.parallel)
 
@@ -317,7 +305,7 @@ class _Hooks:
         if outcome.ok:
             record.status, record.reason = "ok", None
             self.say(f"point {job.name}: ok in {outcome.wall_s:.0f} s on {outcome.node}")
-        elif outcome.exit_code == 130:
+        elif outcome.exit_code == ExitCode.INTERRUPTED:
             record.status, record.reason = "interrupted", outcome.reason
         else:
             record.reason = outcome.reason
@@ -359,8 +347,8 @@ def _run(sweep, spec, settings, records, executor, opts, say, started) -> int:  
 
 
 def _report(sweep, spec, settings, records, say):  # noqa: ANN001, ANN202
-    from .aggregate import compute
-    from .render import write_report
+    from harness.sweep.aggregate import compute
+    from harness.sweep.render import write_report
 
     result = compute(sweep, records, spec)
     paths = write_report(sweep, spec, settings, records, result)
@@ -389,15 +377,15 @@ def _verdict(sweep, records, interrupted, report, say, started) -> int:  # noqa:
             f"error: interrupted; {len(ok)} of {len(records)} points finished and kept; "
             f"finish with `harness sweep --resume {sweep.path}`"
         )
-        return 130
+        return ExitCode.INTERRUPTED
     failed = [r for r in records.values() if r.status != "ok"]
     if not failed:
         typer.echo(f"sweep complete: {len(ok)} points in {sweep.path} (took {took})")
-        return 0
+        return ExitCode.OK
     names = ", ".join(r.name for r in failed[:5]) + (" ..." if len(failed) > 5 else "")
     say(
         f"error: {len(failed)} of {len(records)} points failed ({names}; "
         f"reasons in {sweep.index_path}); "
         f"after fixing the cause, run `harness sweep --resume {sweep.path}` (took {took})"
     )
-    return 1
+    return ExitCode.FAILED

@@ -18,8 +18,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Protocol
 
-from .index import SweepDir
-from .point import PointJob, PointOutcome, run_point, stop
+from harness.sweep.index import SweepDir
+from harness.sweep.point import PointJob, PointOutcome, run_point, stop
 
 
 class Hooks(Protocol):

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import math
 
-from ..report import charts, svg
-from ..report.charts import HEIGHT, MARGIN_BOTTOM, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, WIDTH
-from .aggregate import LatencyRow, SummaryRow
+from harness.report import charts, svg
+from harness.report.charts import (
+    HEIGHT,
+    MARGIN_BOTTOM,
+    MARGIN_LEFT,
+    MARGIN_RIGHT,
+    MARGIN_TOP,
+    WIDTH,
+)
+from harness.sweep.aggregate import LatencyRow, SummaryRow
 
 Interval = tuple[float, float] | None
 

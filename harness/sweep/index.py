@@ -20,11 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness_contract.atomic import write_json_atomic
+from harness.cli.options import check_run_id
+from harness.sweep.plan import Point, SweepSpec
 from harness_contract.errors import HarnessError
-
-from ..options import check_run_id
-from .plan import Point, SweepSpec
+from harness_contract.fs.atomic import write_json_atomic
 
 # pending: not run yet (or set back by a resume); running: handed to the executor;
 # ok: the point's run ended 0; failed: its last attempt failed (reason says why);
@@ -81,6 +80,12 @@ class SweepDir:
     logs_dir = property(lambda self: self.path / "logs")
     spec_path = property(lambda self: self.path / "sweep.json")
     index_path = property(lambda self: self.path / "index.json")
+    lock_path = property(lambda self: self.path / ".lock")  # its owner (harness.run.owner_lock)
+    report_md = property(lambda self: self.path / "report.md")
+    report_html = property(lambda self: self.path / "report.html")
+    stats_csv = property(lambda self: self.path / "stats.csv")
+    stats_json = property(lambda self: self.path / "stats.json")
+    figures_dir = property(lambda self: self.path / "figures")
 
     def point_dir(self, name: str) -> Path:
         return self.points_dir / name

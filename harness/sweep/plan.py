@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.cli.options import DEFAULT_PRESET
 from harness_contract.errors import HarnessError, SpecError
-from harness_contract.spec import build_spec, parse_override
-
-from ..frameworks import parse_frameworks
-from ..options import ALL_FRAMEWORKS, DEFAULT_PRESET
+from harness_contract.frameworks import ALL_FRAMEWORKS, FRAMEWORKS, parse_frameworks
+from harness_contract.spec import build_spec
+from harness_contract.spec.sources import parse_override
 
 SWEEP_KEYS = ("preset", "spec", "frameworks", "seeds", "set", "grid")
 # Keys the sweep itself sets on every point: a grid over them would fight it.
@@ -34,7 +34,7 @@ class SweepSpec:
 
     preset: str | None = DEFAULT_PRESET
     spec_file: str | None = None  # absolute, so a resume from elsewhere finds it
-    frameworks: list[str] = field(default_factory=lambda: ALL_FRAMEWORKS.split(","))
+    frameworks: list[str] = field(default_factory=lambda: list(FRAMEWORKS))
     seeds: list[int] = field(default_factory=lambda: [0])
     sets: list[str] = field(default_factory=list)  # on every point
     grid: dict[str, list[Any]] = field(default_factory=dict)
@@ -262,7 +262,7 @@ def applies(key: str, framework: str) -> bool:
     """A grid key applies to every framework unless it sits in another one's section
     (``pytorch.quant_flow`` leaves a TensorFlow run unchanged)."""
     section = key.partition(".")[0]
-    return section == framework or section not in ALL_FRAMEWORKS.split(",")
+    return section == framework or section not in FRAMEWORKS
 
 
 def project(cell: tuple[tuple[str, Any], ...], framework: str) -> tuple[tuple[str, Any], ...]:

@@ -1,11 +1,10 @@
 """One point, run the way a user would: a ``harness run FRAMEWORK`` process writing an
 ordinary run directory. A process per point isolates signals, locks and framework state,
-and its exit code says how it ended (0 ok, 1 failed phases, 2 bad input, 130 interrupted).
+and its exit code says how it ended (harness_contract.exit_codes.ExitCode).
 Also: packing a finished run directory to ship it from a Ray node, large files left."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import signal
@@ -17,15 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from harness.launch.process import die_with_parent, stop_process
+from harness.sweep.plan import Point
 from harness_contract.errors import HarnessError
+from harness_contract.exit_codes import ExitCode
 from harness_contract.metrics import read_metrics
 
-from .plan import Point
-
 # How a point's process is started: this interpreter running the harness CLI.
-DEFAULT_LAUNCHER = (sys.executable, "-m", "harness.cli")
+DEFAULT_LAUNCHER = (sys.executable, "-m", "harness")
 STOP_GRACE_S = 60  # a runner saves its finished phases on SIGINT; then it is killed
-EXIT_MEANING = {1: "a phase failed", 2: "bad input", 130: "interrupted"}
 LOG_TAIL_CHARS = 200_000
 
 
@@ -84,12 +83,12 @@ class PointOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0
+        return self.exit_code == ExitCode.OK
 
     @property
     def retryable(self) -> bool:
         """Bad input (2) fails the same way every time; an interrupt is the user's call."""
-        return not self.ok and self.exit_code not in (2, 130)
+        return not self.ok and self.exit_code not in (ExitCode.USER_ERROR, ExitCode.INTERRUPTED)
 
 
 def run_point(
@@ -98,10 +97,10 @@ def run_point(
     log: Path,
     node: str,
     on_start: Callable[[subprocess.Popen], None] | None = None,
-    die_with_parent: bool = False,
+    die_on_parent_exit: bool = False,
 ) -> PointOutcome:
     """Run the point's process to its end, its output appended to ``log``. Ctrl-C (a
-    KeyboardInterrupt here) stops it cleanly and is raised again. ``die_with_parent``
+    KeyboardInterrupt here) stops it cleanly and is raised again. ``die_on_parent_exit``
     (a Ray task, one thread) ends the process with the worker that started it."""
     results.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +115,7 @@ def run_point(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            preexec_fn=_die_with_parent if die_with_parent else None,
+            preexec_fn=die_with_parent if die_on_parent_exit else None,
         )
         if on_start is not None:
             on_start(proc)
@@ -130,26 +129,8 @@ def run_point(
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """Ask the point's harness to stop (it saves finished phases), then insist."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _die_with_parent() -> None:
-    """Linux: the point's process gets SIGTERM when whatever started it dies (a Ray
-    worker killed with its node), instead of running on unseen."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    """Ask the point's harness to stop (SIGINT: it saves finished phases), then insist."""
+    stop_process(proc, signal.SIGINT, STOP_GRACE_S)
 
 
 def failure_reason(log: Path, code: int) -> str:
@@ -160,7 +141,7 @@ def failure_reason(log: Path, code: int) -> str:
         text = ""
     attempt = text.rsplit("\n== attempt ", 1)[-1].splitlines()
     errors = [line[len("error: ") :] for line in attempt if line.startswith("error: ")]
-    meaning = EXIT_MEANING.get(code, f"exit code {code}")
+    meaning = ExitCode(code).meaning if code in set(ExitCode) else f"exit code {code}"
     if errors:
         return f"{errors[-1]} (exit {code}: {meaning})"
     tail = next((line.strip() for line in reversed(attempt) if line.strip()), "")

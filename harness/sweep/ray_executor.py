@@ -21,11 +21,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness.sweep.executors import Hooks
+from harness.sweep.index import SweepDir, SweepSettings
+from harness.sweep.point import (
+    LOG_TAIL_CHARS,
+    STOP_GRACE_S,
+    PointJob,
+    PointOutcome,
+    pack,
+    run_point,
+    unpack,
+)
 from harness_contract.errors import HarnessError
-
-from .executors import Hooks
-from .index import SweepDir, SweepSettings
-from .point import LOG_TAIL_CHARS, STOP_GRACE_S, PointJob, PointOutcome, pack, run_point, unpack
+from harness_contract.exit_codes import ExitCode
 
 INSTALL_HINT = "pip install 'quant-compare-harness[ray]' (or bash scripts/setup.sh --dev)"
 UNREACHABLE_FIX = (
@@ -94,10 +102,10 @@ class RayExecutor:
                     UNREACHABLE_FIX,
                 ) from None
         else:
-            from .driver import cores
+            from harness_contract.system import usable_cpus
 
             ray.init(
-                num_cpus=cores(),
+                num_cpus=usable_cpus(),
                 include_dashboard=False,
                 logging_level="ERROR",
                 log_to_driver=False,
@@ -226,7 +234,7 @@ class RayExecutor:
         except ray.exceptions.TaskCancelledError:
             if cancelled_because:
                 return PointOutcome(None, cancelled_because, 0.0, "ray")
-            return PointOutcome(130, "cancelled", 0.0, "ray")
+            return PointOutcome(ExitCode.INTERRUPTED, "cancelled", 0.0, "ray")
         except ray.exceptions.RayError as exc:  # the worker or its node died under the point
             return PointOutcome(
                 None,
@@ -278,7 +286,7 @@ def point_task(job: PointJob, sweep_name: str, fetch_all: bool) -> dict[str, Any
     )
     shutil.rmtree(scratch, ignore_errors=True)
     log = scratch / "point.log"
-    outcome = run_point(job, scratch / "points", log, where, die_with_parent=True)
+    outcome = run_point(job, scratch / "points", log, where, die_on_parent_exit=True)
     run_dir = scratch / "points" / job.name
     archive, left_files, left_bytes = (None, 0, 0)
     if run_dir.is_dir():

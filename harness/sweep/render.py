@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness_contract.atomic import write_bytes_atomic
-
-from .. import stats
-from . import figures
-from .aggregate import DifferenceRow, LatencyRow, SweepStats
-from .index import PointRecord, SweepDir, SweepSettings
-from .plan import SweepSpec
+from harness.report.html import page
+from harness.report.markdown import markdown_table
+from harness.results import stats
+from harness.sweep import figures
+from harness.sweep.aggregate import DifferenceRow, LatencyRow, SweepStats
+from harness.sweep.index import PointRecord, SweepDir, SweepSettings
+from harness.sweep.plan import SweepSpec
+from harness_contract.fs.atomic import write_bytes_atomic
 
 NA = "n/a"
 
@@ -41,8 +42,7 @@ def write_report(
     figure_paths = _figures(sweep, result)
     head = _head(sweep, spec, settings, result)
     paths = SweepReport(
-        sweep.path / "report.md", sweep.path / "report.html", sweep.path / "stats.csv",
-        sweep.path / "stats.json", figure_paths,
+        sweep.report_md, sweep.report_html, sweep.stats_csv, sweep.stats_json, figure_paths,
     )  # fmt: skip
     _write(paths.md, _markdown(sweep, head, tables, figure_paths, result))
     _write(paths.html, _html(sweep, head, tables, figure_paths, result))
@@ -176,7 +176,7 @@ def _left(record: PointRecord) -> str:
 
 
 def _figures(sweep: SweepDir, result: SweepStats) -> list[Path]:
-    folder = sweep.path / "figures"
+    folder = sweep.figures_dir
     folder.mkdir(exist_ok=True)
     paths = []
     cells = list(dict.fromkeys(r.cell for r in result.summary))
@@ -221,11 +221,8 @@ def _cell_text(value: object) -> str:
 def _md_table(df: pd.DataFrame) -> list[str]:
     if df.empty:
         return ["(none)"]
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell_text(v).replace("|", "\\|") for v in row) + " |")
-    return lines
+    rows = [[_cell_text(v) for v in row] for row in df.itertuples(index=False)]
+    return [markdown_table([str(c) for c in df.columns], rows)]
 
 
 def _markdown(
@@ -282,12 +279,4 @@ def _html(
             *(f"<li>{esc(p)}</li>" for p in result.problems),
             "</ul>",
         ]
-    style = (
-        "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}"
-    )
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Sweep {esc(sweep.path.name)}</title>"
-        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
+    return page(f"Sweep {sweep.path.name}", body)

@@ -1,9 +1,9 @@
 """The entrypoint contract every runner shares: ``--spec FILE --data DIR --out DIR``
 (and ``--run-id``, ``--runtime``, ``--image`` as the host knows them).
 
-Exit codes: 0 study complete (individual phases may still have failed: see
-metrics.json), 2 a problem the user can fix (one line on stderr), 130
-interrupted (completed phases kept). Progress events go to stdout, logs to
+Exit codes (harness_contract.exit_codes): OK, the study complete (individual phases may
+still have failed: see metrics.json), USER_ERROR, a problem the user can fix (one line on
+stderr), INTERRUPTED (completed phases kept). Progress events go to stdout, logs to
 stderr; the host keeps both in runner.log.
 """
 
@@ -17,16 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import events
-from .atomic import full_disk_errno
-from .errors import HarnessError
-from .oserrors import os_error
+from harness_contract import events
+from harness_contract.errors import HarnessError
+from harness_contract.exit_codes import ExitCode
+from harness_contract.fs.atomic import full_disk_errno
+from harness_contract.fs.oserrors import os_error
+from harness_contract.layout import ARTIFACTS_DIR, METRICS_FILE
 
 if TYPE_CHECKING:
-    from .framework import Framework
-    from .metrics import ImageIdentity
+    from harness_contract.metrics import ImageIdentity
+    from harness_contract.study.framework import Framework
 
-EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 # The way on after an OS error while writing results (os_error adds "free space there").
 FULL_FIX = "move the run directory to a bigger disk, then finish it with --resume"
 OS_FIX = "make the run directory writable, then finish it with --resume"
@@ -54,7 +55,7 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
 def _image_identity(text: str) -> ImageIdentity:
     from pydantic import ValidationError
 
-    from .metrics import ImageIdentity
+    from harness_contract.metrics import ImageIdentity
 
     try:
         return ImageIdentity.model_validate_json(text)
@@ -95,9 +96,9 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
 
 
 def _refuse_completed(out_dir: Path) -> None:
-    from .metrics import read_metrics
+    from harness_contract.metrics import read_metrics
 
-    metrics = out_dir / "metrics.json"
+    metrics = out_dir / METRICS_FILE
     if metrics.exists() and read_metrics(metrics).status == "complete":
         raise HarnessError(
             f"{out_dir} already holds completed results",
@@ -107,7 +108,7 @@ def _refuse_completed(out_dir: Path) -> None:
 
 def _ensure_writable(out_dir: Path) -> None:
     try:
-        (out_dir / "artifacts").mkdir(parents=True, exist_ok=True)
+        (out_dir / ARTIFACTS_DIR).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HarnessError(
             f"cannot write to {out_dir} ({exc.strerror})", "choose a writable results directory"
@@ -119,9 +120,9 @@ def main(
 ) -> int:
     # The study's modules load here, not at import: the host builds runner command lines
     # with this module and must not pay for the pipeline.
-    from .cifar import load_cifar10
-    from .pipeline import Study
-    from .spec import effective_threads, load_resolved_spec
+    from harness_contract.data.cifar import load_cifar10
+    from harness_contract.spec import effective_threads, load_resolved_spec
+    from harness_contract.study.pipeline import Study
 
     args = parse_args(argv, prog)
     logging.basicConfig(
@@ -141,18 +142,18 @@ def main(
         run_id = args.run_id or out_dir.parent.name
         study = Study(fw, spec, data, out_dir, run_id, runtime, image=args.image)
         study.run(effective_threads(spec))
-        return EXIT_OK
+        return ExitCode.OK
     except HarnessError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         events.emit("error", message=exc.one_line())
-        return EXIT_USER_ERROR
+        return ExitCode.USER_ERROR
     except OSError as exc:  # a full or read-only results disk: finished phases are saved
         fix = FULL_FIX if full_disk_errno(exc) is not None else OS_FIX
         line = os_error(exc, args.out, fix).one_line()
         print(f"error: {line}", file=sys.stderr)
         events.emit("error", message=line)
-        return EXIT_USER_ERROR
+        return ExitCode.USER_ERROR
     except KeyboardInterrupt:
         print("interrupted: completed phases are kept in metrics.json", file=sys.stderr)
         events.emit("error", message="interrupted")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED

@@ -1,7 +1,7 @@
 """The layout of one framework's output folder, shared by the runner that writes it and
 the host that reads it: ``<run>/<framework>/{metrics.json, runner.log, artifacts/, traces/}``.
 
-The run directory around it (spec.json, the report, the lock) is ``harness.rundir.RunDir``.
+The run directory around it (spec.json, the report, the lock) is ``harness.run.rundir.RunDir``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The runtime ladder: every deployable runtime a framework's models are measured on.
+"""The runtime ladder: every deployable runtime a framework's models are measured on (the
+ladders themselves are in the framework table, harness_contract.frameworks).
 
 Each variant has one *primary* runtime, where its own figures (accuracy, size, latency)
 are taken, and may have *rungs*: the same variant run on another runtime, measured the
@@ -9,54 +10,31 @@ a change of runtime is never presented as a quantization speed-up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from harness_contract.frameworks import FRAMEWORKS, Runtime
 
 
-@dataclass(frozen=True)
-class Runtime:
-    slug: str  # as in metrics.json and the spec's `<framework>.runtimes`
-    framework: str
-    label: str
-    # A flatbuffer program run by XNNPACK (ExecuTorch .pte, LiteRT .tflite): the paper's
-    # resource-constrained setting, where both frameworks land on the same kernels.
-    edge: bool = False
+def primary(framework: str, variant: str) -> str | None:
+    """Where ``variant``'s own figures are taken (None: a framework not in the table)."""
+    entry = FRAMEWORKS.get(framework)
+    return None if entry is None else entry.primary.get(variant)
 
 
-RUNTIMES: dict[str, tuple[Runtime, ...]] = {
-    "pytorch": (
-        Runtime("eager", "pytorch", "PyTorch eager"),
-        Runtime("inductor", "pytorch", "torch.compile (Inductor, freezing)"),
-        Runtime("executorch", "pytorch", "ExecuTorch (XNNPACK .pte)", edge=True),
-    ),
-    "tensorflow": (
-        Runtime("keras", "tensorflow", "Keras (tf.function)"),
-        Runtime("litert", "tensorflow", "LiteRT (XNNPACK .tflite)", edge=True),
-    ),
-}
+def rungs(framework: str, variant: str) -> tuple[str, ...]:
+    """The runtimes beyond the primary one ``variant`` may be measured on, in ladder order."""
+    entry = FRAMEWORKS.get(framework)
+    return () if entry is None else entry.rungs.get(variant, ())
 
-# Where each variant's own figures are taken. TensorFlow cannot run an int8 .tflite
-# natively, so its int8 variants live on LiteRT; PyTorch's run eagerly (the converted
-# PT2E graph lowered onto oneDNN int8 kernels, or the FX flow's quantized modules).
-PRIMARY: dict[str, dict[str, str]] = {
-    "pytorch": {"baseline": "eager", "ptq": "eager", "qat": "eager"},
-    "tensorflow": {"baseline": "keras", "ptq": "litert", "qat": "litert"},
-}
 
-# The rungs beyond the primary one, per variant, in ladder order; the spec's
-# `<framework>.runtimes` chooses among them.
-RUNGS: dict[str, dict[str, tuple[str, ...]]] = {
-    "pytorch": {
-        "baseline": ("inductor", "executorch"),
-        "ptq": ("inductor", "executorch"),
-        "qat": ("inductor", "executorch"),
-    },
-    "tensorflow": {"baseline": ("litert",), "ptq": (), "qat": ()},
-}
+def ladder_order() -> dict[tuple[str, str], int]:
+    """(framework, slug) -> its place in that framework's ladder."""
+    return {
+        (r.framework, r.slug): i for fw in FRAMEWORKS.values() for i, r in enumerate(fw.runtimes)
+    }
 
 
 def runtime(framework: str, slug: str) -> Runtime:
     """The runtime named ``slug``; an unknown one (a newer metrics file) gets a plain label."""
-    for r in RUNTIMES.get(framework, ()):
+    for r in FRAMEWORKS[framework].runtimes if framework in FRAMEWORKS else ():
         if r.slug == slug:
             return r
     return Runtime(slug, framework, slug)
@@ -64,7 +42,9 @@ def runtime(framework: str, slug: str) -> Runtime:
 
 def optional_runtimes(framework: str) -> tuple[str, ...]:
     """The runtimes a spec may switch on or off for ``framework`` (every rung slug)."""
-    seen = dict.fromkeys(s for rungs in RUNGS.get(framework, {}).values() for s in rungs)
+    entry = FRAMEWORKS.get(framework)
+    every = entry.rungs.values() if entry is not None else ()
+    seen = dict.fromkeys(slug for slugs in every for slug in slugs)
     return tuple(seen)
 
 

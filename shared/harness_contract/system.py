@@ -81,6 +81,8 @@ def network_interfaces() -> list[str]:
 
 
 def usable_cpus() -> int:
+    """The cores this process may run on (its affinity mask: a container's --cpus, taskset),
+    the default thread count and the sweep's core budget."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:

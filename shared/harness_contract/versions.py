@@ -1,4 +1,5 @@
-"""The framework versions each runner was tested with: the one place they are written.
+"""Checking the framework versions a runner was tested with (the pins live in the
+framework table, harness_contract.frameworks).
 
 pyproject.toml's extras and images/lock.toml (which the Dockerfiles and requirements.txt
 follow) must agree with these pins; tests/test_runner_versions.py checks both. Both
@@ -11,52 +12,16 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from .errors import HarnessError
-
-
-@dataclass(frozen=True)
-class Pin:
-    package: str
-    version: str
-    # False: tested and installed by the extra, but the runner works without it (a
-    # fallback or an optional feature), so a runner does not refuse to start over it.
-    required: bool = True
-    # Other distribution names the same import ships under.
-    aliases: tuple[str, ...] = ()
-
-
-TESTED: dict[str, tuple[Pin, ...]] = {
-    "pytorch": (
-        Pin("torch", "2.13.0"),
-        Pin("torchao", "0.18.0"),
-        # The ExecuTorch rung (XNNPACK .pte); without it that rung is recorded unavailable.
-        Pin("executorch", "1.5.1", required=False),
-    ),
-    "tensorflow": (
-        Pin(
-            "tensorflow",
-            "2.21.0",
-            aliases=("tensorflow-cpu", "tensorflow-intel", "tensorflow-macos"),
-        ),
-        Pin("tf-keras", "2.21.0"),
-        Pin("tensorflow-model-optimization", "0.8.1"),
-        Pin("ai-edge-litert", "2.3.0", required=False),  # falls back to tf.lite.Interpreter
-        Pin("tensorboard-plugin-profile", "2.22.1", required=False),  # op tables of traces
-        Pin("tensorboard", "2.21.0", required=False),  # opens traces (`harness traces`)
-    ),
-}
-RUNNER_NAMES = {"pytorch": "PyTorch", "tensorflow": "TensorFlow"}
-
-
-def install_hint(framework: str) -> str:
-    return f"pip install -e '.[{framework}]'"
+from harness_contract.errors import HarnessError
+from harness_contract.frameworks import FRAMEWORKS
 
 
 def pinned(framework: str, required_only: bool = False) -> dict[str, str]:
     """package -> tested version for this framework's runner."""
-    return {p.package: p.version for p in TESTED[framework] if p.required or not required_only}
+    return {
+        p.package: p.version for p in FRAMEWORKS[framework].pins if p.required or not required_only
+    }
 
 
 def pinned_line(framework: str) -> str:
@@ -75,7 +40,11 @@ def _installed(*distributions: str) -> str | None:
 
 def installed_versions(framework: str) -> dict[str, str | None]:
     """The installed version of each package the runner needs (None: not installed)."""
-    return {p.package: _installed(p.package, *p.aliases) for p in TESTED[framework] if p.required}
+    return {
+        p.package: _installed(p.package, *p.aliases)
+        for p in FRAMEWORKS[framework].pins
+        if p.required
+    }
 
 
 def _major_minor(version: str) -> list[str]:
@@ -97,8 +66,8 @@ def version_problem(framework: str, installed: Mapping[str, str | None]) -> str 
     if not problems:
         return None
     return (
-        f"{'; '.join(problems)}; the {RUNNER_NAMES[framework]} runner works with "
-        f"{pinned_line(framework)}: install them with: {install_hint(framework)}"
+        f"{'; '.join(problems)}; the {FRAMEWORKS[framework].display} runner works with "
+        f"{pinned_line(framework)}: install them with: {FRAMEWORKS[framework].install_hint}"
     )
 
 

@@ -1,1 +1,1 @@
-"""The PyTorch runner: the shared study (harness_contract.pipeline) driven through PyTorch."""
+"""The PyTorch runner: the shared study (harness_contract.study.pipeline) driven through PyTorch."""

@@ -6,7 +6,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness_contract.framework import Framework
+    from harness_contract.study.framework import Framework
 
 FRAMEWORK = "pytorch"
 

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness_contract.framework import Lowered, RungUnavailable
+from harness_contract.study.framework import Lowered, RungUnavailable
 
 from .quantize import Int8Model
 

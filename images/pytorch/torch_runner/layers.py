@@ -1,4 +1,4 @@
-"""Per-layer quantization error of the PyTorch int8 models (harness_contract.analysis).
+"""Per-layer quantization error of the PyTorch int8 models (harness_contract.layers.analysis).
 
 fp32: forward hooks on the eager model's modules (named like the canonical layers).
 PT2E int8: torchao's numeric debugger logs no node of the runner's model (it needs
@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness_contract.analysis import (
+from harness_contract.layers.analysis import (
     AnalysisUnavailable,
     Int8Outputs,
     LayerProbe,
     RequantizeInputs,
 )
-from harness_contract.layer_error import CanonicalLayer, measuring_points
+from harness_contract.layers.error import CanonicalLayer, measuring_points
 
 from .quantize import FXFlow, Int8Model, PT2EFlow
 

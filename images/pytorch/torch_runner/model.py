@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness_contract.architecture import BlockDef, ConvDef, ResNetDef
+from harness_contract.model.architecture import BlockDef, ConvDef, ResNetDef
 
 
 def _conv(c: ConvDef) -> nn.Conv2d:

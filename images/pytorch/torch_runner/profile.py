@@ -19,9 +19,9 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.profiler import schedule as steps_schedule
 
-from harness_contract.breakdown import OpSample, categorize
-from harness_contract.framework import ProfileCapture, ProfilerUnavailable
 from harness_contract.spec import ProfileSpec
+from harness_contract.study.breakdown import OpSample, categorize
+from harness_contract.study.framework import ProfileCapture, ProfilerUnavailable
 
 TOOL = "torch.profiler"
 # Categories of ops that own the time of the helper ops they call.

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness_contract.metrics import ConversionStats
+from harness_contract.metrics.figures import ConversionStats
 from harness_contract.versions import pinned_line
 
 EXAMPLE_BATCH = 2  # export traces with batch 2; the batch dimension is then made dynamic

@@ -15,10 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness_contract.architecture import resnet18
-from harness_contract.atomic import write_bytes_atomic, write_via_temp
 from harness_contract.errors import HarnessError
-from harness_contract.framework import (
+from harness_contract.fs.atomic import write_bytes_atomic, write_via_temp
+from harness_contract.metrics.figures import SizeStats
+from harness_contract.model.architecture import resnet18
+from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
+from harness_contract.study.framework import (
     DeviceInfo,
     Framework,
     Lowered,
@@ -30,11 +32,9 @@ from harness_contract.framework import (
     ThreadsUnsupported,
     Trainer,
 )
-from harness_contract.metrics import SizeStats
-from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
 
-from . import edge, inductor
-from .edge import EdgeModel
+from . import executorch, inductor
+from .executorch import EdgeModel
 from .inductor import CompiledModel
 from .model import build_model
 from .profile import run_profile
@@ -149,7 +149,7 @@ class TorchFramework(Framework):
         return SGDTrainer(model, optim, self.normalize, self.device)
 
     def layer_probe(self) -> Any:
-        """Per-layer quantization error (harness_contract.analysis) for this runner."""
+        """Per-layer quantization error (harness_contract.layers.analysis) for this runner."""
         from .layers import TorchLayerProbe
 
         return TorchLayerProbe(self)
@@ -201,18 +201,20 @@ class TorchFramework(Framework):
             return inductor.compile_int8(inputs.model, inputs.max_batch)
         if runtime != "executorch":
             return super().lower(runtime, inputs)
-        edge.require_executorch()
-        edge.set_threads(self.threads)  # the run's thread count, as LiteRT's num_threads
+        executorch.require_executorch()
+        executorch.set_threads(self.threads)  # the run's thread count, as LiteRT's num_threads
         if inputs.variant == "baseline":
-            lowered = edge.lower_fp32(inputs.fp32, inputs.max_batch)
+            lowered = executorch.lower_fp32(inputs.fp32, inputs.max_batch)
         elif inputs.variant == "ptq":
             batches = [self.normalize(b, CPU) for b in inputs.calibration]
-            lowered = edge.lower_ptq(inputs.fp32, batches, inputs.max_batch)
+            lowered = executorch.lower_ptq(inputs.fp32, batches, inputs.max_batch)
         elif inputs.variant == "qat":
-            lowered = edge.lower_qat(inputs.fp32, inputs.fine_tune, self.device, inputs.max_batch)
+            lowered = executorch.lower_qat(
+                inputs.fp32, inputs.fine_tune, self.device, inputs.max_batch
+            )
         else:
             raise RungUnavailable(f"no ExecuTorch rung for the {inputs.variant} variant")
-        lowered.notes.append(edge.lowering_note(lowered.model))
+        lowered.notes.append(executorch.lowering_note(lowered.model))
         return lowered
 
     # ------------------------------------------------------------ measurement
@@ -270,12 +272,12 @@ class TorchFramework(Framework):
         if isinstance(model, CompiledModel):
             raise ThreadsUnsupported(inductor.THREADS_REASON)
         if isinstance(model, EdgeModel):  # XNNPACK's own threadpool, not torch's
-            previous = edge.thread_count()
-            edge.set_threads(threads)
+            previous = executorch.thread_count()
+            executorch.set_threads(threads)
             try:
                 yield
             finally:
-                edge.set_threads(previous)
+                executorch.set_threads(previous)
             return
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)

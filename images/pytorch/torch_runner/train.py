@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness_contract.framework import Trainer
 from harness_contract.spec import OptimSpec
+from harness_contract.study.framework import Trainer
 
 from .tensors import Normalizer
 

@@ -1,4 +1,4 @@
-"""Per-layer quantization error of the TensorFlow int8 models (harness_contract.analysis).
+"""Per-layer quantization error of the TensorFlow int8 models (harness_contract.layers.analysis).
 
 fp32: one Keras model whose outputs are each canonical layer's output (layer names are
 the canonical names with '.' -> '_').
@@ -29,21 +29,22 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from harness_contract.analysis import (
+from harness_contract.failures import reason_of
+from harness_contract.layers.analysis import (
     AnalysisUnavailable,
     Int8Outputs,
     LayerProbe,
     OwnErrors,
     RequantizeInputs,
 )
-from harness_contract.failures import reason_of
-from harness_contract.layer_error import CanonicalLayer, measuring_points
+from harness_contract.layers.error import CanonicalLayer, measuring_points
 
 from . import quant_debugger, quantize
+from .litert import TFLiteModel as Int8Model
+from .litert import interpreter_class, quantize_input
 from .model import layer_name
 from .quant_debugger import DEBUGGER
-from .quantize import PTQ_FLOW, QAT_FLOW, interpreter_class
-from .quantize import TFLiteModel as Int8Model
+from .quantize import PTQ_FLOW, QAT_FLOW
 
 Pair = tuple[np.ndarray, np.ndarray]
 
@@ -180,9 +181,7 @@ class TFLayerProbe(LayerProbe):
     ) -> Int8Outputs:
         interp = self._interpreter(qmodel, len(images))
         detail = interp.get_input_details()[0]
-        interp.set_tensor(
-            detail["index"], quantize._quantize(self.fw.normalize.numpy(images), detail)
-        )
+        interp.set_tensor(detail["index"], quantize_input(self.fw.normalize.numpy(images), detail))
         interp.invoke()
         index, names, unmapped = self._map(interp)
         self._tensors[qmodel.flow] = names

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
-from harness_contract.architecture import BlockDef, ConvDef, ResNetDef
+from harness_contract.model.architecture import BlockDef, ConvDef, ResNetDef
 
 # PyTorch's BatchNorm2d defaults: eps 1e-5, running stats updated with 0.1 of the batch
 # (Keras' momentum is the share kept: 1 - 0.1).
@@ -95,7 +95,7 @@ def canonical_to_keras(
 
 def keras_to_canonical(model: keras.Model, net: ResNetDef) -> dict[str, np.ndarray]:
     """The inverse of ``canonical_to_keras``: the model's weights under their canonical
-    names and layouts (conv OIHW, dense (out, in)), as harness_contract.weights makes them."""
+    names and layouts (conv OIHW, dense (out, in)), as harness_contract.model.weights makes them."""
     out: dict[str, np.ndarray] = {}
 
     def tensors(name: str) -> list[np.ndarray]:

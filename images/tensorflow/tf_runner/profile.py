@@ -21,9 +21,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from harness_contract.breakdown import OpSample
-from harness_contract.framework import ProfileCapture, ProfilerUnavailable
 from harness_contract.spec import ProfileSpec
+from harness_contract.study.breakdown import OpSample
+from harness_contract.study.framework import ProfileCapture, ProfilerUnavailable
 
 TOOL = "tf.profiler (xplane)"
 # ai_edge_litert's Interpreter wraps tflite::Interpreter without SetProfiler or any

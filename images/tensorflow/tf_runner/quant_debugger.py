@@ -13,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from harness_contract.analysis import OwnErrors
+from harness_contract.layers.analysis import OwnErrors
 
-from . import quantize
+from . import litert
 
 DEBUGGER = "tf.lite.experimental.QuantizationDebugger"
 
@@ -29,7 +29,7 @@ def make_debugger(
 ) -> Any:
     """A debugger over ``model`` converted full-int8 as the PTQ phase converts it;
     ``images`` (normalized float) are its debug set."""
-    converter = quantize._full_int8(quantize._converter(model), calibrated=False)
+    converter = litert.full_int8(litert.converter_for(model), calibrated=False)
     batches = [normalize.numpy(b) for b in calibration]
     converter.representative_dataset = lambda: ([b] for b in batches)
     return tf.lite.experimental.QuantizationDebugger(

@@ -14,10 +14,12 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from harness_contract.architecture import resnet18
-from harness_contract.atomic import write_bytes_atomic, write_via_temp
 from harness_contract.errors import HarnessError
-from harness_contract.framework import (
+from harness_contract.fs.atomic import write_bytes_atomic, write_via_temp
+from harness_contract.metrics.figures import SizeStats
+from harness_contract.model.architecture import resnet18
+from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
+from harness_contract.study.framework import (
     DeviceInfo,
     Framework,
     Lowered,
@@ -30,14 +32,12 @@ from harness_contract.framework import (
     ThreadsUnsupported,
     Trainer,
 )
-from harness_contract.ladder import wanted_runtimes
-from harness_contract.metrics import SizeStats
-from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
+from harness_contract.study.ladder import wanted_runtimes
 
+from . import litert, quantize
 from . import profile as tf_profile
-from . import quantize
+from .litert import TFLiteModel, interpreter_class
 from .model import build_model, keras_to_canonical
-from .quantize import TFLiteModel, interpreter_class
 from .tensors import Normalizer
 from .train import SGDTrainer
 
@@ -163,7 +163,7 @@ class TFFramework(Framework):
             return build_model(self.net, weights)
 
     def layer_probe(self) -> Any:
-        """Per-layer quantization error (harness_contract.analysis) for this runner."""
+        """Per-layer quantization error (harness_contract.layers.analysis) for this runner."""
         from .layers import TFLayerProbe
 
         return TFLayerProbe(self)
@@ -237,7 +237,7 @@ class TFFramework(Framework):
 
     def _litert(self, model: keras.Model) -> tuple[TFLiteModel, float]:
         if id(model) not in self._fp32_tflite:
-            self._fp32_tflite[id(model)] = (model, *quantize.fp32_tflite(model, self.threads))
+            self._fp32_tflite[id(model)] = (model, *litert.fp32_tflite(model, self.threads))
         _, lowered, seconds = self._fp32_tflite[id(model)]
         return lowered, seconds
 

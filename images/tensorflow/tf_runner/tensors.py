@@ -1,6 +1,6 @@
 """uint8 NHWC batches from the shared stream -> normalized float32 NHWC tensors.
 
-The same arithmetic as ``harness_contract.stream.normalize_nhwc`` (x * (1/255) - mean) / std,
+The same arithmetic as ``harness_contract.data.stream.normalize_nhwc`` (x * (1/255) - mean) / std,
 in float32 and in that order, so TensorFlow sees the values PyTorch sees.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from harness_contract.stream import normalize_nhwc
+from harness_contract.data.stream import normalize_nhwc
 
 
 class Normalizer:

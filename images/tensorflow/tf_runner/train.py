@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from harness_contract.framework import Trainer
 from harness_contract.spec import OptimSpec
+from harness_contract.study.framework import Trainer
 
 from .tensors import Normalizer
 

@@ -1,0 +1,1 @@
+"""Which CIFAR-10 a run uses, and fetching the official archive."""

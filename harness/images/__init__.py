@@ -1,0 +1,1 @@
+"""The runner images: build, base-image lock, identity, and publishing to a registry."""

@@ -1,0 +1,1 @@
+"""Reading a run's results: metrics, profiler passes, traces, statistics, support matrix."""

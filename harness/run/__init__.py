@@ -1,0 +1,1 @@
+"""One study's run: its directory and owner lock, record, resume, progress and verdict."""

@@ -1,0 +1,1 @@
+"""CIFAR-10 on disk (official format, synthetic stand-in) and the one input stream."""

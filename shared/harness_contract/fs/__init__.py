@@ -1,0 +1,1 @@
+"""Files on disk: atomic writes, digests, room, and OS errors as one line."""

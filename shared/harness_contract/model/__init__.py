@@ -1,0 +1,1 @@
+"""The network both runners build: its canonical tensors and their initial weights."""

@@ -1,0 +1,45 @@
+"""The spec's per-framework sections (quantization flow, which runtime rungs to measure)
+and the support probes. Validated like every other section: unknown keys are errors."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from harness_contract.spec.base import Section
+
+
+def no_repeats(values: list[str]) -> list[str]:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"lists {', '.join(repeated)} more than once")
+    return values
+
+
+class PyTorchSpec(Section):
+    # "pt2e": torch.export + torchao prepare/convert_pt2e with X86InductorQuantizer,
+    # lowered to oneDNN int8 kernels. "fx": the legacy torch.ao.quantization FX flow
+    # (what the paper used).
+    quant_flow: Literal["pt2e", "fx"] = "pt2e"
+    # Runtimes measured beside eager (where each variant's own figures come from):
+    # "inductor" (torch.compile with freezing; int8 from the converted PT2E graph) and
+    # "executorch" (XNNPACK .pte, PT2E with XNNPACKQuantizer). [] measures eager only.
+    runtimes: list[Literal["inductor", "executorch"]] = ["inductor", "executorch"]
+
+    _unique = field_validator("runtimes")(no_repeats)
+
+
+class TensorFlowSpec(Section):
+    # Runtimes measured beside the primary ones: "litert" runs the fp32 model as a
+    # .tflite too (int8 models always run on LiteRT: TensorFlow cannot run them natively).
+    runtimes: list[Literal["litert"]] = ["litert"]
+
+    _unique = field_validator("runtimes")(no_repeats)
+
+
+class SupportSpec(Section):
+    # Probe each capability of the paper's Table IV at the installed versions (support.md).
+    enabled: bool = True
+    # Each probe is stopped after this long and recorded as timed out.
+    timeout_s: float = Field(60.0, gt=0, le=3600)

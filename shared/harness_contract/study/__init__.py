@@ -1,0 +1,1 @@
+"""The study engine every runner drives: phases, training, measurement, ladder, probes."""
