@@ -17,6 +17,7 @@ pytest.importorskip("torchao")
 
 from harness_contract.data.cifar import Cifar10, load_cifar10, write_synthetic  # noqa: E402
 from harness_contract.metrics import read_metrics  # noqa: E402
+from harness_contract.model.architecture import resnet18  # noqa: E402
 from harness_contract.model.weights import initial_weights  # noqa: E402
 from harness_contract.spec import ProfileSpec, build_spec  # noqa: E402
 from harness_contract.study.breakdown import OpSample, summarize  # noqa: E402
@@ -34,7 +35,8 @@ pytestmark = pytest.mark.filterwarnings(
 
 SCHEDULE = ProfileSpec()  # wait 1, warm-up 2, active 3: what a study runs
 BATCH = 16
-CONVS_PER_FORWARD = 20  # ResNet18 for CIFAR: stem, 16 in the blocks, 3 shortcut convs
+# The smoke network's convs (a ResNet10: stem, 8 in the blocks, 3 shortcuts).
+CONVS_PER_FORWARD = len(resnet18(build_spec("smoke").model).convs())
 # Measured at width 0.25 with the default schedule (torch 2.13 CPU): inference traces
 # ~0.14-0.17 MB, fp32 training ~1.2 MB, QAT training ~8 MB (24 MB at full width: the
 # fused observer's per-channel loop). The bounds leave about 2x room.
