@@ -207,3 +207,25 @@ def test_pytorch_image_compiles_with_inductor_as_its_user_without_network(
         remove=True,
     ).decode()
     assert "compiled [1.0, 1.0, 1.0]" in output
+
+
+@pytest.mark.parametrize(
+    ("argv", "worker"),
+    [
+        (["images", "build", "--base", "some/base:tag"], (images, "build")),
+        (["images", "pull"], (registry, "pull")),
+        (["images", "push"], (registry, "push")),
+    ],
+)
+def test_each_images_command_reaches_its_worker(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv, worker
+) -> None:
+    """The command line is wired to the function that does the work (the package move
+    once bound `harness images build` to the module instead: a TypeError on every build)."""
+    from harness.cli.main import main
+
+    calls = []
+    module, name = worker
+    monkeypatch.setattr(module, name, lambda frameworks, **kw: calls.append(frameworks) or [])
+    assert main(argv) == 0, capsys.readouterr().err
+    assert calls == [["pytorch", "tensorflow"]]

@@ -37,7 +37,7 @@ def images_build(
     wheels: Annotated[Path | None, typer.Option(help="folder of wheels to install from")] = None,
 ) -> None:
     """Build the runner images (FROM the pinned CUDA bases, or --base)."""
-    from harness.images import build
+    from harness.images.build import build
 
     for ref in build(_image_frameworks(frameworks), base=base, wheels=wheels, progress=_say):
         typer.echo(f"built {ref}")
