@@ -57,7 +57,14 @@ from harness_contract.study.measurement import time_forward
 sys.path.insert(0, str(Path(__file__).parent))
 
 from ladder_reference import in_fresh_process, spec_for  # noqa: E402
-from ladder_rungs import SLUGS, Rung, RungMaker, RungUnavailable, timed_images  # noqa: E402
+from ladder_rungs import (  # noqa: E402
+    SLUGS,
+    Rung,
+    RungMaker,
+    RungUnavailable,
+    set_up_runner,
+    timed_images,
+)
 
 LATENCY_TOLERANCE = 0.10
 QUICK = {"width": 0.25, "batch_sizes": [1, 32], "min_count": 10, "min_seconds": 0.3}
@@ -103,20 +110,6 @@ def bare_p50_ms(call: Callable[[], object], warmup: int, runs: int) -> float:
 
 def _spec(args: argparse.Namespace) -> ExperimentSpec:
     return spec_for(args, f"measure.latency.batch_sizes={list(args.batch_sizes)}")
-
-
-def _runner(framework: str, spec: ExperimentSpec, threads: int) -> Any:
-    if framework == "pytorch":
-        from torch_runner.runner import TorchFramework
-
-        fw: Any = TorchFramework()
-    else:
-        import tf_runner  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow loads
-        from tf_runner.runner import TFFramework
-
-        fw = TFFramework()
-    fw.setup(spec, threads)
-    return fw
 
 
 # ---------------------------------------------------------------- measuring and printing
@@ -227,7 +220,7 @@ def print_table(framework: str, rows: list[Row], versions: dict[str, str], threa
 def bench(framework: str, args: argparse.Namespace) -> list[Row]:
     spec = _spec(args)
     threads = effective_threads(spec)
-    fw = _runner(framework, spec, threads)
+    fw = set_up_runner(framework, spec, threads)
     maker = RungMaker(framework, fw, spec, spec.measure.latency.batch_sizes)
     rows = []
     for slug in SLUGS[framework]:  # the study's order: each rung measured before the next

@@ -45,7 +45,12 @@ from harness_contract.study.measurement import time_forward
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ladder_rungs import RungMaker, calibration_images, timed_images  # noqa: E402
+from ladder_rungs import (  # noqa: E402
+    RungMaker,
+    calibration_images,
+    set_up_runner,
+    timed_images,
+)
 
 HERE = Path(__file__).resolve()
 Call = tuple[Callable[[], object], float]  # the timed call on prepared inputs, build seconds
@@ -208,27 +213,13 @@ def tensorflow_call(rung: str, batch: int, fw: Any, spec: ExperimentSpec) -> Cal
 # ---------------------------------------------------------------- running it
 
 
-def _runner(framework: str, spec: ExperimentSpec, threads: int) -> Any:
-    if framework == "pytorch":
-        from torch_runner.runner import TorchFramework
-
-        fw: Any = TorchFramework()
-    else:
-        import tf_runner  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow loads
-        from tf_runner.runner import TFFramework
-
-        fw = TFFramework()
-    fw.setup(spec, threads)
-    return fw
-
-
 def reference(framework: str, rung: str, batch: int, args: argparse.Namespace) -> dict[str, Any]:
     """In this process: build, then time with the shared latency method; with
     ``args.paired`` the harness's rung too, the two timed in turns."""
     spec = spec_for(args)
     threads = effective_threads(spec)
     rule = spec.measure.latency
-    fw = _runner(framework, spec, threads)
+    fw = set_up_runner(framework, spec, threads)
     maker = RungMaker(framework, fw, spec, [batch]) if args.paired else None
     if maker is not None and rung.endswith("int8"):
         # Every export before any compile: a torch.compile'd model may refuse to run

@@ -83,6 +83,21 @@ class Rung:
         return self.per_batch.get(batch, self.model)
 
 
+def set_up_runner(framework: str, spec: ExperimentSpec, threads: int) -> Any:
+    """The framework's runner, set up (threads, seeds) as a study sets it up."""
+    if framework == "pytorch":
+        from torch_runner.runner import TorchFramework
+
+        fw: Any = TorchFramework()
+    else:
+        import tf_runner  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow loads
+        from tf_runner.runner import TFFramework
+
+        fw = TFFramework()
+    fw.setup(spec, threads)
+    return fw
+
+
 class RungMaker:
     """Builds the harness's rung for a slug with a set-up runner (``fw``), from the bench's
     initial weights; the float and PTQ models are made once and shared by their rungs."""
@@ -199,4 +214,4 @@ def _pytorch_bares(fw: Any) -> dict[str, Bare]:
     return {"module": module, "inductor": inductor, "executorch": executorch}
 
 
-__all__ = ["RungMaker", "RungUnavailable", "Rung", "SLUGS", "timed_images"]
+__all__ = ["RungMaker", "RungUnavailable", "Rung", "SLUGS", "set_up_runner", "timed_images"]

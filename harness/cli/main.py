@@ -12,6 +12,7 @@ import typer
 
 from harness import __version__
 from harness.cli.flags import (
+    ForceData,
     Preset,
     Sets,
     SpecFile,
@@ -98,9 +99,7 @@ def reproduce(
     data: Annotated[
         Path | None, typer.Option("--data", help="the run's dataset, if it moved")
     ] = None,
-    force_data: Annotated[
-        bool, typer.Option("--force-data", help="rerun on a dataset whose digest differs")
-    ] = False,
+    force_data: ForceData = False,
 ) -> None:
     """Rerun a finished run beside it and check every model file bit for bit (0: reproduced)."""
     from harness.reproduce.command import reproduce as run_reproduction
