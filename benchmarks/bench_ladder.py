@@ -172,11 +172,11 @@ def print_table(framework: str, rows: list[Row], versions: dict[str, str], threa
     print(f"\n{framework} ({', '.join(f'{k} {v}' for k, v in versions.items())})")
     print(f"{threads} threads, cpu; load average {os.getloadavg()[0]:.2f}")
     print(
-        "compile s: the runner's lowering (Inductor: its general compile, accuracy's); "
-        "batch s: the static compile it times at this batch; ref: the reference built for "
-        "this batch alone in a fresh process (its build s: compile, export or conversion); "
-        "h@ref: the harness's rung timed in turns with it in that process (the verdict "
-        "h/ref); x-proc: this process's harness p50 / ref (two processes, not judged)"
+        "compile s: the runner's lowering (Inductor: its largest batch's static compile, "
+        "accuracy's); batch s: the static compile it times at this batch; ref: the reference built"
+        " for this batch alone in a fresh process (its build s: compile, export or conversion); "
+        "h@ref: the harness's rung timed in turns with it in that process (the verdict h/ref); "
+        "x-proc: this process's harness p50 / ref (two processes, not judged)"
     )
     head = (
         f"{'batch':>5}  {'runtime':36} {'prec':5} {'rung':28} {'compile s':>9} {'batch s':>9} "

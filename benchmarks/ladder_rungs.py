@@ -190,12 +190,9 @@ def _pytorch_bares(fw: Any) -> dict[str, Bare]:
         return torch.no_grad()(lambda: net(x))
 
     def inductor(model: Any, images: np.ndarray) -> Callable[[], object]:
-        """The torch.compile'd module the runner made, called directly: no recompile
-        stance; a general compile's input has its batch dimension marked unbacked (as it
-        was compiled), a static one's is left as it is."""
+        """The static compile the runner made for this batch, called directly: no
+        recompile stance, no chunking."""
         x = fw.normalize(images, torch.device("cpu"))
-        if model.batch is None:
-            torch._dynamo.decorators.mark_unbacked(x, 0)
         return torch.no_grad()(lambda: model.compiled(x))
 
     methods: dict[int, Any] = {}

@@ -166,15 +166,20 @@ def test_a_framework_without_rungs_records_its_runtime_only(data, tmp_path) -> N
 
 class OneBatch(Linear):
     """A model built for one batch size alone (as a static-shape compile under dynamo's
-    fail_on_recompile stance): any other batch raises. Counts the calls it serves."""
+    fail_on_recompile stance): another number of images runs in chunks of its batch, the
+    last padded, as a server built for that batch runs it. Counts the calls it serves."""
 
     def __init__(self, fp32: Linear, batch: int) -> None:
         super().__init__(fp32.w, fp32.b)
-        self.batch, self.calls = batch, 0
+        self.batch, self.calls, self.other_sizes = batch, 0, 0
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         if len(x) != self.batch:
-            raise RuntimeError(f"built for batch {self.batch}, called with {len(x)}")
+            self.other_sizes += 1
+            chunks = [x[i : i + self.batch] for i in range(0, len(x), self.batch)]
+            padded = [np.resize(c, (self.batch, *c.shape[1:])) for c in chunks]
+            outs = [self.logits(p)[: len(c)] for p, c in zip(padded, chunks, strict=True)]
+            return np.concatenate(outs)
         self.calls += 1
         return super().logits(x)
 
@@ -190,7 +195,7 @@ class PerBatchFramework(LadderFramework):
     def lower(self, runtime: str, inputs: RungInputs) -> Lowered:
         lowered = super().lower(runtime, inputs)
         if (inputs.variant, runtime) == ("baseline", "inductor"):
-            lowered.for_batch = self.for_batch
+            lowered.for_batch, lowered.compile_s = self.for_batch, None  # made per batch
         return lowered
 
     def for_batch(self, batch: int) -> tuple[OneBatch, float]:
@@ -212,7 +217,9 @@ def test_each_latency_batch_is_timed_on_the_model_made_for_it(data, tmp_path) ->
     assert all(model.calls >= 5 for model in fw.made.values())  # min_count timed calls each
     assert [row.batch_size for row in inductor.latency] == [1, 16]
     assert inductor.compile_s_by_batch == {1: 0.25, 16: 4.0}
-    assert inductor.accuracy.agreement_with_fp32 == 1.0  # accuracy: the general model
+    # Accuracy on a model that was timed: the largest batch's, whose compile is compile_s.
+    assert inductor.accuracy.agreement_with_fp32 == 1.0 and inductor.compile_s == 4.0
+    assert fw.made[16].other_sizes > 0 and fw.made[1].other_sizes == 0
     saved = read_metrics(tmp_path / "metrics.json").variants["baseline"].rungs[0]
     assert saved.compile_s_by_batch == {1: 0.25, 16: 4.0}  # int keys back from JSON
     # A rung whose one model serves every batch records no per-batch compile.
@@ -226,5 +233,5 @@ def test_a_per_batch_compile_that_fails_fails_its_rung_only(data, tmp_path) -> N
     inductor = metrics.variants["baseline"].rungs[0]
     assert inductor.status == "failed"
     assert inductor.reason == "RuntimeError: InductorError: no kernel for batch 16"
-    assert inductor.accuracy is not None and inductor.latency == []  # never timed eager
+    assert inductor.accuracy is None and inductor.latency == []  # never ran eager instead
     assert metrics.variants["baseline"].rungs[1].status == "ok"

@@ -153,7 +153,7 @@ def test_inductor_shows_each_static_compile_its_latency_ran_on() -> None:
     ladder = _section(_markdown(pt, _tensorflow()), "Runtime ladder")
 
     inductor = _line(ladder, "| pytorch | baseline | torch.compile (Inductor, freezing) | fp32")
-    assert "| 4.6 | 2.5 (b1), 3.0 (b32) |" in inductor  # the general compile, then per batch
+    assert "| 4.6 | 2.5 (b1), 3.0 (b32) |" in inductor  # accuracy's compile, then per batch
     edge = _line(ladder, "| pytorch | baseline | ExecuTorch (XNNPACK .pte) | fp32")
     assert "| 6.2 | — |" in edge  # one .pte serves every batch
     csv = results_frame([pt, _tensorflow()]).set_index(["framework", "variant", "runtime"])

@@ -84,9 +84,11 @@ def ptq(fw: TorchFramework, fp32: Any, calibration: list[np.ndarray]) -> Any:
 
 
 def _check_runs_and_saves(fw: TorchFramework, lowered: Lowered, tmp: Path, stem: str) -> Path:
-    """latency_call at batch 1 and the largest batch; save writes one digestable file."""
+    """latency_call at batch 1 and the largest batch, on the model made for that batch where
+    the runtime makes one (Inductor); save writes one digestable file."""
+    models, seconds = per_batch_models(lowered, [1, MAX_BATCH])
     for batch in (1, MAX_BATCH):
-        call, device = fw.latency_call(lowered.model, _images(batch))
+        call, device = fw.latency_call(models.get(batch, lowered.model), _images(batch))
         call()
         call()
         assert device == "cpu"
@@ -94,7 +96,8 @@ def _check_runs_and_saves(fw: TorchFramework, lowered: Lowered, tmp: Path, stem:
     [path] = saved.files
     assert path.name == saved.size.file and path.stat().st_size == saved.size.bytes > 0
     assert len(sha256_file(path)) == 64
-    assert lowered.compile_s is not None and lowered.compile_s > 0
+    compile_s = lowered.compile_s if lowered.compile_s is not None else max(seconds.values())
+    assert compile_s > 0
     return path
 
 
@@ -102,25 +105,28 @@ def _check_runs_and_saves(fw: TorchFramework, lowered: Lowered, tmp: Path, stem:
 
 
 @pytest.mark.slow
-def test_inductor_fp32_matches_eager_at_every_batch_without_recompiling(
+def test_inductor_fp32_matches_eager_at_any_batch_without_recompiling(
     fw: TorchFramework, fp32: Any, tmp_path: Path
 ) -> None:
+    """Accuracy runs on the static compile for the largest latency batch: a number of
+    images that is not a multiple of it runs in chunks, the last padded, never recompiling."""
     lowered = fw.lower("inductor", _inputs("baseline", fp32, fp32))
+    model, seconds = lowered.for_batch(16)
+    assert seconds > 0
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    images = _images(37)  # an odd batch: the last eval batch is rarely a full one
-    np.testing.assert_allclose(
-        fw.predict(lowered.model, images), fw.predict(fp32, images), atol=FP32_ATOL
-    )
+    images = _images(37)  # two full chunks and a padded one
+    np.testing.assert_allclose(fw.predict(model, images), fw.predict(fp32, images), atol=FP32_ATOL)
     path = _check_runs_and_saves(fw, lowered, tmp_path, "baseline-inductor")
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs  # no recompile
-    assert path.suffix == ".pt2" and fw.save(lowered.model, tmp_path, "x").size.format.startswith(
-        "pt2"
-    )
+    assert path.suffix == ".pt2" and fw.save(model, tmp_path, "x").size.format.startswith("pt2")
+    graphs += 2  # _check_runs_and_saves compiles its own b1 and b16
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
     assert any("cold Inductor cache" in n for n in lowered.notes)
     cache = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
     assert cache.name.startswith("inductor-cache-") and any(cache.iterdir())  # ours, used
-    with pytest.raises(ThreadsUnsupported, match="thread count"), fw.threads_for(lowered.model, 1):
+    with pytest.raises(ThreadsUnsupported, match="thread count"), fw.threads_for(model, 1):
         pass
+    with pytest.raises(RuntimeError, match="template"):
+        fw.predict(lowered.model, images)  # nothing compiled: never eager timed as Inductor
 
 
 @pytest.mark.slow
@@ -128,9 +134,10 @@ def test_inductor_int8_compiles_the_pt2e_graph_and_agrees_with_onednn(
     fw: TorchFramework, fp32: Any, ptq: Any, tmp_path: Path
 ) -> None:
     lowered = fw.lower("inductor", _inputs("ptq", ptq, fp32))
+    model, _ = lowered.for_batch(64)
     images = _images(64, seed=3)
     onednn = fw.predict(ptq, images).argmax(1)
-    assert (fw.predict(lowered.model, images).argmax(1) == onednn).mean() >= INT8_AGREEMENT
+    assert (fw.predict(model, images).argmax(1) == onednn).mean() >= INT8_AGREEMENT
     _check_runs_and_saves(fw, lowered, tmp_path, "ptq-inductor")
 
 
@@ -138,7 +145,7 @@ def test_inductor_int8_compiles_the_pt2e_graph_and_agrees_with_onednn(
 def test_inductor_latency_runs_a_static_compile_made_for_each_batch_size(
     fw: TorchFramework, fp32: Any
 ) -> None:
-    """The general compile (batch unbacked) ran 1.77x slower than a static one at batch 1,
+    """A general compile (batch unbacked) ran 1.77x slower than a static one at batch 1,
     full width: each latency batch size gets a static-shape compile of its own, timed, and
     a timed call never compiles (fail_on_recompile)."""
     lowered = fw.lower("inductor", _inputs("baseline", fp32, fp32))
@@ -146,18 +153,15 @@ def test_inductor_latency_runs_a_static_compile_made_for_each_batch_size(
     assert sorted(models) == sorted(seconds) == [1, 4]  # one compile per batch size
     assert all(s > 0 for s in seconds.values())
     for batch, model in models.items():
-        assert model.batch == batch and model.compiled is not lowered.model.compiled
+        assert model.batch == batch and model.compiled is not None
         call, _ = fw.latency_call(model, _images(batch))
         graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
         call()
-        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
         np.testing.assert_allclose(
             fw.predict(model, _images(batch)), fw.predict(fp32, _images(batch)), atol=FP32_ATOL
         )
-        # Static shapes: another batch size would need a graph of its own.
-        with pytest.raises(RuntimeError, match="recompile"):
-            fw.predict(model, _images(batch + 1))
-    fw.predict(lowered.model, _images(3))  # the general compile still serves any batch
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+    assert models[1].compiled is not models[4].compiled
 
 
 def test_inductor_int8_of_the_fx_flow_is_unavailable_with_the_fix(
@@ -204,8 +208,9 @@ def test_inductor_compile_time_excludes_the_one_time_setup(
     monkeypatch.setattr(inductor, "setup_seconds", slow_setup)
     t0 = time.perf_counter()
     lowered = fw.lower("inductor", _inputs("baseline", fp32, fp32))
+    _, compile_s = lowered.for_batch(4)
     wall = time.perf_counter() - t0
-    assert lowered.compile_s is not None and lowered.compile_s <= wall - 1.0
+    assert compile_s <= wall - 1.0
     assert any("one-time setup" in n and "1.0 s" in n for n in lowered.notes)
 
 
@@ -350,6 +355,7 @@ def test_weights_of_returns_the_canonical_tensors(fw: TorchFramework, fp32: Any)
 
 TINY = [
     WIDTH,
+    "model.blocks_per_stage=1",  # ResNet10: every layer kind, half the compile time
     "train.epochs=1",
     "qat.epochs=1",
     "measure.latency.batch_sizes=[1,8]",

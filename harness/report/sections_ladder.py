@@ -86,17 +86,17 @@ def ladder_table(data: ReportData) -> Table:
     how = (
         "each variant on every runtime its framework deploys to: its own runtime first (where "
         "the other sections' figures come from), then the same model compiled, exported or "
-        "re-quantized for the framework's other runtimes, each measured the same way. Top-1 "
-        "(with its 95% Wilson interval for that many test images) and agreement with the "
-        "framework's reference fp32 (its own runtime) in %, on the test images; McNemar's "
-        "exact test of the top-1 change against that reference, from the images only one "
-        "of the two gets right; size in MiB of the file that runtime loads; compile = seconds to "
-        "compile, lower or convert for it (a deployment cost; for Inductor the one general "
-        "compile accuracy ran on); compile per latency batch = the static-shape compile each "
-        "batch size's latency was taken on, as a user serving that batch builds it (Inductor; "
-        "blank where one program serves every batch at its own speed: an ExecuTorch .pte with "
-        "a dynamic batch, a LiteRT interpreter resized per batch); latency per sample at the "
-        "run's own threads. Speed-ups divide fp32 by int8 on the same runtime only."
+        "re-quantized for the framework's other runtimes, each measured the same way. Top-1 (with "
+        "its 95% Wilson interval for that many test images) and agreement with the framework's "
+        "reference fp32 (its own runtime) in %, on the test images; McNemar's exact test of the "
+        "top-1 change against that reference, from the images only one of the two gets right; size"
+        " in MiB of the file that runtime loads; compile = seconds to compile, lower or convert "
+        "for it (a deployment cost; for Inductor the static compile for the largest latency batch,"
+        " which accuracy ran on); compile per latency batch = the static-shape compile each batch "
+        "size's latency was taken on, as a user serving that batch builds it (Inductor; blank "
+        "where one program serves every batch at its own speed: an ExecuTorch .pte with a dynamic "
+        "batch, a LiteRT interpreter resized per batch); latency per sample at the run's own "
+        "threads. Speed-ups divide fp32 by int8 on the same runtime only."
     )
     notes = repeat_notes(ordered)
     return Table(columns, rows, how, title="Every runtime", notes=notes, wide=True)

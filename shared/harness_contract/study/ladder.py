@@ -3,7 +3,8 @@ deployable runtimes (harness_contract.runtimes), measured exactly as the variant
 (accuracy and agreement with the reference fp32, size with digests, latency at every
 batch size and thread count). Latency at each batch size is taken on the model a user
 serving that batch builds (``Lowered.for_batch``: Inductor compiles static shapes per
-batch), so a rung is as fast as its runtime. A rung that cannot run here is recorded
+batch), so a rung is as fast as its runtime; accuracy then runs on the largest batch's
+model, so it belongs to a model that was timed. A rung that cannot run here is recorded
 with its reason, one that fails with the tool's own message; neither stops the study.
 """
 
@@ -94,9 +95,14 @@ class Ladder:
             return rung.model_copy(update={"status": "failed", "reason": reason_of(exc)})
         self._record(rung, lowered)
         try:
-            rung.accuracy = self.measurement.accuracy(lowered.model, self.phases.fp32_predictions)
             per_batch, seconds = per_batch_models(lowered, self.spec.measure.latency.batch_sizes)
             rung.compile_s_by_batch = seconds or None
+            served = lowered.model
+            if per_batch:  # accuracy on a model that is timed: the largest batch's
+                largest = max(per_batch)
+                served = per_batch[largest]
+                rung.compile_s = seconds[largest] if rung.compile_s is None else rung.compile_s
+            rung.accuracy = self.measurement.accuracy(served, self.phases.fp32_predictions)
             self.measurement.measure(lowered.model, rung, f"{name}-{slug}", per_batch)
         except Exception as exc:  # it compiled but does not run: keep what was measured
             log.error("rung %s/%s failed:\n%s", name, slug, traceback.format_exc())
