@@ -86,6 +86,8 @@ def test_a_reproduced_run_exits_0_and_writes_the_verdict_beside_it(
     assert len(artifacts) == 6 and all(a["identical"] for a in artifacts)
     assert "reproduced: all 6 artifacts bit-identical" in out
     assert "bit-identical" in (rerun.path / "reproduction.md").read_text()
+    # The study report's renderer: the same table markup in the browser page.
+    assert "<th scope='col'>top-1 %</th>" in (rerun.path / "reproduction.html").read_text()
     assert json.loads(rerun.spec_path.read_text()) == json.loads(original.spec_path.read_text())
     assert snapshot(original.path) == before  # nothing read from it was touched
 

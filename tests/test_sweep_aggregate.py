@@ -125,8 +125,11 @@ def test_the_report_files_hold_the_same_figures(tmp_path: Path) -> None:
     assert "| pytorch-seed9 | failed |" in md
     csv = paths.csv.read_text().splitlines()
     assert csv[0].startswith("framework,") and len(csv) > 1 + len(result.summary)
+    assert "![accuracy-0](figures/accuracy-0.svg)" in md  # links what figures/ holds
     html = paths.html.read_text()
     assert html.count("<svg") == len(paths.figures) == 2  # accuracy and latency of the cell
+    # One renderer for every report: the study report's tables, not a second HTML writer.
+    assert "<th scope='col'>p (paired t)</th>" in html and "dataframe" not in html
     accuracy = (sweep.path / "figures" / "accuracy-0.svg").read_text()
     assert accuracy.count("<line") > 3 * 6  # a whisker with two caps on each of 6 bars
 

@@ -37,6 +37,11 @@ def _table(t: Table) -> list[str]:
     return parts + list(t.notes)
 
 
+def _figure_links(figures: Sequence[Figure]) -> str:
+    """Figures are written to figures/*.svg beside the report; markdown links them."""
+    return " ".join(f"![{f.name}](figures/{f.name}.svg)" for f in figures)
+
+
 def _status(s: StatusList) -> str:
     if not s.items:
         return s.ok
@@ -58,11 +63,11 @@ def _block(block: Block) -> list[str]:
     if isinstance(block, Table):
         return _table(block)
     if isinstance(block, Beside):
-        return _table(block.table)
+        return _table(block.table) + [_figure_links(block.figures)]
     if isinstance(block, Facts):
         return [f"### {block.heading}\n\n" + "\n".join(f"- {k}: {v}" for k, v in block.items)]
     if isinstance(block, Figure):
-        return []  # figures are written to figures/*.svg beside the report
+        return [_figure_links([block])]
     raise TypeError(f"no markdown for {type(block).__name__}")
 
 

@@ -31,9 +31,11 @@ def one_line(text: str) -> str:
 class Column:
     """A typed column: its name, its unit (shown in the header) and how values print.
 
-    ``format``: "text"; "count" (an integer with thousands separators); or "0.1",
-    "0.2" (a number with that many decimals). A text value in a number column (a
-    label such as "2 (run's own)", or why a cell is empty) prints as it is.
+    ``format``: "text"; "count" (an integer with thousands separators); "0.1", "0.2"
+    (a number with that many decimals); "auto" (three decimals below 10, else two: a
+    column whose rows carry different units); or "p" (a p-value: three decimals, two
+    significant digits below 0.001). A text value in a number column (a label such as
+    "2 (run's own)", or why a cell is empty) prints as it is.
     """
 
     name: str
@@ -56,6 +58,10 @@ class Column:
             return str(value)
         if self.format == "count":
             return f"{int(value):,}"
+        if self.format == "p" and 0 < abs(value) < 0.001:
+            return f"{value:.2g}"
+        if self.format in ("p", "auto"):
+            return f"{value:.3f}" if abs(value) < 10 or self.format == "p" else f"{value:.2f}"
         decimals = int(self.format.split(".")[1])
         return f"{float(value):,.{decimals}f}"
 

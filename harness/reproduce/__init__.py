@@ -5,6 +5,6 @@ verify    the original's model files against the digests its metrics.json record
 plan      the rerun's options, from what the run recorded (spec, data, frameworks, backend)
 compare   old against new per framework and variant (artifacts, figures, latency band)
 explain   why bits differ, from the two recorded contexts
-render    the verdict table, reproduction.md and reproduction.json
+render    the verdict table, reproduction.md, .html and .json
 command   the steps above in order, with the exit code
 """

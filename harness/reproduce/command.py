@@ -85,17 +85,23 @@ def _conclude(original: Original, rerun: RunDir, checks: list[FileCheck], study_
     from harness.reproduce.render import print_table, verdict_line, write_files
 
     rep = compare_runs(original, rerun, checks)
-    # A rerun the runner refused as bad input (exit 2) stays 2; else the verdict decides.
-    code = 2 if study_code == 2 else (0 if rep.reproduced else 1)
+    # A rerun the runner refused as bad input stays a user error; else the verdict decides.
+    code = (
+        ExitCode.USER_ERROR
+        if study_code == ExitCode.USER_ERROR
+        else ExitCode.OK
+        if rep.reproduced
+        else ExitCode.FAILED
+    )
     print_table(rep)
     try:
         with lock.held(rerun.path, rerun.lock_path, lock.command_line()):
             md, _ = write_files(rep, code)
     except OSError as exc:
         raise os_error(exc, rerun.path, RESULTS_FIX) from None
-    typer.echo(f"reproduction: {md} (and reproduction.json)")
+    typer.echo(f"reproduction: {md} (and .html, .json)")
     line = verdict_line(rep)
-    if code == 0:
+    if code == ExitCode.OK:
         typer.echo(line)
     else:
         typer.echo(f"error: {line}", err=True)

@@ -1,6 +1,6 @@
 """The verdict, said three ways: a table on the terminal (rich, like the run summary),
-reproduction.md for people and reproduction.json for machines, both in the rerun's
-directory and written atomically."""
+reproduction.md and .html for people (the study report's blocks and renderers) and
+reproduction.json for machines, all in the rerun's directory and written atomically."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.report.markdown import markdown_table
+from harness.report import model
+from harness.report.html import render_html
+from harness.report.markdown import render_markdown
 from harness.reproduce.compare import (
     AGREEMENT_TOLERANCE_PTS,
     SIZE_TOLERANCE,
@@ -21,11 +23,10 @@ from harness.reproduce.compare import (
     VariantResult,
 )
 from harness.reproduce.latency_band import CONFIDENCE
+from harness.run.rundir import RunDir
 from harness_contract.exit_codes import ExitCode
 from harness_contract.fs.atomic import write_json_atomic, write_text_atomic
 
-MD_FILE = "reproduction.md"
-JSON_FILE = "reproduction.json"
 PIPED_WIDTH = 120
 TOLERANCES = (
     f"figures agree when top-1 is within {TOP1_TOLERANCE_PTS} points, agreement with fp32 "
@@ -96,43 +97,57 @@ def explanations(rep: Reproduction) -> list[str]:
 
 
 def write_files(rep: Reproduction, exit_code: int) -> tuple[Path, Path]:
-    md, js = rep.rerun / MD_FILE, rep.rerun / JSON_FILE
-    write_text_atomic(md, markdown(rep))
-    write_json_atomic(js, to_json(rep, exit_code))
-    return md, js
+    """reproduction.md, .html and .json in the rerun's directory; the md and json paths."""
+    run = RunDir(rep.rerun)
+    built = report(rep)
+    write_text_atomic(run.reproduction_md, render_markdown(built))
+    write_text_atomic(run.reproduction_html, render_html(built))
+    write_json_atomic(run.reproduction_json, to_json(rep, exit_code))
+    return run.reproduction_md, run.reproduction_json
 
 
 def write_interrupted(rerun: Path, original: Path) -> None:
     """Mark a reproduction stopped before its verdict (its rerun is incomplete)."""
+    run = RunDir(rerun)
     write_json_atomic(
-        rerun / JSON_FILE,
+        run.reproduction_json,
         {"original": str(original), "rerun": str(rerun), "verdict": "interrupted"}
         | {"exit_code": int(ExitCode.INTERRUPTED)},
     )
-    write_text_atomic(
-        rerun / MD_FILE,
-        f"# Reproduction of {original.name}\n\n**Interrupted** before its verdict: this "
-        f"directory holds an incomplete rerun; reproduce {original} again.\n",
+    built = model.Report(
+        f"Reproduction of `{original.name}`",
+        [
+            model.Paragraph(
+                [
+                    f"**Interrupted** before its verdict: this directory holds an incomplete "
+                    f"rerun; reproduce `{original}` again."
+                ]
+            )
+        ],
+        [],
     )
+    write_text_atomic(run.reproduction_md, render_markdown(built))
+    write_text_atomic(run.reproduction_html, render_html(built))
 
 
-def markdown(rep: Reproduction) -> str:
-    lines = [
-        f"# Reproduction of {rep.original.name}",
-        "",
-        f"Original: `{rep.original}`  ",
-        f"Rerun: `{rep.rerun}`",
-        "",
-        f"**Verdict** {verdict_line(rep)}",
-        "",
-        f"Tolerances: {TOLERANCES}. Latency is never part of bit-identical. "
-        "OUT: outside the tolerance or the noise band.",
-        "",
-        markdown_table(COLUMNS, rows(rep)),
-    ]
-    for line in explanations(rep):
-        lines += ["", line]
-    return "\n".join(lines) + "\n"
+def report(rep: Reproduction) -> model.Report:
+    """The verdict as the study report's blocks: which runs, the verdict, one row per
+    framework x variant, and why bits differ where they do."""
+    runs = model.Facts("Runs", [("Original", f"`{rep.original}`"), ("Rerun", f"`{rep.rerun}`")])
+    verdict = model.Paragraph([f"**Verdict** {verdict_line(rep)}"])
+    table = model.Table(
+        [model.Column(name) for name in COLUMNS],
+        [model.Row(list(row)) for row in rows(rep)],
+        how_to_read="",
+    )
+    how = (
+        f"tolerances: {TOLERANCES}. Latency is never part of bit-identical. OUT: outside "
+        "the tolerance or the noise band"
+    )
+    sections = [model.Section("Figures and artifacts", [table], how_to_read=how)]
+    if why := explanations(rep):
+        sections.append(model.Section("Why bits differ", [model.Paragraph(why)]))
+    return model.Report(f"Reproduction of `{rep.original.name}`", [runs, verdict], sections)
 
 
 SAME_CONTEXT = (

@@ -81,6 +81,19 @@ class RunDir:
     def figures_dir(self) -> Path:
         return self.path / "figures"
 
+    # A rerun's verdict (harness reproduce): for people, in a browser, for machines.
+    @property
+    def reproduction_md(self) -> Path:
+        return self.path / "reproduction.md"
+
+    @property
+    def reproduction_html(self) -> Path:
+        return self.path / "reproduction.html"
+
+    @property
+    def reproduction_json(self) -> Path:
+        return self.path / "reproduction.json"
+
     def framework(self, name: str) -> FrameworkDir:
         return FrameworkDir(self.path / name)
 

@@ -124,7 +124,7 @@ def run_point(
         except KeyboardInterrupt:
             stop(proc)
             raise
-    reason = None if code == 0 else failure_reason(log, code)
+    reason = None if code == ExitCode.OK else failure_reason(log, code)
     return PointOutcome(code, reason, time.monotonic() - started, node)
 
 

@@ -1,17 +1,31 @@
-"""The sweep's aggregate report: report.md and report.html (the same tables), stats.csv
-(every row of every table, long form), stats.json (the same, for machines) and figures."""
+"""The sweep's aggregate report: report.md and report.html, built as the study report's
+own blocks (harness.report.model) and rendered by its renderers; stats.csv (every row of
+every table, long form), stats.json (the same, for machines) and figures."""
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from harness.report.html import page
-from harness.report.markdown import markdown_table
+from harness.report.figures import write_figures
+from harness.report.html import render_html
+from harness.report.markdown import render_markdown
+from harness.report.model import (
+    Block,
+    Column,
+    Facts,
+    Figure,
+    Paragraph,
+    Report,
+    Row,
+    Section,
+    StatusItem,
+    StatusList,
+    Table,
+)
 from harness.results import stats
 from harness.sweep import figures
 from harness.sweep.aggregate import DifferenceRow, LatencyRow, SweepStats
@@ -19,7 +33,25 @@ from harness.sweep.index import PointRecord, SweepDir, SweepSettings
 from harness.sweep.plan import SweepSpec
 from harness_contract.fs.atomic import write_bytes_atomic
 
-NA = "n/a"
+# How each table column prints (harness.report.model.Column formats); others are text.
+FORMATS = {
+    "attempts": "count", "n": "count", "runs": "count", "batch": "count", "threads": "count",
+    "comparisons tested in cell": "count", "contended runs left out": "count",
+    "mean": "auto", "sd": "auto", "ci low": "auto", "ci high": "auto",
+    "p50 ms (mean of runs' p50)": "auto", "ci low ms": "auto", "ci high ms": "auto",
+    "p (paired t)": "p", "p (Holm)": "p",
+}  # fmt: skip
+READING = {
+    "Points": "one row per point (a framework at a seed and grid cell): how it ended, on "
+    "which node, its wall time and what it left on that node",
+    "Over seeds: mean, sd and interval": "each figure over the seeds of one cell: mean, "
+    "sample sd and the interval the head names, in the unit of its row",
+    "Paired differences over seeds (top-1, percentage points)": "each comparison paired by "
+    "seed within a cell: the mean difference and its interval, the paired-t p-value and "
+    "verdict per comparison (unadjusted), then the Holm-adjusted ones across the cell",
+    "Latency p50 over runs (the run is the unit)": "each row's p50 is the mean of its runs' "
+    "own p50s, its interval over those runs (the basis column says which)",
+}
 
 
 @dataclass(frozen=True)
@@ -38,16 +70,22 @@ def write_report(
     records: dict[str, PointRecord],
     result: SweepStats,
 ) -> SweepReport:
-    tables = _tables(records, result)
-    figure_paths = _figures(sweep, result)
-    head = _head(sweep, spec, settings, result)
+    frames = _tables(records, result)
+    figs = _figures(result)
+    report = Report(
+        f"Sweep `{sweep.path.name}`",
+        _intro(spec, settings, result),
+        _sections(frames, figs, result),
+    )
+    sweep.figures_dir.mkdir(exist_ok=True)
+    figure_paths = write_figures(figs, sweep.figures_dir)
     paths = SweepReport(
         sweep.report_md, sweep.report_html, sweep.stats_csv, sweep.stats_json, figure_paths,
     )  # fmt: skip
-    _write(paths.md, _markdown(sweep, head, tables, figure_paths, result))
-    _write(paths.html, _html(sweep, head, tables, figure_paths, result))
+    _write(paths.md, render_markdown(report))
+    _write(paths.html, render_html(report))
     long = [
-        df.assign(table=name) for name, df in tables.items() if name != "Points" and not df.empty
+        df.assign(table=name) for name, df in frames.items() if name != "Points" and not df.empty
     ]
     csv = pd.concat(long, ignore_index=True) if long else pd.DataFrame()
     _write(paths.csv, csv.to_csv(index=False))
@@ -60,9 +98,7 @@ def _write(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
-def _head(
-    sweep: SweepDir, spec: SweepSpec, settings: SweepSettings, result: SweepStats
-) -> list[str]:
+def _intro(spec: SweepSpec, settings: SweepSettings, result: SweepStats) -> list[Block]:
     base = " + ".join(
         x
         for x in (
@@ -78,22 +114,35 @@ def _head(
         if settings.executor == "ray"
         else f"local, {settings.parallel} at a time"
     )
-    return [
-        f"Base: {base or 'defaults'}; fixed overrides: {', '.join(spec.sets) or 'none'}",
-        f"Frameworks: {', '.join(spec.frameworks)}; "
-        f"seeds: {', '.join(map(str, spec.seeds))}; grid: {grid}",
-        f"Executor: {where}; {settings.threads} thread(s) per point; backend {settings.backend}",
-        f"Points: {counts}. Intervals are {result.confidence:.0%}. Top-1, agreement and "
-        "training time: Student t over seeds (a percentage's interval is clipped to [0, 100] "
-        "where the note says so). Latency p50: the run is the unit, the mean of the runs' own "
-        "p50s with a Student-t interval over them; a cell with one run shows that run's own "
-        "bootstrap, labelled within one run.",
-        "Paired differences: t over seeds with the paired-t p-value; the verdict is per "
-        f"comparison, unadjusted, and needs {stats.MIN_PAIRS} pairs with some spread; the Holm "
-        "columns adjust across each cell's tested comparisons (statsmodels multipletests).",
-        "Runs timed while the 1-minute load average exceeded their cores are left out of "
-        f"latency ({_contended_count(result)}; listed under Contended runs), not of accuracy.",
-    ]
+    facts = Facts(
+        "What ran",
+        [
+            ("Base", f"{base or 'defaults'}; fixed overrides: {', '.join(spec.sets) or 'none'}"),
+            ("Frameworks", ", ".join(spec.frameworks)),
+            ("Seeds", ", ".join(map(str, spec.seeds))),
+            ("Grid", grid),
+            ("Executor", f"{where}; {settings.threads} thread(s) per point"),
+            ("Backend", settings.backend),
+            ("Points", counts),
+        ],
+    )
+    how = Paragraph(
+        [
+            f"Intervals are {result.confidence:.0%}. Top-1, agreement and training time: "
+            "Student t over seeds (a percentage's interval is clipped to [0, 100] where the "
+            "note says so). Latency p50: the run is the unit, the mean of the runs' own p50s "
+            "with a Student-t interval over them; a cell with one run shows that run's own "
+            "bootstrap, labelled within one run.",
+            "Paired differences: t over seeds with the paired-t p-value; the verdict is per "
+            f"comparison, unadjusted, and needs {stats.MIN_PAIRS} pairs with some spread; the "
+            "Holm columns adjust across each cell's tested comparisons (statsmodels "
+            "multipletests).",
+            "Runs timed while the 1-minute load average exceeded their cores are left out of "
+            f"latency ({_contended_count(result)}; listed under Contended runs), not of "
+            "accuracy.",
+        ]
+    )
+    return [facts, how]
 
 
 def _contended_count(result: SweepStats) -> str:
@@ -101,8 +150,8 @@ def _contended_count(result: SweepStats) -> str:
     return f"{len(runs)} such run{'s' * (len(runs) != 1)}" if runs else "none here"
 
 
-def _num(value: float | None, digits: int = 2) -> str:
-    return NA if value is None else f"{value:.{digits}f}"
+def _num(value: float | None, digits: int = 2) -> str | None:
+    return None if value is None else f"{value:.{digits}f}"
 
 
 def _tables(records: dict[str, PointRecord], result: SweepStats) -> dict[str, pd.DataFrame]:
@@ -175,27 +224,20 @@ def _left(record: PointRecord) -> str:
     return f"{size} in {record.node}:{record.left_on_node}"
 
 
-def _figures(sweep: SweepDir, result: SweepStats) -> list[Path]:
-    folder = sweep.figures_dir
-    folder.mkdir(exist_ok=True)
-    paths = []
+def _figures(result: SweepStats) -> list[Figure]:
+    found = []
     cells = list(dict.fromkeys(r.cell for r in result.summary))
     for i, cell in enumerate(cells):
-        path = folder / f"accuracy-{i}.svg"
-        _write(path, figures.accuracy_figure(result.summary, cell, result.confidence))
-        paths.append(path)
+        svg = figures.accuracy_figure(result.summary, cell, result.confidence)
+        found.append(Figure(f"accuracy-{i}", svg))
         rows = [r for r in result.latency if r.cell == cell]
         if rows:  # the smallest batch at the runs' own thread count: the headline latency
             first = min(rows, key=lambda r: (-r.threads, r.batch_size))
-            path = folder / f"latency-{i}-b{first.batch_size}.svg"
-            _write(
-                path,
-                figures.latency_figure(
-                    result.latency, cell, first.batch_size, first.threads, result.confidence
-                ),
+            svg = figures.latency_figure(
+                result.latency, cell, first.batch_size, first.threads, result.confidence
             )
-            paths.append(path)
-    return paths
+            found.append(Figure(f"latency-{i}-b{first.batch_size}", svg))
+    return found
 
 
 def _contended(result: SweepStats) -> list[str]:
@@ -208,75 +250,32 @@ def _contended(result: SweepStats) -> list[str]:
     ]
 
 
-def _cell_text(value: object) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return NA
-    if isinstance(value, float):
-        if value != 0 and abs(value) < 0.001:  # a small p-value keeps its digits
-            return f"{value:.2g}"
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
-    return str(value)
-
-
-def _md_table(df: pd.DataFrame) -> list[str]:
-    if df.empty:
-        return ["(none)"]
-    rows = [[_cell_text(v) for v in row] for row in df.itertuples(index=False)]
-    return [markdown_table([str(c) for c in df.columns], rows)]
-
-
-def _markdown(
-    sweep: SweepDir,
-    head: list[str],
-    tables: dict[str, pd.DataFrame],
-    figs: list[Path],
-    result: SweepStats,
-) -> str:
-    out = [f"# Sweep {sweep.path.name}", "", *(f"- {line}" for line in head), ""]
-    for title, df in tables.items():
-        out += [f"## {title}", "", *_md_table(df), ""]
-    if contended := _contended(result):
-        out += ["## Contended runs, left out of latency", ""] + [f"- {c}" for c in contended]
-        out += [""]
-    if figs:
-        out += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figs] + [""]
-    if result.problems:
-        out += ["## Problems", ""] + [f"- {p}" for p in result.problems] + [""]
-    return "\n".join(out)
-
-
-def _html(
-    sweep: SweepDir,
-    head: list[str],
-    tables: dict[str, pd.DataFrame],
-    figs: list[Path],
-    result: SweepStats,
-) -> str:
-    esc = html.escape
-    body = [
-        f"<h1>Sweep {esc(sweep.path.name)}</h1>",
-        "<ul>",
-        *(f"<li>{esc(line)}</li>" for line in head),
-        "</ul>",
+def _table(df: pd.DataFrame) -> Table:
+    """A frame as a block table: each column printed as FORMATS says."""
+    columns = [
+        Column(str(c), format=FORMATS.get(str(c), "text"), align="right" if c in FORMATS else None)
+        for c in df.columns
     ]
-    for title, df in tables.items():
-        body.append(f"<h2>{esc(title)}</h2>")
-        if df.empty:
-            body.append("<p>(none)</p>")
-            continue
-        shown = df.map(_cell_text)
-        body.append(shown.to_html(index=False, escape=True, border=0))
+    rows = [Row([_value(v) for v in row]) for row in df.itertuples(index=False)]
+    return Table(columns, rows, how_to_read="", empty="(none)", wide=len(columns) > 8)
+
+
+def _value(value: object) -> object:
+    return None if isinstance(value, str) and not value else value  # blank: the dash
+
+
+def _sections(
+    frames: dict[str, pd.DataFrame], figs: list[Figure], result: SweepStats
+) -> list[Section]:
+    sections = [
+        Section(title, [_table(df)], how_to_read=READING.get(title)) for title, df in frames.items()
+    ]
     if contended := _contended(result):
-        body += ["<h2>Contended runs, left out of latency</h2>", "<ul>"]
-        body += [f"<li>{esc(c)}</li>" for c in contended] + ["</ul>"]
+        items = [StatusItem(c) for c in contended]
+        sections.append(Section("Contended runs, left out of latency", [StatusList(items, "")]))
     if figs:
-        body.append("<h2>Figures</h2>")
-        body += [p.read_text() for p in figs]  # inline SVG: the page stands alone
+        sections.append(Section("Figures", list(figs)))
     if result.problems:
-        body += [
-            "<h2>Problems</h2>",
-            "<ul>",
-            *(f"<li>{esc(p)}</li>" for p in result.problems),
-            "</ul>",
-        ]
-    return page(f"Sweep {sweep.path.name}", body)
+        items = [StatusItem(p) for p in result.problems]
+        sections.append(Section("Problems", [StatusList(items, "")]))
+    return sections
