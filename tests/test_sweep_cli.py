@@ -250,6 +250,32 @@ def test_an_unreachable_ray_cluster_is_one_line_in_seconds(tmp_path: Path, capsy
     assert "is not HOST:PORT or auto" in one_error_line(capsys.readouterr().err)
 
 
+def test_a_ray_client_address_is_refused_saying_what_to_use(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    client = "ray://10.0.0.5:10001"
+    assert _sweep("--executor", "ray", "--address", client, "--results", str(tmp_path / "r")) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "ray://10.0.0.5:10001 is a Ray Client address" in line
+    assert "--address auto" in line and "HOST:PORT" in line
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.ray
+def test_the_sweeps_own_ray_instance_never_joins_another_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No --address: a throwaway instance, even where $RAY_ADDRESS names a cluster (a bare
+    ray.init() would try to join it, here a port nothing listens on)."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from harness.sweep.index import SweepSettings
+    from harness.sweep.ray_executor import RayExecutor
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    with RayExecutor(SweepSettings(executor="ray")) as executor:
+        assert executor.started_here and executor.ray.is_initialized()
+        assert len(executor._alive()) == 1  # its own node
+    assert not executor.ray.is_initialized()
+
+
 @pytest.mark.ray
 def test_a_node_without_the_dataset_fails_its_point_naming_the_node_and_path(
     tmp_path: Path,

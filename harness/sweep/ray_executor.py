@@ -55,8 +55,18 @@ def import_ray() -> Any:
     return ray
 
 
+CLIENT_FIX = (
+    "run the sweep on a node of the cluster with --address auto, or pass the head's GCS "
+    "HOST:PORT (6379 by default) from a machine that reaches it"
+)
+
+
 def check_reachable(address: str) -> None:
-    """Ray's own connect retries for minutes; a closed port is said in seconds instead."""
+    """Ray's own connect retries for minutes; a closed port is said in seconds instead.
+    A Ray Client address (ray://) is refused: points write to the sweep directory on the
+    driver, which a client-side driver does not share with the cluster."""
+    if address.startswith("ray://"):
+        raise HarnessError(f"--address {address} is a Ray Client address", CLIENT_FIX)
     if address == "auto":
         return  # Ray finds the head this machine started, or says there is none
     host, sep, port = address.rpartition(":")
@@ -91,9 +101,10 @@ class RayExecutor:
             # A throwaway single-machine instance stays on loopback (read at import; Ray
             # otherwise binds the machine's public address).
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        ray = self.ray = import_ray()
         if address:
             check_reachable(address)
+        ray = self.ray = import_ray()
+        if address:
             try:
                 ray.init(address=address, logging_level="ERROR", log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -105,6 +116,9 @@ class RayExecutor:
             from harness_contract.system import usable_cpus
 
             ray.init(
+                # "local": a new instance even where $RAY_ADDRESS or a running `ray start`
+                # would make a bare ray.init() join that cluster instead
+                address="local",
                 num_cpus=usable_cpus(),
                 include_dashboard=False,
                 logging_level="ERROR",
