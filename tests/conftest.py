@@ -1,5 +1,5 @@
 """The test tiers, and the fixtures shared by the end-to-end tests: an isolated environment
-and one synthetic dataset.
+one synthetic dataset, and one real smoke run (tests/e2e_run.py).
 
 Tiers: the default run is the fast tier (what ``bash scripts/test.sh`` runs in under ten
 minutes on 2 cores). Tests marked ``slow``, ``realdata``, ``docker`` or ``ray`` run only
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness_contract.data.cifar import write_synthetic
+from tests.e2e_run import E2ERun, run_smoke
 
 SLOW_TIERS = ("slow", "realdata", "docker", "ray")
 ALL_TIERS = "--all-tiers"
@@ -56,3 +57,9 @@ def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The smoke preset's size (2,000 train / 500 test), learnable, in the official layout."""
     root = tmp_path_factory.mktemp("synthetic-cifar10")
     return write_synthetic(root, train_per_batch=400, test_count=500, seed=0)
+
+
+@pytest.fixture(scope="session")
+def e2e(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> E2ERun:
+    """`harness run pytorch --preset smoke` once per session, through the real entry point."""
+    return run_smoke(synthetic_data, tmp_path_factory.mktemp("e2e-results"))

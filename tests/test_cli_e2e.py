@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,52 +37,9 @@ from harness_contract.metrics import (
     write_metrics,
 )
 from harness_contract.spec import build_spec, effective_threads
+from tests.e2e_run import E2E_OVERRIDES, E2ERun
 
-# The smoke preset as users run it, with a shorter latency stop rule so the suite stays
-# within its time budget (the rule itself is tested in test_latency.py).
-E2E_OVERRIDES = [
-    "measure.latency.thread_sweep=true",  # the smoke preset leaves the 1-thread rows out
-    "measure.latency.warmup_count=2",
-    "measure.latency.warmup_seconds=0",
-    "measure.latency.min_count=5",
-    "measure.latency.min_seconds=0",
-]
-E2E_TIMEOUT_S = 900
 VARIANTS = ["baseline", "ptq", "qat"]
-
-
-def _sets(overrides: list[str]) -> list[str]:
-    return [arg for o in overrides for arg in ("--set", o)]
-
-
-@dataclass(frozen=True)
-class E2ERun:
-    proc: subprocess.CompletedProcess[str]
-    run_dir: Path
-    data: Path
-
-    @property
-    def fw_dir(self) -> Path:
-        return self.run_dir / "pytorch"
-
-    @property
-    def metrics(self) -> MetricsFile:
-        return read_metrics(self.fw_dir / "metrics.json")
-
-
-@pytest.fixture(scope="session")
-def e2e(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> E2ERun:
-    """`harness run pytorch --preset smoke` once per session, through the real entry point."""
-    results = tmp_path_factory.mktemp("e2e-results")
-    cmd = [sys.executable, "-m", "harness", "run", "pytorch", "--preset", "smoke"]
-    cmd += ["--data", str(synthetic_data), "--results", str(results), "--run-id", "e2e"]
-    proc = subprocess.run(
-        cmd + _sets(E2E_OVERRIDES), capture_output=True, text=True, timeout=E2E_TIMEOUT_S
-    )
-    log = results / "e2e" / "pytorch" / "runner.log"
-    tail = log.read_text()[-2000:] if log.is_file() else "(no runner.log)"
-    assert proc.returncode == 0, f"{proc.stderr[-2000:]}\n--- runner.log ---\n{tail}"
-    return E2ERun(proc, results / "e2e", synthetic_data)
 
 
 @pytest.fixture(autouse=True)

@@ -1,17 +1,16 @@
-"""`harness reproduce` of a real local-backend smoke run of PyTorch: every model file is
-bit-identical (the runners are deterministic on CPU), exit 0, the original untouched."""
+"""`harness reproduce` of a real local-backend smoke run of PyTorch (the session's ``e2e``
+run, which test_cli_e2e reads too): every model file is bit-identical (the runners are
+deterministic on CPU), exit 0, the original untouched."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from harness_contract.metrics import read_metrics
-from tests.test_cli_e2e import E2E_OVERRIDES, E2E_TIMEOUT_S
+from tests.e2e_run import E2E_TIMEOUT_S, E2ERun
 from tests.test_reproduce import snapshot
 
 pytestmark = pytest.mark.slow
@@ -26,16 +25,9 @@ def _harness(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_local_smoke_run_reproduces_bit_for_bit(synthetic_data: Path, tmp_path: Path) -> None:
-    results = tmp_path / "results"
-    sets = [arg for o in E2E_OVERRIDES for arg in ("--set", o)]
-    first = _harness(
-        "run", "pytorch", "--preset", "smoke", "--data", str(synthetic_data),
-        "--results", str(results), "--run-id", "orig", *sets,
-    )  # fmt: skip
-    assert first.returncode == 0, first.stderr[-3000:]
-    original = results / "orig"
-    metrics = read_metrics(original / "pytorch" / "metrics.json")
+def test_a_local_smoke_run_reproduces_bit_for_bit(e2e: E2ERun) -> None:
+    original = e2e.run_dir
+    metrics = e2e.metrics
     assert all(v.artifacts for v in metrics.variants.values() if v.status == "ok")
     before = snapshot(original)
 
@@ -43,7 +35,7 @@ def test_a_local_smoke_run_reproduces_bit_for_bit(synthetic_data: Path, tmp_path
 
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
-    verdict = json.loads((results / "orig-repro-1" / "reproduction.json").read_text())
+    verdict = json.loads((original.parent / "e2e-repro-1" / "reproduction.json").read_text())
     artifacts = [a for fw in verdict["frameworks"] for v in fw["variants"] for a in v["artifacts"]]
     # every model file: each variant's own and each runtime rung's (.pt2, .pte)
     expected = sum(len(v.model_files()) for v in metrics.variants.values())

@@ -1,0 +1,54 @@
+"""One real smoke run through the host CLI (`harness run pytorch --preset smoke`), made
+once per test session by the ``e2e`` fixture (conftest.py) and read by every test that
+needs a real run: the CLI's files and messages, resume, and its reproduction."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness_contract.metrics import MetricsFile, read_metrics
+
+# The smoke preset as users run it, with a shorter latency stop rule so the suite stays
+# within its time budget (the rule itself is tested in test_latency.py).
+E2E_OVERRIDES = [
+    "measure.latency.thread_sweep=true",  # the smoke preset leaves the 1-thread rows out
+    "measure.latency.warmup_count=2",
+    "measure.latency.warmup_seconds=0",
+    "measure.latency.min_count=5",
+    "measure.latency.min_seconds=0",
+]
+E2E_TIMEOUT_S = 900
+
+
+def sets(overrides: list[str]) -> list[str]:
+    return [arg for o in overrides for arg in ("--set", o)]
+
+
+@dataclass(frozen=True)
+class E2ERun:
+    proc: subprocess.CompletedProcess[str]
+    run_dir: Path
+    data: Path
+
+    @property
+    def fw_dir(self) -> Path:
+        return self.run_dir / "pytorch"
+
+    @property
+    def metrics(self) -> MetricsFile:
+        return read_metrics(self.fw_dir / "metrics.json")
+
+
+def run_smoke(data: Path, results: Path) -> E2ERun:
+    cmd = [sys.executable, "-m", "harness", "run", "pytorch", "--preset", "smoke"]
+    cmd += ["--data", str(data), "--results", str(results), "--run-id", "e2e"]
+    proc = subprocess.run(
+        cmd + sets(E2E_OVERRIDES), capture_output=True, text=True, timeout=E2E_TIMEOUT_S
+    )
+    log = results / "e2e" / "pytorch" / "runner.log"
+    tail = log.read_text()[-2000:] if log.is_file() else "(no runner.log)"
+    assert proc.returncode == 0, f"{proc.stderr[-2000:]}\n--- runner.log ---\n{tail}"
+    return E2ERun(proc, results / "e2e", data)
