@@ -17,6 +17,7 @@ from harness.report.figures import write_figures
 from harness.report.frame import ReportData, results_frame
 from harness.report.html import render_html
 from harness.report.markdown import markdown_table, render_markdown
+from harness.report.model import Report
 from harness.report.support_md import write_support_md
 from harness.results.run_metrics import collect, read_run
 from harness.run.rundir import RunDir
@@ -32,6 +33,7 @@ __all__ = [
     "render_html",
     "render_markdown",
     "results_frame",
+    "write_pages",
     "write_report",
 ]
 
@@ -56,6 +58,13 @@ class ReportPaths:
             )
 
 
+def write_pages(report: Report, md: Path, html: Path) -> None:
+    """Any report (a study's, a sweep's, a reproduction's) as markdown and a self-contained
+    HTML page, each written atomically."""
+    write_text_atomic(md, render_markdown(report))
+    write_text_atomic(html, render_html(report))
+
+
 def write_report(run_dir: Path) -> ReportPaths:
     """Write results.csv, report.md, report.html and figures/*.svg, each atomically.
 
@@ -66,8 +75,7 @@ def write_report(run_dir: Path) -> ReportPaths:
     data = ReportData.from_results(read_run(run.path))
     report = build_report(data)
     write_text_atomic(run.results_csv, data.csv.to_csv(index=False))
-    write_text_atomic(run.report_md, render_markdown(report))
-    write_text_atomic(run.report_html, render_html(report))
+    write_pages(report, run.report_md, run.report_html)
     figures = write_figures(report.figures(), run.figures_dir)
     write_support_md(run.path, data.metrics)
     return ReportPaths(

@@ -11,9 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.report import model
-from harness.report.html import render_html
-from harness.report.markdown import render_markdown
+from harness.report import model, write_pages
 from harness.reproduce.compare import (
     AGREEMENT_TOLERANCE_PTS,
     SIZE_TOLERANCE,
@@ -25,7 +23,7 @@ from harness.reproduce.compare import (
 from harness.reproduce.latency_band import CONFIDENCE
 from harness.run.rundir import RunDir
 from harness_contract.exit_codes import ExitCode
-from harness_contract.fs.atomic import write_json_atomic, write_text_atomic
+from harness_contract.fs.atomic import write_json_atomic
 
 PIPED_WIDTH = 120
 TOLERANCES = (
@@ -100,8 +98,7 @@ def write_files(rep: Reproduction, exit_code: int) -> tuple[Path, Path]:
     """reproduction.md, .html and .json in the rerun's directory; the md and json paths."""
     run = RunDir(rep.rerun)
     built = report(rep)
-    write_text_atomic(run.reproduction_md, render_markdown(built))
-    write_text_atomic(run.reproduction_html, render_html(built))
+    write_pages(built, run.reproduction_md, run.reproduction_html)
     write_json_atomic(run.reproduction_json, to_json(rep, exit_code))
     return run.reproduction_md, run.reproduction_json
 
@@ -126,8 +123,7 @@ def write_interrupted(rerun: Path, original: Path) -> None:
         ],
         [],
     )
-    write_text_atomic(run.reproduction_md, render_markdown(built))
-    write_text_atomic(run.reproduction_html, render_html(built))
+    write_pages(built, run.reproduction_md, run.reproduction_html)
 
 
 def report(rep: Reproduction) -> model.Report:

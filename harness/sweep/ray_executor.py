@@ -97,12 +97,12 @@ class RayExecutor:
 
     def __enter__(self) -> RayExecutor:
         address = self.settings.address
-        if not address:
+        if address:
+            check_reachable(address)
+        else:
             # A throwaway single-machine instance stays on loopback (read at import; Ray
             # otherwise binds the machine's public address).
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        if address:
-            check_reachable(address)
         ray = self.ray = import_ray()
         if address:
             try:

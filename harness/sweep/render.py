@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.report import write_pages
 from harness.report.figures import write_figures
-from harness.report.html import render_html
-from harness.report.markdown import render_markdown
 from harness.report.model import (
     Block,
     Column,
@@ -31,7 +30,7 @@ from harness.sweep import figures
 from harness.sweep.aggregate import DifferenceRow, LatencyRow, SweepStats
 from harness.sweep.index import PointRecord, SweepDir, SweepSettings
 from harness.sweep.plan import SweepSpec
-from harness_contract.fs.atomic import write_bytes_atomic
+from harness_contract.fs.atomic import write_text_atomic
 
 # How each table column prints (harness.report.model.Column formats); others are text.
 FORMATS = {
@@ -77,25 +76,19 @@ def write_report(
         _intro(spec, settings, result),
         _sections(frames, figs, result),
     )
-    sweep.figures_dir.mkdir(exist_ok=True)
     figure_paths = write_figures(figs, sweep.figures_dir)
     paths = SweepReport(
         sweep.report_md, sweep.report_html, sweep.stats_csv, sweep.stats_json, figure_paths,
     )  # fmt: skip
-    _write(paths.md, render_markdown(report))
-    _write(paths.html, render_html(report))
+    write_pages(report, paths.md, paths.html)
     long = [
         df.assign(table=name) for name, df in frames.items() if name != "Points" and not df.empty
     ]
     csv = pd.concat(long, ignore_index=True) if long else pd.DataFrame()
-    _write(paths.csv, csv.to_csv(index=False))
+    write_text_atomic(paths.csv, csv.to_csv(index=False))
     body = {"spec": spec.to_dict(), "settings": asdict(settings), **result.to_dict()}
-    _write(paths.json, json.dumps(body, indent=2) + "\n")
+    write_text_atomic(paths.json, json.dumps(body, indent=2) + "\n")
     return paths
-
-
-def _write(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
 
 
 def _intro(spec: SweepSpec, settings: SweepSettings, result: SweepStats) -> list[Block]:

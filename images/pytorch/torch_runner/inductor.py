@@ -125,8 +125,9 @@ class CompiledModel:
     """A static-shape torch.compile of ``source`` for ``batch`` images, and the eager module
     it was compiled from (saved as an exported program: what torch.compile starts from).
     Another number of images runs in chunks of ``batch``, the last padded with zeros: in
-    eval mode no image sees another, so padding changes no logit. ``compiled`` None: the
-    rung's template, which ``for_batch`` compiles and which cannot run itself."""
+    eval mode no image sees another, so padding changes no logit. ``batch`` None (and
+    nothing compiled): the rung's template, which ``for_batch`` compiles and which cannot
+    run itself."""
 
     compiled: Any
     source: nn.Module
@@ -135,7 +136,7 @@ class CompiledModel:
     batch: int | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.compiled is None or self.batch is None:
+        if self.batch is None:
             raise RuntimeError(
                 "an Inductor rung runs on the compile made for a batch size (for_batch), "
                 "not on its template"

@@ -101,7 +101,8 @@ class Ladder:
             if per_batch:  # accuracy on a model that is timed: the largest batch's
                 largest = max(per_batch)
                 served = per_batch[largest]
-                rung.compile_s = seconds[largest] if rung.compile_s is None else rung.compile_s
+                if rung.compile_s is None:  # a runtime that compiles only per batch
+                    rung.compile_s = seconds[largest]
             rung.accuracy = self.measurement.accuracy(served, self.phases.fp32_predictions)
             self.measurement.measure(lowered.model, rung, f"{name}-{slug}", per_batch)
         except Exception as exc:  # it compiled but does not run: keep what was measured
