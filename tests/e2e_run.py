@@ -11,9 +11,13 @@ from pathlib import Path
 
 from harness_contract.metrics import MetricsFile, read_metrics
 
-# The smoke preset as users run it, with a shorter latency stop rule so the suite stays
-# within its time budget (the rule itself is tested in test_latency.py).
+# The smoke preset as users run it, with what it leaves out for time switched back on (so
+# this run proves them) and a shorter latency stop rule so the suite stays within its
+# time budget (the rule itself is tested in test_latency.py).
 E2E_OVERRIDES = [
+    "support.enabled=true",
+    "analysis.keep_float=[1]",
+    "measure.rung_variants=[baseline,ptq]",
     "measure.latency.thread_sweep=true",  # the smoke preset leaves the 1-thread rows out
     "measure.latency.warmup_count=2",
     "measure.latency.warmup_seconds=0",

@@ -73,21 +73,22 @@ def test_smoke_preset_inherits_paper_and_overrides_its_own_fields() -> None:
     paper, smoke = build_spec("paper"), build_spec("smoke")
     # Overridden in smoke.toml.
     assert smoke.model.width_multiplier == 0.25
-    assert (smoke.data.train_limit, smoke.data.test_limit) == (2000, 500)
+    assert (smoke.data.train_limit, smoke.data.test_limit) == (1000, 500)
     assert (smoke.train.epochs, smoke.train.batch_size, smoke.train.lr) == (3, 64, 0.05)
-    assert smoke.measure.rung_variants == ["baseline", "ptq"]
+    assert smoke.measure.rung_variants == ["ptq"]
     assert smoke.train.milestones == []
     assert smoke.ptq.calibration_samples == 128
     assert (smoke.qat.epochs, smoke.qat.batch_size) == (1, 64)
     assert smoke.measure.latency.min_count == 20
     assert smoke.measure.latency.batch_sizes == [1, 32]
-    # Every phase, rung, probe and the analysis stay on, at tiny sizes.
+    # Every phase, runtime and the per-layer analysis stay on, at tiny sizes; the probes
+    # and the what-if are left to the tests that prove them (smoke.toml says which).
     assert (smoke.analysis.enabled, smoke.analysis.images, smoke.analysis.keep_float) == (
         True,
         64,
-        [1],
+        [],
     )
-    assert smoke.pytorch.runtimes == ["inductor", "executorch"] and smoke.support.enabled
+    assert smoke.pytorch.runtimes == ["inductor", "executorch"] and not smoke.support.enabled
     # Inherited from paper.toml through `base`.
     assert smoke.model.variant == paper.model.variant == "nobn"
     assert smoke.data.augment == paper.data.augment
@@ -314,7 +315,7 @@ def test_user_json_file_loads_and_overrides_apply_on_top(tmp_path: Path) -> None
     assert spec.train.epochs == 1
     assert spec.train.milestones == [0]
     assert spec.train.lr == 0.02
-    assert spec.data.train_limit == 2000
+    assert spec.data.train_limit == build_spec("smoke").data.train_limit  # inherited
 
 
 def test_json_file_may_name_a_base(tmp_path: Path) -> None:
@@ -447,6 +448,12 @@ _CHANGE_EVERY_FIELD = {
     "analysis.keep_float": "[1]",
     "analysis.what_if_variants": '["ptq"]',
     "analysis.ranking": "sensitivity",
+    "model.arch": "vit",
+    "model.vit.patch": "8",
+    "model.vit.dim": "96",
+    "model.vit.depth": "3",
+    "model.vit.heads": "2",
+    "model.vit.mlp_ratio": "4.0",
 }
 
 
@@ -458,9 +465,9 @@ def test_digest_is_stable_for_equal_specs_built_by_different_routes() -> None:
     assert len(a.digest()) == 16
 
 
-def test_change_table_covers_every_field_but_the_single_valued_arch() -> None:
+def test_change_table_covers_every_field() -> None:
     leaves = _leaves(build_spec("paper").model_dump(mode="json"))
-    assert leaves - {"model.arch"} == set(_CHANGE_EVERY_FIELD)
+    assert leaves == set(_CHANGE_EVERY_FIELD)
 
 
 @pytest.mark.parametrize(("key", "value"), sorted(_CHANGE_EVERY_FIELD.items()))
@@ -500,3 +507,10 @@ def test_effective_threads_defaults_to_the_usable_cores() -> None:
     assert threads >= 1
     if hasattr(os, "sched_getaffinity"):
         assert threads == len(os.sched_getaffinity(0))
+
+
+def test_a_vit_whose_width_does_not_split_into_its_heads_is_refused_with_the_fix() -> None:
+    with pytest.raises(SpecError) as info:
+        build_spec("smoke", None, ["model.arch=vit", "model.vit.dim=64", "model.vit.heads=5"])
+    line = info.value.one_line()
+    assert "model.vit" in line and "multiple of model.vit.heads" in line

@@ -12,6 +12,7 @@ import pytest
 import tf_runner  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow is first imported
 from harness_contract.data.stream import normalize_nhwc
 from harness_contract.model.architecture import resnet18
+from harness_contract.model.vit import vit
 from harness_contract.model.weights import initial_weights
 from harness_contract.spec import ModelSpec, OptimSpec
 
@@ -21,6 +22,7 @@ tf = pytest.importorskip(
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install -e '.[pytorch]'")
 
 from tf_runner.model import build_model as build_keras  # noqa: E402
+from tf_runner.model import keras_to_canonical  # noqa: E402
 from tf_runner.tensors import Normalizer as KerasNormalizer  # noqa: E402
 from tf_runner.train import SGDTrainer as KerasTrainer  # noqa: E402
 from torch_runner.model import build_model as build_torch  # noqa: E402
@@ -147,3 +149,38 @@ def test_sgd_steps_move_both_frameworks_to_the_same_weights(variant: str) -> Non
     for name in expected:
         # BatchNorm amplifies rounding differences in the stem's gradient a little.
         np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=2e-4, err_msg=name)
+
+
+def _vit_weights(spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The shared ViT weights with every bias and LayerNorm made non-trivial and the
+    position table larger, so a swapped q/k/v split, head order, token order or a dropped
+    bias changes the logits."""
+    weights = initial_weights(spec, seed=0)
+    rng = np.random.default_rng(1)
+    for name, value in weights.items():
+        if value.ndim == 1:
+            weights[name] = (value + rng.normal(0.0, 0.2, value.shape)).astype(np.float32)
+    weights["pos_embed"] = (weights["pos_embed"] * 20).astype(np.float32)
+    return weights
+
+
+def test_both_fp32_vits_give_the_same_logits_from_the_same_weights() -> None:
+    spec = ModelSpec(arch="vit", vit={"dim": 32, "depth": 2, "heads": 4, "mlp_ratio": 2.0})
+    net, weights = vit(spec), _vit_weights(spec)
+    x = normalize_nhwc(_images(), MEAN, STD)
+    torch_logits = _torch_logits(build_torch(net, weights), x)
+    keras_model = build_keras(net, weights)
+    keras_logits = keras_model(x, training=False).numpy()
+    assert np.abs(torch_logits).max() > 1e-2
+    _assert_close(torch_logits, keras_logits)
+    # The mapping is exact both ways: Keras' weights read back are the canonical ones.
+    back = keras_to_canonical(keras_model, net)
+    assert back.keys() == weights.keys()
+    assert all(np.array_equal(back[k], weights[k]) for k in weights)
+
+
+def test_the_default_vit_has_the_same_parameter_count_in_both_frameworks() -> None:
+    net = vit(ModelSpec(arch="vit"))
+    torch_count = sum(p.numel() for p in build_torch(net, None).parameters())
+    keras_count = int(sum(np.prod(v.shape) for v in build_keras(net, None).trainable_weights))
+    assert torch_count == keras_count == net.parameter_count() == 141_898

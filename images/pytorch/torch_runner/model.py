@@ -1,7 +1,8 @@
-"""The CIFAR ResNet18 as a torch.nn.Module, built from the shared architecture table.
+"""The spec's network (the CIFAR ResNet18 or the small ViT) as a torch.nn.Module, built
+from the shared architecture table.
 
-Module names mirror the canonical tensor names (``stages.1.0.conv1.weight``), so
-the shared initial weights load without any renaming.
+Module names mirror the canonical tensor names (``stages.1.0.conv1.weight``,
+``blocks.0.attn.qkv.weight``), so the shared initial weights load without any renaming.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import torch
 from torch import nn
 
 from harness_contract.model.architecture import BlockDef, ConvDef, ResNetDef
+from harness_contract.model.network import Network
+from harness_contract.model.vit import LAYER_NORM_EPS, ViTDef
 
 
 def _conv(c: ConvDef) -> nn.Conv2d:
@@ -57,9 +60,72 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-def build_model(net: ResNetDef, weights: dict[str, np.ndarray] | None) -> CifarResNet:
+class Attention(nn.Module):
+    """Multi-head self-attention written out (two matmuls and a softmax, as in the Keras
+    model), so a quantizer sees each op rather than one fused kernel."""
+
+    def __init__(self, net: ViTDef) -> None:
+        super().__init__()
+        self.heads, self.head_dim = net.heads, net.head_dim
+        self.scale = net.head_dim**-0.5
+        self.qkv = nn.Linear(net.dim, 3 * net.dim)
+        self.proj = nn.Linear(net.dim, net.dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (batch, heads, tokens, head_dim)
+        attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1)
+        out = torch.matmul(attn, v).transpose(1, 2).reshape(b, n, d)
+        return self.proj(out)
+
+
+class Mlp(nn.Module):
+    def __init__(self, net: ViTDef) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2 = (
+            nn.Linear(net.dim, net.mlp_dim),
+            nn.GELU(),
+            nn.Linear(net.mlp_dim, net.dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, net: ViTDef) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(net.dim, eps=LAYER_NORM_EPS)
+        self.attn = Attention(net)
+        self.norm2 = nn.LayerNorm(net.dim, eps=LAYER_NORM_EPS)
+        self.mlp = Mlp(net)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class CifarViT(nn.Module):
+    def __init__(self, net: ViTDef) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, net.dim, net.patch, net.patch)
+        self.pos_embed = nn.Parameter(torch.zeros(net.tokens, net.dim))
+        self.blocks = nn.ModuleList(EncoderBlock(net) for _ in range(net.depth))
+        self.norm = nn.LayerNorm(net.dim, eps=LAYER_NORM_EPS)
+        self.head = nn.Linear(net.dim, net.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (batch, tokens, dim), row-major
+        x = x + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x).mean(dim=1))
+
+
+def build_model(net: Network, weights: dict[str, np.ndarray] | None) -> nn.Module:
     """The model from canonical weights, or with PyTorch's default initializers (None)."""
-    model = CifarResNet(net)
+    model: nn.Module = CifarViT(net) if isinstance(net, ViTDef) else CifarResNet(net)
     if weights is None:
         return model
     state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}

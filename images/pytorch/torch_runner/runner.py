@@ -18,7 +18,7 @@ from torch import nn
 from harness_contract.errors import HarnessError
 from harness_contract.fs.atomic import write_bytes_atomic, write_via_temp
 from harness_contract.metrics.figures import SizeStats
-from harness_contract.model.architecture import resnet18
+from harness_contract.model.network import network
 from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
 from harness_contract.study.framework import (
     DeviceInfo,
@@ -89,7 +89,7 @@ class TorchFramework(Framework):
         np.random.seed(spec.seed)
         torch.manual_seed(spec.seed)  # CPU and every CUDA device
         self.spec = spec
-        self.net = resnet18(spec.model)
+        self.net = network(spec.model)
         self.normalize = Normalizer(spec.data.mean, spec.data.std)
         self.flow = FLOWS[spec.pytorch.quant_flow]()
         self.device = self._pick_device(spec.device)

@@ -1,9 +1,11 @@
-"""The CIFAR ResNet18 as a functional tf_keras model, built from the shared architecture table.
+"""The spec's network (the CIFAR ResNet18 or the small ViT) as a functional tf_keras
+model, built from the shared architecture table.
 
 Layer names are the canonical names with '.' replaced by '_' (``stages_1_0_conv1``,
-its BatchNorm ``stages_1_0_conv1_bn``), so canonical weights map onto layers by name.
-The graph stays plain (Conv2D, BatchNormalization, ReLU, Add layers) because that is
-what ``tfmot.quantization.keras.quantize_model`` accepts.
+its BatchNorm ``stages_1_0_conv1_bn``; ``blocks_0_attn_qkv``), so canonical weights map
+onto layers by name. The ResNet stays plain (Conv2D, BatchNormalization, ReLU, Add
+layers) because that is what ``tfmot.quantization.keras.quantize_model`` accepts; the
+ViT is built in ``vit_model`` from Dense, LayerNormalization and tf ops.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ import numpy as np
 import tf_keras as keras
 
 from harness_contract.model.architecture import BlockDef, ConvDef, ResNetDef
+from harness_contract.model.network import Network
+from harness_contract.model.vit import ViTDef
+
+from . import vit_model
+from .names import layer_name
 
 # PyTorch's BatchNorm2d defaults: eps 1e-5, running stats updated with 0.1 of the batch
 # (Keras' momentum is the share kept: 1 - 0.1).
@@ -27,10 +34,6 @@ KTensor = Any  # tf_keras' symbolic KerasTensor, which it does not export public
 # unit scale), the framework-default start of model.init = "framework".
 LOADED_INIT = "zeros"
 KERAS_DEFAULT_INIT = "glorot_uniform"
-
-
-def layer_name(canonical: str) -> str:
-    return canonical.replace(".", "_")
 
 
 def _conv(c: ConvDef, x: KTensor, init: str) -> KTensor:
@@ -93,9 +96,11 @@ def canonical_to_keras(
     return out
 
 
-def keras_to_canonical(model: keras.Model, net: ResNetDef) -> dict[str, np.ndarray]:
+def keras_to_canonical(model: keras.Model, net: Network) -> dict[str, np.ndarray]:
     """The inverse of ``canonical_to_keras``: the model's weights under their canonical
     names and layouts (conv OIHW, dense (out, in)), as harness_contract.model.weights makes them."""
+    if isinstance(net, ViTDef):
+        return vit_model.keras_to_canonical(model, net)
     out: dict[str, np.ndarray] = {}
 
     def tensors(name: str) -> list[np.ndarray]:
@@ -117,8 +122,11 @@ def keras_to_canonical(model: keras.Model, net: ResNetDef) -> dict[str, np.ndarr
     return out
 
 
-def load_canonical(model: keras.Model, net: ResNetDef, weights: dict[str, np.ndarray]) -> None:
-    by_layer = canonical_to_keras(net, weights)
+def load_canonical(model: keras.Model, net: Network, weights: dict[str, np.ndarray]) -> None:
+    if isinstance(net, ViTDef):
+        by_layer = vit_model.canonical_to_keras(net, weights)
+    else:
+        by_layer = canonical_to_keras(net, weights)
     with_weights = {layer.name for layer in model.layers if layer.weights}
     if set(by_layer) != with_weights:
         raise AssertionError(
@@ -134,9 +142,10 @@ def trainable_parameters(model: keras.Model) -> int:
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-def build_model(net: ResNetDef, weights: dict[str, np.ndarray] | None) -> keras.Model:
+def build_model(net: Network, weights: dict[str, np.ndarray] | None) -> keras.Model:
     """The model from canonical weights, or with Keras' default initializers (None)."""
-    model = build_graph(net, KERAS_DEFAULT_INIT if weights is None else LOADED_INIT)
+    init = KERAS_DEFAULT_INIT if weights is None else LOADED_INIT
+    model = vit_model.build_graph(net, init) if isinstance(net, ViTDef) else build_graph(net, init)
     if weights is not None:
         load_canonical(model, net, weights)
     count = trainable_parameters(model)

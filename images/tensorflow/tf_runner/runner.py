@@ -17,7 +17,7 @@ import tf_keras as keras
 from harness_contract.errors import HarnessError
 from harness_contract.fs.atomic import write_bytes_atomic, write_via_temp
 from harness_contract.metrics.figures import SizeStats
-from harness_contract.model.architecture import resnet18
+from harness_contract.model.network import network
 from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
 from harness_contract.study.framework import (
     DeviceInfo,
@@ -85,7 +85,7 @@ class TFFramework(Framework):
         self.spec, self.threads = spec, threads
         self.thread_note = self._fix_threads(threads)
         keras.utils.set_random_seed(spec.seed)  # Python's random, numpy's and TensorFlow's
-        self.net = resnet18(spec.model)
+        self.net = network(spec.model)
         self.normalize = Normalizer(spec.data.mean, spec.data.std)
         self.device = self._pick_device(spec.device)
         if self.device == CPU:

@@ -38,7 +38,7 @@ from harness_contract.layers.probe import (  # re-exported for the runners and t
     Sums,
 )
 from harness_contract.layers.what_if import WhatIfRunner
-from harness_contract.model.architecture import resnet18
+from harness_contract.model.network import network
 from harness_contract.spec import ExperimentSpec
 from harness_contract.spec.analysis import AnalysisSpec
 from harness_contract.study.framework import Framework
@@ -162,7 +162,7 @@ class Analysis:
         inputs: RequantizeInputs,
         reference: Any,
     ) -> LayerAnalysis:
-        points = measuring_points(resnet18(self.spec.model))
+        points = measuring_points(network(self.spec.model))
         ref_model = fp32 if reference is None else reference
         sums = {part: {x.name: Sums() for x in points} for part in ("prop", "drift", *_PARTS)}
         last = Int8Outputs({})

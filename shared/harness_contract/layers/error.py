@@ -26,7 +26,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from harness_contract.model.architecture import ResNetDef
+from harness_contract.model.network import Network
+from harness_contract.model.vit import ViTDef
 from harness_contract.strict import (
     Strict as _Strict,  # metrics.py's base (metrics imports this module)
 )
@@ -38,14 +39,18 @@ RankedBy = Literal["sensitivity_sqnr_db", "weight_sqnr_db", "own_sqnr_db", "sqnr
 
 @dataclass(frozen=True)
 class CanonicalLayer:
-    name: str  # "stem", "stages.1.0.conv1", "fc", "stages.1.0.out"
+    name: str  # "stem", "stages.1.0.conv1", "fc", "stages.1.0.out"; "blocks.0.attn.qkv"
     kind: Literal["conv", "dense", "block"]  # block: a residual block's output, no weights
     # The op whose output is compared: "relu" (a ReLU follows directly), "bn", or "raw".
     output: Literal["relu", "bn", "raw"]
 
 
-def canonical_layers(net: ResNetDef) -> list[CanonicalLayer]:
-    """Every conv of ``net`` and the dense layer, in network order."""
+def canonical_layers(net: Network) -> list[CanonicalLayer]:
+    """Every conv of ``net`` and the dense layer, in network order (for the ViT: the
+    patch conv, then every dense layer; their raw outputs)."""
+    if isinstance(net, ViTDef):
+        patch = CanonicalLayer("patch_embed", "conv", "raw")
+        return [patch, *(CanonicalLayer(name, "dense", "raw") for name, _, _ in net.linears())]
     out = []
     for c in net.convs():
         followed_by_relu = c.name == "stem" or c.name.endswith(".conv1")
@@ -60,9 +65,17 @@ def block_output(block: str) -> str:
     return f"{block}.out"
 
 
-def measuring_points(net: ResNetDef) -> list[CanonicalLayer]:
-    """``canonical_layers`` with each residual block's output after its last layer."""
+def measuring_points(net: Network) -> list[CanonicalLayer]:
+    """``canonical_layers`` with each residual block's output after its last layer (the
+    ViT's: after its second residual add)."""
     layers = {x.name: x for x in canonical_layers(net)}
+    if isinstance(net, ViTDef):
+        out = [layers["patch_embed"]]
+        for i in range(net.depth):
+            b = f"blocks.{i}"
+            out += [layers[f"{b}.{x}"] for x in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")]
+            out.append(CanonicalLayer(block_output(b), "block", "raw"))
+        return [*out, layers["head"]]
     out = [layers[net.stem.name]]
     for b in net.blocks:
         for conv in (b.conv1, b.conv2, b.shortcut):

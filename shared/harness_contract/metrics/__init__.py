@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError
 from harness_contract.errors import MetricsError
 from harness_contract.fs.atomic import write_json_atomic
 from harness_contract.layers.error import LayerAnalysis
+from harness_contract.metrics.census import OpCensus
 from harness_contract.metrics.figures import (
     AccuracyStats,
     ArtifactDigest,
@@ -66,13 +67,17 @@ class RungMetrics(Strict):
     latency: list[LatencyStats] = Field(default_factory=list)
     artifacts: list[ArtifactDigest] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    # The lowered program's ops by family and precision (None: not counted).
+    ops: OpCensus | None = None
 
 
 class VariantMetrics(Strict):
     variant: VariantName
-    status: Literal["ok", "failed", "skipped"]
+    # unsupported: the framework cannot take this phase for this model (a framework limit,
+    # a finding; not a failure): the reason holds its own error and the workaround.
+    status: Literal["ok", "failed", "skipped", "unsupported"]
     precision: Literal["fp32", "int8"]
-    reason: str | None = None  # why it failed or was skipped
+    reason: str | None = None  # why it failed, was skipped or is unsupported
     accuracy: AccuracyStats | None = None
     training: TrainingStats | None = None
     conversion: ConversionStats | None = None
@@ -91,6 +96,8 @@ class VariantMetrics(Strict):
     # int8 variants: the per-layer quantization error and the keep-float what-if
     # (schema 3; None when analysis.enabled is false or the variant is fp32).
     layers: LayerAnalysis | None = None
+    # The model's ops by family, int8 against float (None: not counted, or older files).
+    ops: OpCensus | None = None
 
     def latency_at(self, batch_size: int, threads: int | None = None) -> LatencyStats | None:
         """The row at this batch size; threads None: the run's own thread count (listed first)."""

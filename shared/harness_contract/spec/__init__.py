@@ -36,8 +36,33 @@ MAX_THREADS = 1024
 MAX_COUNT = 10_000_000
 
 
+class ViTSpec(Section):
+    """The Vision Transformer ``model.arch = "vit"`` builds (harness_contract.model.vit):
+    small defaults that train on a CPU. The ResNet fields of ``model`` do not apply to it."""
+
+    # Patch side in pixels: a 32x32 image becomes (32 / patch)^2 tokens (4: 64 tokens).
+    patch: Literal[2, 4, 8] = 4
+    # Token width, encoder blocks and attention heads (dim must divide by heads).
+    dim: int = Field(64, ge=8, le=1024)
+    depth: int = Field(4, ge=1, le=24)
+    heads: int = Field(4, ge=1, le=32)
+    # The MLP's hidden width is round(dim * mlp_ratio).
+    mlp_ratio: float = Field(2.0, ge=0.25, le=8)
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> ViTSpec:
+        if self.dim % self.heads:
+            raise SpecValueError(
+                f"model.vit.dim {self.dim} does not divide into {self.heads} heads",
+                "choose a dim that is a multiple of model.vit.heads",
+            )
+        return self
+
+
 class ModelSpec(Section):
-    arch: Literal["resnet18"] = "resnet18"
+    # "resnet18": the paper's network (its size set by the fields below); "vit": the
+    # Vision Transformer the paper began with (model.vit).
+    arch: Literal["resnet18", "vit"] = "resnet18"
     # "nobn": the paper's variant (BatchNorm removed for quantization support);
     # "bn": the usual CIFAR ResNet18 with BatchNorm after every conv.
     variant: Literal["nobn", "bn"] = "nobn"
@@ -53,6 +78,7 @@ class ModelSpec(Section):
     # (harness_contract.model.weights). "framework": each uses its own default initializers,
     # the confound behind the paper's cross-framework accuracy gap.
     init: Literal["shared", "framework"] = "shared"
+    vit: ViTSpec = ViTSpec()
 
 
 class AugmentSpec(Section):

@@ -24,8 +24,9 @@ from harness_contract.failures import reason_of
 from harness_contract.fs.atomic import full_disk_errno
 from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import ImageIdentity, MetricsFile, VariantMetrics, write_metrics
+from harness_contract.metrics.census import OpCensus
 from harness_contract.spec import ExperimentSpec, determinism_wanted
-from harness_contract.study.framework import Framework
+from harness_contract.study.framework import Framework, Unsupported
 from harness_contract.study.ladder import Ladder
 from harness_contract.study.measurement import Measurement
 from harness_contract.study.memory import PhaseMemory
@@ -138,6 +139,15 @@ class StudyDriver:
         except (KeyboardInterrupt, SystemExit):
             self._record_start_weights()
             raise
+        except Unsupported as exc:
+            log.warning("phase %s unsupported: %s", name, exc.reason)
+            metrics.variants[name] = VariantMetrics(
+                variant=name, status="unsupported", precision=_precision(name), reason=exc.reason
+            )
+            self._record_start_weights()
+            self.save()
+            events.emit("phase", phase=name, state="unsupported", reason=exc.reason)
+            return None
         except Exception as exc:  # one phase's failure must not lose the others
             log.error("phase %s failed:\n%s", name, traceback.format_exc())
             reason = reason_of(exc)
@@ -150,6 +160,7 @@ class StudyDriver:
             if full_disk_errno(exc) is not None:
                 raise  # every later write would fail too: the study stops, naming the file
             return None
+        variant.ops = self._census(name, model)
         metrics.variants[name] = variant
         self._record_start_weights()
         self.save()
@@ -160,6 +171,14 @@ class StudyDriver:
             accuracy=variant.accuracy.top1 if variant.accuracy else None,
         )
         return model
+
+    def _census(self, name: str, model: Any) -> OpCensus | None:
+        """The model's ops by family; a census that fails is logged, never the phase's end."""
+        try:
+            return self.fw.op_census(model)
+        except Exception:
+            log.error("op census of %s failed:\n%s", name, traceback.format_exc())
+            return None
 
     def skip(self, name: str, reason: str) -> None:
         self._metrics().variants[name] = VariantMetrics(

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from harness_contract.errors import HarnessError
+from harness_contract.metrics.census import OpCensus
 from harness_contract.metrics.figures import ConversionStats, SizeStats, TrainingStats
 from harness_contract.runtimes import rungs
 from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
@@ -32,6 +33,20 @@ class ThreadsUnsupported(HarnessError):
 class RungUnavailable(HarnessError):
     """This runtime cannot run this model here (not installed, no C++ compiler, a flow it
     cannot take); says why. The rung is recorded "unavailable", the study goes on."""
+
+
+class Unsupported(HarnessError):
+    """The framework cannot take this phase for this model at its installed versions: a
+    framework limit, recorded as a finding (status "unsupported", the framework's own
+    error and the workaround a user would try), not as the harness failing."""
+
+    def __init__(self, error: str, workaround: str) -> None:
+        super().__init__(error)
+        self.error, self.workaround = error, workaround
+
+    @property
+    def reason(self) -> str:
+        return f"{self.error} (workaround: {self.workaround})"
 
 
 class ProfilerUnavailable(HarnessError):
@@ -98,6 +113,8 @@ class Lowered:
     conversion: ConversionStats | None = None
     training: TrainingStats | None = None
     notes: list[str] = field(default_factory=list)
+    # The lowered program's ops by family and precision (None: not counted).
+    ops: OpCensus | None = None
     # The model as a user serving one batch size builds it (e.g. a static-shape compile)
     # and the seconds that took: latency at that batch is timed on it, so a rung is as
     # fast as its runtime. None: ``model`` already runs each batch as its runtime would
@@ -215,6 +232,11 @@ class Framework(ABC):
     def rungs(self, variant: str) -> tuple[str, ...]:
         """The runtimes beyond the variant's primary one this framework measures it on."""
         return rungs(self.name, variant)
+
+    def op_census(self, model: Any) -> OpCensus | None:
+        """The model's ops by family, int8 against float, read from what the framework
+        made of it (harness_contract.metrics.census); None: this runner does not count."""
+        return None
 
     def lower(self, runtime: str, inputs: RungInputs) -> Lowered:
         """The variant made ready for ``runtime`` (compiled, exported, re-quantized), timed.

@@ -115,6 +115,7 @@ class Ladder:
         rung.compile_s = lowered.compile_s
         rung.conversion, rung.training = lowered.conversion, lowered.training
         rung.notes += lowered.notes
+        rung.ops = lowered.ops
 
     def inputs(self, name: str, model: Any, fp32: Any) -> RungInputs:
         spec = self.spec
