@@ -29,6 +29,8 @@ def initial_weights(model: ModelSpec, seed: int) -> dict[str, np.ndarray]:
     if isinstance(net, ViTDef):
         return _checked(net, _vit_weights(net, rng))
     return _checked(net, _resnet_weights(net, model, rng))
+
+
 def _resnet_weights(
     net: ResNetDef, model: ModelSpec, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
