@@ -26,12 +26,14 @@ from harness.report import write_report
 from harness_contract.metrics import (
     DatasetInfo,
     MetricsFile,
+    ModelInfo,
     ProbeResult,
     Provenance,
     RungMetrics,
     SupportMatrix,
     VariantMetrics,
 )
+from harness_contract.metrics.census import count_ops
 from harness_contract.metrics.figures import (
     AccuracyStats,
     ConversionStats,
@@ -224,6 +226,12 @@ def _pytorch() -> MetricsFile:
             memory=MemoryStats(peak_rss_bytes=1400 * MIB, inference_peak_rss_bytes=1300 * MIB),
             profiles=[_profile("pytorch", "ptq", "inference", INT8_INFER, 120.0)],
             runtime="eager",
+            ops=count_ops(
+                "PT2E converted graph",
+                [("conv", True, "aten.conv2d")] * 20
+                + [("linear", True, "aten.linear"), ("add", False, "aten.add")]
+                + [("mean", False, "aten.mean"), ("other", False, "aten.hardtanh")],
+            ),
             rungs=[
                 _rung("inductor", "int8", 2.7, 0.6075, 0.968, (11_320_000, "pt2"), 2.3),
                 _rung("executorch", "int8", 1.5, 0.6050, 0.962, (11_220_000, "pte"), 5.8),
@@ -314,6 +322,12 @@ def _tensorflow() -> MetricsFile:
             profiles=[_unavailable("inference")],
             notes=[NO_ONE_THREAD],
             runtime="litert",
+            ops=count_ops(
+                ".tflite operators",
+                [("conv", True, "CONV_2D")] * 21
+                + [("linear", True, "FULLY_CONNECTED"), ("add", True, "ADD")]
+                + [("mean", True, "MEAN")],
+            ),
         ),
         VariantMetrics(
             variant="qat",
@@ -343,6 +357,10 @@ ANSWERS = {
         ("no", "RuntimeError: X86InductorQuantizer leaves aten.embedding in fp32"),
         ("yes", "forward hooks read every layer's int8 output"),
         ("timed out", "stopped after 60 s (support.timeout_s)"),
+        ("no", "X86InductorQuantizer left 2 of 2 attention matmuls in float"),
+        ("no", "X86InductorQuantizer left 1 of 1 softmax in float"),
+        ("no", "X86InductorQuantizer left 1 of 1 LayerNorm in float"),
+        ("yes", "prepare_qat_pt2e: 3 of 3 linear layers int8; in float: layer_norm, softmax"),
     ],
     "tensorflow": [
         ("yes", "LiteRT ran the int8 .tflite"),
@@ -357,6 +375,10 @@ ANSWERS = {
         ("no", "GATHER stayed float32"),
         ("yes", "experimental_preserve_all_tensors kept 61 int8 tensors"),
         ("yes", "the .tflite reloaded with identical outputs"),
+        ("yes", "BATCH_MATMUL on int8"),
+        ("yes", "SOFTMAX on int8"),
+        ("yes", "LayerNorm decomposed, all int8: MEAN, SQUARED_DIFFERENCE, RSQRT"),
+        ("no", "RuntimeError: Layer norm:LayerNormalization is not supported"),
     ],
 }
 
@@ -390,6 +412,7 @@ def _metrics(framework: str, versions: dict[str, str], variants: list) -> Metric
         started_at="2026-11-29T09:30:00+00:00",
         updated_at="2026-11-29T09:41:07+00:00",
         initial_weights="shared:5eed5eed",
+        model=ModelInfo(arch="resnet18", title="ResNet18 (nobn, width x1)", parameters=11_169_162),
         provenance=Provenance(
             harness_version="0.1.0",
             framework_versions=versions,

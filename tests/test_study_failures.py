@@ -14,7 +14,7 @@ from harness_contract.data.cifar import Cifar10, load_cifar10, write_synthetic
 from harness_contract.failures import reason_of, root_cause
 from harness_contract.metrics import COMPLETE_WITH_FAILURES, read_metrics
 from harness_contract.spec import PTQSpec, build_spec
-from harness_contract.study.framework import ProfileCapture
+from harness_contract.study.framework import ProfileCapture, Unsupported
 from harness_contract.study.phases import CalibrationError, calibration_batches
 from harness_contract.study.pipeline import Study
 
@@ -161,6 +161,32 @@ def test_a_phase_that_fails_is_recorded_and_the_study_ends_complete_with_failure
     saved = read_metrics(tmp_path / "metrics.json")
     assert saved.status == "complete" and saved.outcome == COMPLETE_WITH_FAILURES
     assert saved.failed_phases() == [phase]
+
+
+class QATRefused(NumpyFramework):
+    """A framework whose QAT tool refuses a layer of this model (tfmot and LayerNorm)."""
+
+    def prepare_qat(self, model):
+        raise Unsupported(
+            "Layer norm:LayerNormalization is not supported",
+            "annotate only the Dense layers (tensorflow.qat_flow = dense_only)",
+        )
+
+
+def test_a_phase_the_framework_cannot_take_is_a_finding_not_a_failure(
+    data: Cifar10, tmp_path: Path
+) -> None:
+    metrics = run_study(QATRefused(), data, tmp_path)
+    qat = metrics.variants["qat"]
+    assert qat.status == "unsupported"
+    assert qat.reason == (
+        "Layer norm:LayerNormalization is not supported "
+        "(workaround: annotate only the Dense layers (tensorflow.qat_flow = dense_only))"
+    )
+    assert [metrics.variants[v].status for v in ("baseline", "ptq")] == ["ok", "ok"]
+    saved = read_metrics(tmp_path / "metrics.json")
+    # The study is complete, not "complete with failures": the harness did its job.
+    assert saved.outcome == "complete" and saved.failures() == []
 
 
 class Diverging(NumpyFramework):

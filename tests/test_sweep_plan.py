@@ -160,3 +160,15 @@ def test_a_framework_key_does_not_multiply_the_other_frameworks_points() -> None
     labels = ["pytorch.quant_flow=pt2e", "pytorch.quant_flow=fx"]
     assert served_cells(sweep, tf_points[0]) == labels
     assert served_cells(sweep, torch_points[0]) == [torch_points[0].cell_label]
+
+
+def test_a_grid_over_the_architecture_runs_each_network_in_both_frameworks() -> None:
+    sweep = build_sweep(seeds="1", grid=["model.arch=resnet18,vit"])
+    validate(sweep, None)
+    points = expand(sweep)
+    assert sorted((p.framework, p.cell) for p in points) == sorted(
+        (fw, (("model.arch", arch),))
+        for fw in ("pytorch", "tensorflow")
+        for arch in ("resnet18", "vit")
+    )
+    assert all(f'model.arch="{dict(p.cell)["model.arch"]}"' in p.overrides() for p in points)

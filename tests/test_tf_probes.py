@@ -80,3 +80,16 @@ def test_int8_gpu_is_not_probed_without_a_gpu(matrix: SupportMatrix) -> None:
         pytest.skip("this machine has a GPU")
     gpu = next(p for p in matrix.probes if p.probe == "int8_gpu")
     assert gpu.outcome == "not probed" and "no GPU" in gpu.detail
+
+
+def test_full_int8_tflite_quantizes_the_attention_block_and_tfmot_refuses_layer_norm(
+    matrix: SupportMatrix,
+) -> None:
+    got = {p.probe: p for p in matrix.probes}
+    assert got["int8_attention_matmul"].outcome == "yes"
+    assert "BATCH_MATMUL on int8" in got["int8_attention_matmul"].detail
+    assert got["int8_softmax"].outcome == "yes" and "SOFTMAX on int8" in got["int8_softmax"].detail
+    assert got["int8_layer_norm"].outcome == "yes" and "RSQRT" in got["int8_layer_norm"].detail
+    # The finding the issue names: tfmot's quantize_model refuses LayerNormalization.
+    outcome, detail = got["qat_transformer"].outcome, got["qat_transformer"].detail
+    assert outcome == "no" and "LayerNormalization" in detail and "is not supported" in detail

@@ -126,3 +126,18 @@ def test_the_probe_set_runs_in_seconds(support):
     slowest = max(matrix.probes, key=lambda p: p.seconds or 0)
     # ~9 s of CPU on an idle 2-core machine; generous for one shared with other work.
     assert seconds < 90, f"{seconds:.0f} s; slowest {slowest.probe} {slowest.seconds} s"
+
+
+def test_the_x86_quantizer_leaves_attention_softmax_and_layer_norm_float(support):
+    # What the issue found by hand: PT2E with X86InductorQuantizer quantizes every Linear
+    # but leaves the attention matmuls (and softmax, LayerNorm) in float.
+    got = _answers(support)
+    for slug, op in (
+        ("int8_attention_matmul", "aten.matmul"),
+        ("int8_softmax", "aten.softmax"),
+        ("int8_layer_norm", "aten.layer_norm"),
+    ):
+        assert got[slug][0] == "no" and op in got[slug][1] and "in float" in got[slug][1]
+    outcome, detail = got["qat_transformer"]
+    assert outcome == "yes" and "3 of 3 linear layers int8" in detail
+    assert "layer_norm, matmul, softmax" in detail

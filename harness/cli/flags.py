@@ -18,7 +18,9 @@ Frameworks = Annotated[
     str | None,
     typer.Option("--frameworks", "-f", help=f"comma-separated (default {ALL_FRAMEWORKS})"),
 ]
-Preset = Annotated[str | None, typer.Option("--preset", "-p", help="paper, quick or smoke")]
+Preset = Annotated[
+    str | None, typer.Option("--preset", "-p", help="paper, quick, smoke or vit-smoke")
+]
 SpecFile = Annotated[Path | None, typer.Option("--spec", help="TOML/JSON spec (may set 'base')")]
 Sets = Annotated[
     list[str] | None, typer.Option("--set", "-s", help="override, e.g. train.epochs=3")

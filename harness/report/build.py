@@ -8,6 +8,7 @@ from harness.report.model import Report
 from harness.report.sections_ladder import ladder
 from harness.report.sections_latency import caveats, latency, latency_sweep
 from harness.report.sections_layers import layers
+from harness.report.sections_ops import ops
 from harness.report.sections_profiles import breakdown, traces
 from harness.report.sections_results import accuracy, calibration, memory, size, training
 from harness.report.sections_run import intro, provenance, status, title
@@ -16,8 +17,9 @@ from harness.report.sections_support import support
 
 def build_report(data: ReportData) -> Report:
     """Status first, then the paper's tables (I-III) and figures, latency, the runtime
-    ladder, where int8 loses accuracy layer by layer, memory, where the time goes, traces,
-    what each framework supports (Table IV) and provenance."""
+    ladder, what ran in int8 (op census), where int8 loses accuracy layer by layer,
+    memory, where the time goes, traces, what each framework supports (Table IV) and
+    provenance."""
     latency_caveats = caveats(data)
     sections = [
         status(data, latency_caveats),
@@ -28,6 +30,7 @@ def build_report(data: ReportData) -> Report:
         latency(data, fig.latency_figures(data), len(latency_caveats)),
         latency_sweep(data),
         ladder(data),
+        ops(data),
         layers(data),
         memory(data),
         breakdown(data.passes, fig.breakdown_figure(data)),

@@ -82,6 +82,7 @@ TRAILING_COLUMNS = [
     "threads",
     "spec_name",
     "spec_digest",
+    "model",  # the network, as the report names it ("ViT (4 blocks, width 64, ...)")
     "seed",
     "dataset_kind",
     "run_status",
@@ -126,6 +127,7 @@ TEXT_COLUMNS = {
     "device",
     "spec_name",
     "spec_digest",
+    "model",
     "dataset_kind",
     "run_status",
 }

@@ -49,6 +49,7 @@ def intro(data: ReportData) -> list[Block]:
                 f"Spec `{first.spec_name}` (digest `{first.spec_digest}`), seed {first.seed}, "
                 f"dataset kind **{first.dataset.kind}** (`{first.dataset.path}`).",
                 f"Frameworks: {_framework_states(data)}.",
+                *_model_sentence(first),
             ]
         )
     ]
@@ -59,6 +60,14 @@ def intro(data: ReportData) -> list[Block]:
     return blocks
 
 
+def _model_sentence(m: MetricsFile) -> list[str]:
+    """The network every figure below is of (files from before the ViT do not say: they
+    ran the ResNet)."""
+    if m.model is None:
+        return []
+    return [f"Model: **{m.model.title}**, {m.model.parameters:,} parameters."]
+
+
 def mismatch_warnings(metrics: list[MetricsFile]) -> list[str]:
     """Frameworks that ran different specs, seeds or data are not a comparison (rule 3)."""
     checks = {
@@ -67,6 +76,7 @@ def mismatch_warnings(metrics: list[MetricsFile]) -> list[str]:
         "dataset kind": lambda m: m.dataset.kind,
         "dataset digest": lambda m: m.dataset.digest,
         "initial weight": lambda m: m.initial_weights,
+        "model": lambda m: m.model.title if m.model else None,
     }
     warnings = []
     for label, key in checks.items():

@@ -226,6 +226,7 @@ def _run_cells(m: MetricsFile) -> dict[str, Any]:
         "threads": m.provenance.threads,
         "spec_name": m.spec_name,
         "spec_digest": m.spec_digest,
+        "model": m.model.title if m.model else None,
         "seed": m.seed,
         "dataset_kind": m.dataset.kind,
         "run_status": m.outcome,

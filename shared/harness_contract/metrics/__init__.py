@@ -191,6 +191,14 @@ class SupportMatrix(Strict):
 COMPLETE_WITH_FAILURES = "complete with failures"
 
 
+class ModelInfo(Strict):
+    """The network the study ran (the spec's ``model``), as a report names it."""
+
+    arch: str  # the spec's model.arch: "resnet18", "vit"
+    title: str  # "ResNet10 (nobn, width x0.25)", "ViT (4 blocks, width 64, 4 heads, patch 4)"
+    parameters: int = Field(ge=0)
+
+
 class MetricsFile(Strict):
     schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
     framework: str
@@ -208,6 +216,8 @@ class MetricsFile(Strict):
     # digests: identical starting points); "framework-default:<digest>" when the framework
     # drew them with its own initializers ("framework-default" alone in older files).
     initial_weights: str = "unknown"
+    # The network (None in files written before the ViT: those ran the ResNet).
+    model: ModelInfo | None = None
     variants: dict[str, VariantMetrics] = Field(default_factory=dict)
     # The support probes (schema 3); None when switched off or not reached.
     support: SupportMatrix | None = None

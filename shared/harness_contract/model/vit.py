@@ -50,8 +50,7 @@ class ViTDef:
     @property
     def title(self) -> str:
         return (
-            f"ViT ({self.depth} blocks, width {self.dim}, "
-            f"{self.depth} blocks, width {self.dim}, {self.heads} heads, patch {self.patch})"
+            f"ViT ({self.depth} blocks, width {self.dim}, {self.heads} heads, patch {self.patch})"
         )
 
     def linears(self) -> list[tuple[str, int, int]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness_contract.errors import SpecError
 
-PRESETS = ("paper", "quick", "smoke")
+PRESETS = ("paper", "quick", "smoke", "vit-smoke")
 
 
 def preset_dict(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -10,7 +10,15 @@ import numpy as np
 
 from harness_contract import __version__, system
 from harness_contract.data.cifar import Cifar10
-from harness_contract.metrics import DatasetInfo, ImageIdentity, MetricsFile, Provenance, now_iso
+from harness_contract.metrics import (
+    DatasetInfo,
+    ImageIdentity,
+    MetricsFile,
+    ModelInfo,
+    Provenance,
+    now_iso,
+)
+from harness_contract.model.network import network, title
 from harness_contract.model.weights import initial_weights, weights_digest
 from harness_contract.spec import ExperimentSpec, ModelSpec
 from harness_contract.study.framework import DeviceInfo, Framework
@@ -80,6 +88,11 @@ def new_metrics(
         updated_at=now_iso(),
         provenance=provenance(fw, device, threads, runtime, image, determinism),
         dataset=dataset_info(data),
+        model=ModelInfo(
+            arch=spec.model.arch,
+            title=title(spec.model),
+            parameters=network(spec.model).parameter_count(),
+        ),
     )
 
 

@@ -30,7 +30,7 @@ from harness_contract.study.framework import Framework
 @dataclass(frozen=True)
 class Probe:
     slug: str
-    area: str  # Table IV's rows: hardware, profiler, quantization, analysis
+    area: str  # Table IV's rows: hardware, profiler, quantization, analysis; transformer
     question: str
 
 
@@ -47,6 +47,15 @@ PROBES: tuple[Probe, ...] = (
     Probe("embedding", "quantization", "an Embedding layer quantizes to int8"),
     Probe("per_layer_access", "analysis", "intermediate int8 tensors of each layer readable"),
     Probe("int8_export", "analysis", "int8 model exports to a portable file and reloads"),
+    # The Transformer the paper began with: where the int8 tool chains differ.
+    Probe(
+        "int8_attention_matmul",
+        "transformer",
+        "attention matmuls (activation x activation) in int8",
+    ),
+    Probe("int8_softmax", "transformer", "softmax runs in int8"),
+    Probe("int8_layer_norm", "transformer", "LayerNorm runs in int8"),
+    Probe("qat_transformer", "transformer", "QAT of LayerNorm and attention, unannotated"),
 )
 OUTCOMES = ("yes", "no", "not probed")
 EXIT_GRACE_S = 2.0  # how long a child that answered (or died) may take to exit

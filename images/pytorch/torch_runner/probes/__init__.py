@@ -20,6 +20,7 @@ from torch import nn
 from ..quantize import quantized_ops
 from .embedding import embedding
 from .models import Answer, Scale, example, lower, max_diff, quantizer, reason, tiny
+from .transformer import PROBES as TRANSFORMER_PROBES
 
 
 @functools.cache
@@ -302,4 +303,5 @@ PROBES: dict[str, Callable[[], Answer]] = {
     "embedding": embedding,
     "per_layer_access": per_layer_access,
     "int8_export": int8_export,
+    **TRANSFORMER_PROBES,
 }

@@ -334,6 +334,8 @@ def int8_export() -> Answer:
     )
 
 
+from .transformer import PROBES as TRANSFORMER_PROBES  # noqa: E402 - needs _converter above
+
 PROBES: dict[str, Callable[[], Answer]] = {
     "int8_cpu": int8_cpu,
     "int8_gpu": int8_gpu,
@@ -347,4 +349,5 @@ PROBES: dict[str, Callable[[], Answer]] = {
     "embedding": embedding,
     "per_layer_access": per_layer_access,
     "int8_export": int8_export,
+    **TRANSFORMER_PROBES,
 }

@@ -1,0 +1,63 @@
+"""What actually ran in int8: each int8 model's ops by family, framework beside framework.
+
+Read from the converted artifact each framework made (VariantMetrics.ops, RungMetrics.ops;
+harness_contract.metrics.census), so a family left in float (attention matmuls, softmax,
+LayerNorm) shows where one tool chain stops quantizing and the other goes on.
+"""
+
+from __future__ import annotations
+
+from harness.report.frame import ReportData
+from harness.report.model import Column, Row, Section, Table
+from harness_contract.metrics import MetricsFile
+from harness_contract.metrics.census import FAMILIES, OpCensus
+from harness_contract.runtimes import label
+
+HOW = (
+    "ops of each int8 model counted by family, as 'int8 / float': int8 when the op "
+    "computes on int8 tensors (its inputs come quantized, or it runs inside an int8 "
+    "kernel), float otherwise; quantize/dequantize and shape ops are not counted. Each "
+    "column names the model and what was read (its source). '—': the model has no op of "
+    "that family. A count is a property of the converted file, not a timing: no device or "
+    "thread count applies."
+)
+
+
+def _censuses(m: MetricsFile) -> list[tuple[str, OpCensus]]:
+    """Every counted int8 model of one framework: each variant on its own runtime, then
+    its rungs."""
+    out: list[tuple[str, OpCensus]] = []
+    for name, v in m.variants.items():
+        if v.precision != "int8":
+            continue
+        if v.ops is not None:
+            out.append((f"{m.framework} {name} · {label(m.framework, v.runtime)}", v.ops))
+        for rung in v.rungs:
+            if rung.ops is not None and rung.precision == "int8":
+                out.append((f"{m.framework} {name} · {label(m.framework, rung.runtime)}", rung.ops))
+    return out
+
+
+def _cell(census: OpCensus, family: str) -> str:
+    count = census.of(family)  # type: ignore[arg-type]
+    return "—" if count is None else f"{count.int8_ops} / {count.float_ops}"
+
+
+def ops_table(data: ReportData) -> Table | None:
+    models = [c for m in data.metrics for c in _censuses(m)]
+    if not models:
+        return None
+    families = [f for f in FAMILIES if any(c.of(f) is not None for _, c in models)]
+    columns = [Column("Op family", align="left")]
+    columns += [Column(name, align="right") for name, _ in models]
+    rows = [Row([family, *(_cell(c, family) for _, c in models)]) for family in families]
+    notes = [f"{name}: {c.source}." for name, c in models]
+    notes += [f"{name} counted as 'other': {', '.join(c.other)}." for name, c in models if c.other]
+    return Table(columns, rows, HOW, notes=notes, wide=len(models) > 4)
+
+
+def ops(data: ReportData) -> Section | None:
+    table = ops_table(data)
+    if table is None:
+        return None
+    return Section("What ran in int8 (op census)", [table], table.how_to_read)
