@@ -5,21 +5,20 @@ each probe saw."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from harness.report.markdown import markdown_table
-from harness.report.model import one_line
+from harness.report.markdown import render_markdown
+from harness.report.model import Facts, Paragraph, Report, Section, one_line
+from harness.report.sections_support import support_table
 from harness.results.support_matrix import (
-    FIRST,
     PAPER,
     FrameworkSupport,
     any_probed,
     bound_text,
     frameworks,
-    rows,
 )
 from harness.run.rundir import RunDir
-from harness_contract.frameworks import display_name
 from harness_contract.fs.atomic import write_text_atomic
 from harness_contract.metrics import MetricsFile
 
@@ -30,27 +29,30 @@ def render_support_md(
     metrics: Sequence[MetricsFile], failed: Sequence[tuple[str, str]] = ()
 ) -> str:
     """The whole file; ``failed``: (framework, why) for those without a metrics.json."""
-    fws = frameworks(metrics, failed)
+    return render_markdown(support_report(frameworks(metrics, failed), metrics))
+
+
+def support_report(fws: list[FrameworkSupport], metrics: Sequence[MetricsFile]) -> Report:
+    """The report's support table (its versions in a section of their own here), then what
+    each probe saw: report blocks, rendered by the report's markdown renderer."""
     run_ids = ", ".join(f"`{r}`" for r in dict.fromkeys(m.run_id for m in metrics))
-    headers = ["Area", "Question", *(f.name for f in fws)]
-    headers += [f"Paper: {display_name(n)}" for n in FIRST]
-    table = [[r.area, r.question, *r.cells, *r.claims] for r in rows(fws)]
-    parts = [
-        f"# Support matrix — run {run_ids}",
-        "Each capability of the paper's Table IV, probed by the harness at the installed "
-        "versions on a tiny model, in a child process per framework with a bound per probe "
-        f"({bound_text(fws) if any_probed(fws) else 'none ran'}). A cell is **yes**, "
-        "**no** with the error or reason seen, **not probed** with why (say, no GPU), "
-        "**timed out** at the bound, or — when the framework has no support data. The "
-        f"last columns say what {PAPER} reported for the same item, at the versions of "
-        "its day.",
-        markdown_table(headers, table),
-        "## Versions",
-        "\n".join(_versions(f) for f in fws),
-        "## What each probe saw",
-        *(_details(f) for f in fws if f.matrix is not None),
+    intro = Paragraph(
+        [
+            "Each capability of the paper's Table IV, probed by the harness at the installed "
+            "versions on a tiny model, in a child process per framework with a bound per probe "
+            f"({bound_text(fws) if any_probed(fws) else 'none ran'}). A cell is **yes**, "
+            "**no** with the error or reason seen, **not probed** with why (say, no GPU), "
+            "**timed out** at the bound, or — when the framework has no support data. The "
+            f"last columns say what {PAPER} reported for the same item, at the versions of "
+            "its day."
+        ]
+    )
+    table = replace(support_table(fws), notes=[])
+    sections = [
+        Section("Versions", [Paragraph(["\n".join(_versions(f) for f in fws)])]),
+        Section("What each probe saw", [_details(f) for f in fws if f.matrix is not None]),
     ]
-    return "\n\n".join(parts) + "\n"
+    return Report(f"Support matrix — run {run_ids}", [intro, table], sections)
 
 
 def _versions(f: FrameworkSupport) -> str:
@@ -60,14 +62,14 @@ def _versions(f: FrameworkSupport) -> str:
     return f"- **{f.name}**: {f.versions} ({n} probes in {f.seconds:.1f} s)"
 
 
-def _details(f: FrameworkSupport) -> str:
+def _details(f: FrameworkSupport) -> Facts:
     assert f.matrix is not None
-    lines = [f"### {f.name}", ""]
+    items = []
     for p in f.matrix.probes:
         took = f", {p.seconds:.1f} s" if p.seconds is not None else ""
         detail = one_line(p.detail) if p.detail else "no detail recorded"
-        lines.append(f"- `{p.probe}` ({p.outcome}{took}): {detail}")
-    return "\n".join(lines)
+        items.append((f"`{p.probe}` ({p.outcome}{took})", detail))
+    return Facts(f.name, items)
 
 
 def write_support_md(run_path: Path, metrics: list[MetricsFile]) -> Path | None:
