@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli.main import main
+from harness.sweep.point import PointJob
 from harness_contract.system import usable_cpus
 from tests.cli_output import one_error_line
 from tests.fake_runner import CLI_DRIVER
@@ -301,3 +303,42 @@ def test_a_node_without_the_dataset_fails_its_point_naming_the_node_and_path(
         outcome.reason.startswith("node ")
         and f"has no dataset at {tmp_path / 'gone'}" in outcome.reason
     )
+
+
+def _job(**given: object) -> PointJob:
+    from harness.sweep.plan import Point
+
+    fields = {"point": Point("pytorch-seed0", "pytorch", 0, ()), "attempt": 1, "preset": "smoke"}
+    return PointJob(**{**fields, "spec": None, "sets": [], "threads": 1, **given})
+
+
+def test_a_point_starts_under_the_interpreter_of_the_node_that_runs_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A job is made on the driver and may run on a node whose environment lives elsewhere:
+    the interpreter is looked up where the point runs, not carried from the driver."""
+    job = pickle.loads(pickle.dumps(_job()))  # as a Ray task receives it
+    monkeypatch.setattr(sys, "executable", "/node/venv/bin/python")
+    assert job.argv(tmp_path)[:3] == ["/node/venv/bin/python", "-m", "harness"]
+
+
+def test_the_spec_file_travels_as_text_and_is_written_where_the_point_runs(
+    tmp_path: Path,
+) -> None:
+    from harness.sweep.point import SpecText, run_point
+
+    driver_spec = tmp_path / "driver" / "mine.toml"
+    driver_spec.parent.mkdir()
+    driver_spec.write_text(SPEC_TEXT)
+    echo = "import sys; a = sys.argv; print(open(a[a.index('--spec') + 1]).read())"
+    job = _job(spec=SpecText.read(str(driver_spec)), launcher=(sys.executable, "-c", echo))
+    driver_spec.unlink()  # a node never sees the driver's files
+    log = tmp_path / "node" / "logs" / "pytorch-seed0.log"
+    outcome = run_point(pickle.loads(pickle.dumps(job)), tmp_path / "node" / "points", log, "n1")
+    assert outcome.ok, log.read_text()
+    written = log.parent / "pytorch-seed0.spec.toml"
+    assert f"--spec {written}" in log.read_text()
+    assert "epochs = 2" in log.read_text() and written.read_text() == SPEC_TEXT
+
+
+SPEC_TEXT = 'base = "smoke"\n[train]\nepochs = 2\n'

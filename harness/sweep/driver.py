@@ -16,7 +16,7 @@ from harness.run import owner_lock as lock
 from harness.sweep import point as point_module
 from harness.sweep.index import PointRecord, SweepDir, SweepSettings
 from harness.sweep.plan import Point, SweepSpec, build_sweep, expand, validate
-from harness.sweep.point import PointJob, PointOutcome
+from harness.sweep.point import PointJob, PointOutcome, SpecText
 from harness_contract.errors import HarnessError
 from harness_contract.exit_codes import ExitCode
 from harness_contract.system import usable_cpus
@@ -259,11 +259,15 @@ def _what(spec: SweepSpec) -> str:
 
 
 def _job(
-    point: Point, spec: SweepSpec, settings: SweepSettings, attempt: int, launcher: tuple[str, ...]
+    point: Point,
+    spec: SweepSpec,
+    settings: SweepSettings,
+    attempt: int,
+    launcher: tuple[str, ...] | None,
 ) -> PointJob:
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARD_ENV_PREFIXES)}
     return PointJob(
-        point=point, attempt=attempt, preset=spec.preset, spec_file=spec.spec_file,
+        point=point, attempt=attempt, preset=spec.preset, spec=SpecText.read(spec.spec_file),
         sets=list(spec.sets),
         threads=settings.threads, backend=settings.backend, data=settings.data,
         timeout=settings.timeout, launcher=launcher, env=env,

@@ -22,10 +22,29 @@ from harness_contract.errors import HarnessError
 from harness_contract.exit_codes import ExitCode
 from harness_contract.metrics import read_metrics
 
-# How a point's process is started: this interpreter running the harness CLI.
-DEFAULT_LAUNCHER = (sys.executable, "-m", "harness")
+# How every point's process starts when the sweep names no launcher; None: the harness CLI
+# under the interpreter that runs the point, resolved there (on a Ray node, its own).
+DEFAULT_LAUNCHER: tuple[str, ...] | None = None
 STOP_GRACE_S = 60  # a runner saves its finished phases on SIGINT; then it is killed
 LOG_TAIL_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class SpecText:
+    """A spec file's contents, carried to wherever a point runs."""
+
+    text: str
+    suffix: str  # ".toml" or ".json": how the harness reads it
+
+    @classmethod
+    def read(cls, path: str | None) -> SpecText | None:
+        return None if path is None else cls(Path(path).read_text(), Path(path).suffix)
+
+    def write(self, folder: Path, stem: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{stem}.spec{self.suffix}"
+        path.write_text(self.text)
+        return path
 
 
 @dataclass(frozen=True)
@@ -35,26 +54,32 @@ class PointJob:
     point: Point
     attempt: int
     preset: str | None
-    spec_file: str | None
+    # The sweep's --spec file as text (and its suffix, .toml or .json): a node writes it
+    # into its own folder, so no node needs the driver's files.
+    spec: SpecText | None
     sets: list[str]  # the sweep's fixed overrides; the cell and seed come from the point
     threads: int
     backend: str = "local"
     gpus: str | None = None  # as --gpus; a Ray task fills in the GPUs Ray gave it
     data: str | None = None
     timeout: float | None = None
-    launcher: tuple[str, ...] = DEFAULT_LAUNCHER
+    # How the point's process starts; None: the harness CLI under the interpreter running
+    # the point (a Ray node's own, resolved there: the driver's path may not exist on it).
+    launcher: tuple[str, ...] | None = None
     env: dict[str, str] = field(default_factory=dict)  # added to the process's environment
 
     @property
     def name(self) -> str:
         return self.point.name
 
-    def argv(self, results: Path) -> list[str]:
-        args = [*self.launcher, "run", self.point.framework]
+    def argv(self, results: Path, spec_file: Path | None = None) -> list[str]:
+        """The point's command; ``spec_file``: where ``spec`` was written on this node."""
+        launcher = self.launcher or (sys.executable, "-m", "harness")
+        args = [*launcher, "run", self.point.framework]
         if self.preset:
             args += ["--preset", self.preset]
-        if self.spec_file:
-            args += ["--spec", self.spec_file]
+        if spec_file is not None:
+            args += ["--spec", str(spec_file)]
         for text in [*self.sets, *self.point.overrides()]:
             args += ["--set", text]
         args += ["--threads", str(self.threads), "--results", str(results)]
@@ -106,11 +131,13 @@ def run_point(
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **job.env}
+    spec_file = None if job.spec is None else job.spec.write(log.parent, job.name)
+    argv = job.argv(results, spec_file)
     with log.open("a", encoding="utf-8") as out:
-        out.write(f"== attempt {job.attempt} on {node}: {' '.join(job.argv(results))}\n")
+        out.write(f"== attempt {job.attempt} on {node}: {' '.join(argv)}\n")
         out.flush()
         proc = subprocess.Popen(
-            job.argv(results),
+            argv,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
