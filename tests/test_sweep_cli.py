@@ -342,3 +342,35 @@ def test_the_spec_file_travels_as_text_and_is_written_where_the_point_runs(
 
 
 SPEC_TEXT = 'base = "smoke"\n[train]\nepochs = 2\n'
+
+
+def test_the_code_digest_changes_with_any_source_file_and_names_absent_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.sweep.code_digest import code_digest
+
+    pkg = tmp_path / "nodepkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = code_digest.__wrapped__(("nodepkg",))
+    (pkg / "a.py").write_text("X = 2\n")
+    assert code_digest.__wrapped__(("nodepkg",)) != before
+    assert code_digest.__wrapped__(("no_such_pkg",)) != code_digest.__wrapped__(("nodepkg",))
+
+
+@pytest.mark.ray
+def test_a_node_running_other_harness_code_refuses_the_point_before_running_it(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from harness.sweep.code_digest import code_digest
+    from harness.sweep.ray_executor import point_task
+
+    job = _job(code_digest="0" * 16, launcher=(sys.executable, "-c", "raise SystemExit(9)"))
+    result = point_task(job, "s", fetch_all=False)
+    outcome = result["outcome"]
+    assert outcome.exit_code == 2 and not outcome.retryable and result["archive"] is None
+    assert outcome.reason.startswith("node ") and "runs other harness code" in outcome.reason
+    assert f"(digest {code_digest()})" in outcome.reason and f"({'0' * 16})" in outcome.reason

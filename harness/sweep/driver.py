@@ -14,6 +14,7 @@ import typer
 
 from harness.run import owner_lock as lock
 from harness.sweep import point as point_module
+from harness.sweep.code_digest import code_digest
 from harness.sweep.index import PointRecord, SweepDir, SweepSettings
 from harness.sweep.plan import Point, SweepSpec, build_sweep, expand, validate
 from harness.sweep.point import PointJob, PointOutcome, SpecText
@@ -270,7 +271,7 @@ def _job(
         point=point, attempt=attempt, preset=spec.preset, spec=SpecText.read(spec.spec_file),
         sets=list(spec.sets),
         threads=settings.threads, backend=settings.backend, data=settings.data,
-        timeout=settings.timeout, launcher=launcher, env=env,
+        timeout=settings.timeout, launcher=launcher, env=env, code_digest=code_digest(),
     )  # fmt: skip
 
 

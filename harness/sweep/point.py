@@ -67,6 +67,8 @@ class PointJob:
     # the point (a Ray node's own, resolved there: the driver's path may not exist on it).
     launcher: tuple[str, ...] | None = None
     env: dict[str, str] = field(default_factory=dict)  # added to the process's environment
+    # The driver's harness code (harness.sweep.code_digest); a node with other code refuses.
+    code_digest: str | None = None
 
     @property
     def name(self) -> str:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness.sweep.code_digest import code_digest
 from harness.sweep.executors import Hooks
 from harness.sweep.index import SweepDir, SweepSettings
 from harness.sweep.point import (
@@ -280,18 +281,29 @@ def _first_line(exc: BaseException) -> str:
 # ---------------------------------------------------------------- on the node
 
 
+def _refusal(job: PointJob, where: str) -> PointOutcome | None:
+    """Why this node cannot run the point, before anything starts: other harness code
+    (not retried: every attempt here would measure other code) or no dataset."""
+    mine = code_digest()
+    if job.code_digest and job.code_digest != mine:
+        reason = (
+            f"node {where} runs other harness code (digest {mine}) than the sweep's driver "
+            f"({job.code_digest}): install the driver's harness on it"
+        )
+        return PointOutcome(ExitCode.USER_ERROR, reason, 0.0, where)
+    if job.data and not Path(job.data).exists():
+        return PointOutcome(None, f"node {where} has no dataset at {job.data}", 0.0, where)
+    return None
+
+
 def point_task(job: PointJob, sweep_name: str, fetch_all: bool) -> dict[str, Any]:
     """Runs inside a Ray worker: the point as a process, its run directory packed."""
     import ray
 
     where = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
-    if job.data and not Path(job.data).exists():
-        reason = f"node {where} has no dataset at {job.data}"
-        return {
-            "outcome": PointOutcome(None, reason, 0.0, where),
-            "archive": None,
-            "log": f"{reason}\n",
-        }
+    refused = _refusal(job, where)
+    if refused is not None:
+        return {"outcome": refused, "archive": None, "log": f"{refused.reason}\n"}
     gpu_ids = ray.get_gpu_ids()
     if gpu_ids and job.backend == "docker":  # the container sees exactly Ray's GPUs
         job = job.with_gpus(",".join(str(g) for g in gpu_ids))
