@@ -43,9 +43,11 @@ def _sweep(
     seeds: list[int] = SEEDS,
     loads: dict[str, float] | None = None,
     top1: dict[str, dict[str, list[float]]] = TOP1,
+    nodes: dict[str, str] | None = None,
 ) -> tuple[SweepDir, dict[str, PointRecord]]:
     """Points as a real sweep leaves them; ``loads`` sets a point's load average while
-    timing (on its 2 cores)."""
+    timing (on its 2 cores), ``nodes`` the node a point ran on (default: none recorded,
+    the runner's hostname)."""
     sweep = SweepDir.create(tmp_path, "s")
     records = {}
     for framework, variants in top1.items():
@@ -61,7 +63,9 @@ def _sweep(
                 for lat in v.latency:
                     lat.load_1m = (loads or {}).get(name, 0.5)
             write_metrics(out / "metrics.json", metrics)
-            records[name] = PointRecord(name, framework, seed, [], status="ok", attempts=1)
+            records[name] = PointRecord(
+                name, framework, seed, [], status="ok", attempts=1, node=(nodes or {}).get(name)
+            )
     return sweep, records
 
 
@@ -188,3 +192,31 @@ def test_a_percentage_interval_is_clipped_and_says_so(tmp_path: Path) -> None:
     assert agreement.note == "no spread observed (n = 2)"  # 90 % in every fake run
     text = write_report(sweep, SweepSpec(seeds=[0, 1]), SweepSettings(), records, result).md
     assert "clipped to [0, 100] %" in text.read_text()
+
+
+def test_latency_names_its_hosts_and_flags_frameworks_timed_on_different_ones(
+    tmp_path: Path,
+) -> None:
+    nodes = {f"pytorch-seed{s}": "node-a (10.0.0.1)" for s in SEEDS}
+    nodes |= {f"tensorflow-seed{s}": "node-b (10.0.0.2)" for s in SEEDS}
+    nodes["tensorflow-seed3"] = "node-a (10.0.0.1)"
+    sweep, records = _sweep(tmp_path, nodes=nodes)
+    result = compute(sweep, records)
+    torch_row = _row(result.latency, framework="pytorch", variant="ptq", batch_size=1)
+    tf_row = _row(result.latency, framework="tensorflow", variant="ptq", batch_size=1)
+    assert torch_row.hosts == ["node-a (10.0.0.1)"]
+    assert tf_row.hosts == ["node-a (10.0.0.1)", "node-b (10.0.0.2)"]
+    assert "runs timed on 2 hosts" in tf_row.note and torch_row.note is None
+    for row in (torch_row, tf_row):
+        assert row.placement == (
+            "frameworks timed on different hosts (pytorch on node-a (10.0.0.1); "
+            "tensorflow on node-a (10.0.0.1), node-b (10.0.0.2))"
+        )
+    text = write_report(sweep, SweepSpec(seeds=SEEDS), SweepSettings(), records, result).md
+    assert "frameworks timed on different hosts" in text.read_text()
+
+
+def test_latency_on_one_host_is_not_flagged(tmp_path: Path) -> None:
+    sweep, records = _sweep(tmp_path)  # every point on this machine, no node recorded
+    rows = compute(sweep, records).latency
+    assert all(r.placement is None and len(r.hosts) == 1 for r in rows)

@@ -45,6 +45,7 @@ class RunLatency:
     samples: Path | None  # the raw per-call samples file, when the run saved one
     load_1m: float | None  # the 1-minute load average when timing began
     cores: int | None  # the cores the run could use
+    host: str = "unknown"  # the machine that timed it (the Ray node, or the runner's hostname)
 
     @property
     def contended(self) -> bool:
@@ -97,6 +98,10 @@ class LatencyRow:
     basis: str  # what the interval resampled: "t over 3 runs' p50", "within one run (...)"
     excluded: list[str] = field(default_factory=list)  # contended runs left out, with load
     note: str | None = None
+    hosts: list[str] = field(default_factory=list)  # the machines behind the figure
+    # Set where the frameworks' rows of one cell, batch and thread count were timed on
+    # different machines: side by side they compare hosts as much as frameworks.
+    placement: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,7 @@ def observations(
                         fw_dir.path / lat.samples_file if lat.samples_file else None,
                         lat.load_1m,
                         cores,
+                        record.node or metrics.provenance.hostname,
                     )
                     for lat in variant.latency
                 }
@@ -236,13 +242,33 @@ def _latency(obs: list[Observation]) -> list[LatencyRow]:
             quiet = [r for r in runs if not r.contended]
             excluded = [r.describe() for r in runs if r.contended]
             p50, low, high, basis, note = _latency_figure(quiet)
+            hosts = sorted({r.host for r in quiet})
+            if len(hosts) > 1:  # the interval's spread then includes the machines'
+                note = "; ".join(filter(None, [note, f"runs timed on {len(hosts)} hosts"]))
             rows.append(
                 LatencyRow(
                     framework, variant, cell, batch, threads, len(quiet), p50, low, high,
-                    basis, excluded, note,
+                    basis, excluded, note, hosts,
                 )
             )  # fmt: skip
-    return rows
+    return _placement(rows)
+
+
+def _placement(rows: list[LatencyRow]) -> list[LatencyRow]:
+    """Flag each row whose cell, batch and thread count the frameworks timed on different
+    machines: the sweep never divides them, and a reader should not either."""
+    hosts: dict[tuple[str, int, int], dict[str, set[str]]] = {}
+    for r in rows:
+        by_fw = hosts.setdefault((r.cell, r.batch_size, r.threads), {})
+        by_fw.setdefault(r.framework, set()).update(r.hosts)
+    out = []
+    for r in rows:
+        by_fw = hosts[(r.cell, r.batch_size, r.threads)]
+        if len(by_fw) > 1 and len({frozenset(h) for h in by_fw.values()}) > 1:
+            where = "; ".join(f"{fw} on {', '.join(sorted(h))}" for fw, h in sorted(by_fw.items()))
+            r = replace(r, placement=f"frameworks timed on different hosts ({where})")
+        out.append(r)
+    return out
 
 
 def _latency_figure(

@@ -49,7 +49,9 @@ READING = {
     "seed within a cell: the mean difference and its interval, the paired-t p-value and "
     "verdict per comparison (unadjusted), then the Holm-adjusted ones across the cell",
     "Latency p50 over runs (the run is the unit)": "each row's p50 is the mean of its runs' "
-    "own p50s, its interval over those runs (the basis column says which)",
+    "own p50s, its interval over those runs (the basis column says which); hosts names the "
+    "machines that timed them, and placement flags a row whose frameworks were timed on "
+    "different hosts (compare it across frameworks as machines, not only frameworks)",
 }
 
 
@@ -204,6 +206,7 @@ def _latency(rows: list[LatencyRow]) -> pd.DataFrame:
                 "p50 ms (mean of runs' p50)": r.p50_ms,
                 "ci low ms": r.low_ms, "ci high ms": r.high_ms, "interval basis": r.basis,
                 "interval note": r.note or "", "contended runs left out": len(r.excluded),
+                "hosts": ", ".join(r.hosts), "placement": r.placement or "",
             }
             for r in rows
         ]
