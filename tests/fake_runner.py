@@ -2,7 +2,8 @@
 the real schema, and a behaviour chosen by $FAKE_RUNNER (``<framework>=<mode>,...`` or
 one mode for all) so the CLI's handling of each ending is tested in seconds.
 
-Modes: complete, phase_failed, slow (complete after $FAKE_RUNNER_SLOW_S seconds),
+Modes: complete, phase_failed, crash_once (exit 1 on the first attempt only: the file
+$FAKE_RUNNER_MARKER remembers it), slow (complete after $FAKE_RUNNER_SLOW_S seconds),
 sleep (until SIGTERM, then 'interrupted' like a real runner), stubborn (ignores
 SIGTERM), killed (SIGKILL before writing metrics), crash (leaves 'running', exits 1),
 killed_mid_phase (SIGKILL during the ptq phase, right after a warning's last line).
@@ -170,6 +171,11 @@ def main() -> int:
     events.emit("start", framework=framework, device="cpu", threads=1)
     if mode == "crash":
         print("fatal: simulated crash", flush=True)
+        return 1
+    marker = Path(os.environ.get("FAKE_RUNNER_MARKER", out / "crashed-once"))
+    if mode == "crash_once" and not marker.exists():  # the first attempt only, wherever it ran
+        marker.write_text("crashed\n")
+        print("fatal: simulated crash on the first attempt", flush=True)
         return 1
     if mode == "killed_mid_phase":  # as the OOM killer ends a runner: mid-phase, mid-warning
         events.emit("phase", phase="baseline", state="start")

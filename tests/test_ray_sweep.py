@@ -207,3 +207,33 @@ def test_a_lost_node_fails_only_its_points_and_resume_finishes_them(
         if proc.poll() is None:
             proc.kill()
         shutil.rmtree(_scratch(tmp_path / sweep_id), ignore_errors=True)
+
+
+def test_a_retry_after_a_node_local_failure_runs_on_another_node(
+    synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two equal nodes: the point fails on its first node, and its retry is placed on the
+    other (a node-local fault, a full disk or a broken install, would fail it again)."""
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    two = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    for _ in range(2):
+        two.add_node(num_cpus=1)
+    two.wait_for_nodes()
+    sweep_id = f"ray-retry-{os.getpid()}"
+    args = ["--executor", "ray", "--address", two.address, "--threads", "1", "--seeds", "1"]
+    args += ["--frameworks", "pytorch", "--data", str(synthetic_data), "--results", str(tmp_path)]
+    args += ["--sweep-id", sweep_id]
+    env = {"FAKE_RUNNER": "crash_once", "FAKE_RUNNER_MARKER": str(tmp_path / "crashed")}
+    try:
+        proc = _sweep(args, env, fake=True)
+        out, err = proc.communicate(timeout=SWEEP_TIMEOUT_S)
+        assert proc.returncode == 0, err[-3000:]
+        point = _index(tmp_path / sweep_id)["pytorch-seed0"]
+        assert (point["status"], point["attempts"]) == ("ok", 2)
+        (failure,) = point["failures"]
+        first_node = failure.split(" on ", 1)[1].split(": ", 1)[0]
+        assert ", node " in first_node and point["node"] != first_node
+    finally:
+        two.shutdown()
+        shutil.rmtree(_scratch(tmp_path / sweep_id), ignore_errors=True)

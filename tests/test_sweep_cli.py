@@ -374,3 +374,76 @@ def test_a_node_running_other_harness_code_refuses_the_point_before_running_it(
     assert outcome.exit_code == 2 and not outcome.retryable and result["archive"] is None
     assert outcome.reason.startswith("node ") and "runs other harness code" in outcome.reason
     assert f"(digest {code_digest()})" in outcome.reason and f"({'0' * 16})" in outcome.reason
+
+
+def test_a_retry_is_placed_away_from_the_nodes_its_point_failed_on() -> None:
+    from harness.sweep.index import SweepSettings
+    from harness.sweep.ray_executor import RayExecutor
+
+    executor = RayExecutor(SweepSettings(executor="ray"))
+    nodes = [{"NodeID": n, "Alive": True, "Resources": {"CPU": 2.0}} for n in ("a1", "b2")]
+    executor._alive = lambda: nodes  # type: ignore[method-assign]
+    job = _job()
+    assert executor._placement(job, set()) == {}
+    assert executor._placement(job, {"a1"}) == {"label_selector": {"ray.io/node-id": "!in(a1)"}}
+    # Failed everywhere it can run: retried anywhere rather than never.
+    assert executor._placement(job, {"a1", "b2"}) == {}
+
+
+class _FakeRay:
+    """What RayExecutor.run calls of Ray, for one point that finishes just as Ctrl-C comes."""
+
+    class exceptions:  # noqa: N801 - mirrors ray.exceptions
+        TaskCancelledError = type("TaskCancelledError", (Exception,), {})
+        RayError = type("RayError", (Exception,), {})
+
+    def __init__(self, result: dict) -> None:
+        self.result, self.waits = result, 0
+
+    def remote(self, fn):  # noqa: ANN001, ANN201
+        ray = self
+
+        class Task:
+            def options(self, **_: object) -> Task:
+                return self
+
+            def remote(self, *_: object) -> str:
+                return "ref-1"
+
+        return Task() if fn else ray
+
+    def wait(self, refs, num_returns, timeout):  # noqa: ANN001, ANN201
+        self.waits += 1
+        if self.waits == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the driver waits
+        return list(refs), []  # by then the point had finished
+
+    def cancel(self, ref: str) -> None:
+        pass
+
+    def get(self, ref: str) -> dict:
+        return self.result
+
+
+def test_ctrl_c_keeps_a_point_that_finished_before_the_interrupt(tmp_path: Path) -> None:
+    from harness.sweep.index import SweepDir, SweepSettings
+    from harness.sweep.point import PointOutcome
+    from harness.sweep.ray_executor import RayExecutor
+
+    executor = RayExecutor(SweepSettings(executor="ray"))
+    done = PointOutcome(0, None, 3.0, "node-a (10.0.0.1, node a1)")
+    executor.ray = _FakeRay({"outcome": done, "archive": None, "log": "finished\n"})
+    executor._alive = lambda: [{"NodeID": "a1", "Alive": True, "Resources": {"CPU": 2.0}}]
+    finished: list[tuple[str, PointOutcome]] = []
+
+    class Hooks:
+        def started(self, job: PointJob, node: str) -> None:
+            pass
+
+        def finished(self, job: PointJob, outcome: PointOutcome) -> None:
+            finished.append((job.name, outcome))
+
+    executor.bind(SweepDir.create(tmp_path, "s"))
+    with pytest.raises(KeyboardInterrupt):
+        executor.run([_job()], Hooks())
+    assert finished == [("pytorch-seed0", done)]

@@ -107,6 +107,7 @@ class PointOutcome:
     left_on_node: str | None = None
     left_files: int = 0
     left_bytes: int = 0
+    node_id: str | None = None  # the Ray node's id, where a Ray task ran it
 
     @property
     def ok(self) -> bool:

@@ -43,6 +43,7 @@ UNREACHABLE_FIX = (
 )
 CONNECT_TIMEOUT_S = 5
 FEASIBILITY_EVERY_S = 5.0  # how often queued points are checked against the nodes still alive
+NODE_ID_LABEL = "ray.io/node-id"  # every Ray node's own label, its id
 IMAGE_RESOURCE = "harness_{framework}"  # a node advertising it holds that framework's image
 
 
@@ -179,12 +180,26 @@ class RayExecutor:
             needs[key] = 0.01  # a share: the resource marks the node, it does not limit points
         return needs
 
-    def _infeasible(self, job: PointJob) -> str | None:
+    def _able(self, job: PointJob) -> list[str]:
+        """The ids of the alive nodes that offer what the point needs."""
         needs = self._needs(job)
-        for node in self._alive():
-            if all(node["Resources"].get(k, 0) >= v for k, v in needs.items()):
-                return None
-        wanted = ", ".join(f"{k} {v:g}" for k, v in needs.items())
+        return [
+            node["NodeID"]
+            for node in self._alive()
+            if all(node["Resources"].get(k, 0) >= v for k, v in needs.items())
+        ]
+
+    def _placement(self, job: PointJob, failed_on: set[str]) -> dict[str, Any]:
+        """A retry goes to another node able to run it, where there is one (a node-local
+        fault, a full disk or a broken install, would fail it again); else anywhere."""
+        if not failed_on or not (set(self._able(job)) - failed_on):
+            return {}
+        return {"label_selector": {NODE_ID_LABEL: f"!in({', '.join(sorted(failed_on))})"}}
+
+    def _infeasible(self, job: PointJob) -> str | None:
+        if self._able(job):
+            return None
+        wanted = ", ".join(f"{k} {v:g}" for k, v in self._needs(job).items())
         return f"no alive Ray node offers what the point needs ({wanted})"
 
     def run(self, jobs: Iterable[PointJob], hooks: Hooks) -> None:
@@ -194,6 +209,7 @@ class RayExecutor:
         queue: deque[PointJob] = deque(jobs)
         pending: dict[Any, PointJob] = {}
         cancelled: dict[Any, str] = {}  # ref -> why we cancelled it (no node can run it)
+        failed_on: dict[str, set[str]] = {}  # point -> the nodes its failed attempts ran on
         checked = time.monotonic()
         try:
             while queue or pending:
@@ -211,6 +227,7 @@ class RayExecutor:
                         "num_gpus": needs.pop("GPU", 0),
                         "resources": needs,
                         "max_retries": 0,  # retries are the sweep's: counted and recorded
+                        **self._placement(job, failed_on.get(job.name, set())),
                     }
                     ref = task.options(**options).remote(
                         job, scratch_name(self.sweep), self.settings.fetch_all
@@ -222,7 +239,10 @@ class RayExecutor:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
                 for ref in ready:
                     job = pending.pop(ref)
-                    retry = hooks.finished(job, self._collect(ref, job, cancelled.pop(ref, None)))
+                    outcome = self._collect(ref, job, cancelled.pop(ref, None))
+                    if not outcome.ok and outcome.node_id:
+                        failed_on.setdefault(job.name, set()).add(outcome.node_id)
+                    retry = hooks.finished(job, outcome)
                     if retry is not None:
                         queue.append(retry)
                 if (
@@ -238,8 +258,15 @@ class RayExecutor:
             for ref in pending:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref)  # a running point gets KeyboardInterrupt and stops its process
+            done: list[Any] = []
             with contextlib.suppress(Exception):
-                ray.wait(list(pending), num_returns=len(pending), timeout=STOP_GRACE_S + 10)
+                done, _ = ray.wait(
+                    list(pending), num_returns=len(pending), timeout=STOP_GRACE_S + 10
+                )
+            for ref in done:  # a point that finished before the interrupt keeps its result
+                job = pending.pop(ref)
+                with contextlib.suppress(Exception):
+                    hooks.finished(job, self._collect(ref, job, None))
             raise
 
     def _collect(self, ref: Any, job: PointJob, cancelled_because: str | None) -> PointOutcome:
@@ -300,9 +327,12 @@ def point_task(job: PointJob, sweep_name: str, fetch_all: bool) -> dict[str, Any
     """Runs inside a Ray worker: the point as a process, its run directory packed."""
     import ray
 
-    where = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+    node_id = ray.get_runtime_context().get_node_id()
+    # The short node id tells apart nodes that share a host (containers on one machine).
+    where = f"{socket.gethostname()} ({ray.util.get_node_ip_address()}, node {node_id[:8]})"
     refused = _refusal(job, where)
     if refused is not None:
+        refused = replace(refused, node_id=node_id)
         return {"outcome": refused, "archive": None, "log": f"{refused.reason}\n"}
     gpu_ids = ray.get_gpu_ids()
     if gpu_ids and job.backend == "docker":  # the container sees exactly Ray's GPUs
@@ -313,6 +343,7 @@ def point_task(job: PointJob, sweep_name: str, fetch_all: bool) -> dict[str, Any
     shutil.rmtree(scratch, ignore_errors=True)
     log = scratch / "point.log"
     outcome = run_point(job, scratch / "points", log, where, die_on_parent_exit=True)
+    outcome = replace(outcome, node_id=node_id)
     run_dir = scratch / "points" / job.name
     archive, left_files, left_bytes = (None, 0, 0)
     if run_dir.is_dir():
