@@ -18,8 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness_contract.metrics.census import OpCensus
 from harness_contract.metrics.figures import ConversionStats, TrainingStats
 from harness_contract.study.framework import Lowered, RungUnavailable
+
+from .census import pte_census
 
 FLOW = "pt2e-xnnpack-executorch"
 INSTALL = "pip install executorch==1.5.1"
@@ -96,8 +99,9 @@ def _export(model: nn.Module, max_batch: int) -> torch.export.ExportedProgram:
     return torch.export.export(model, example, dynamic_shapes=(_batch_dim(max_batch),))
 
 
-def _to_pte(exported: torch.export.ExportedProgram) -> tuple[bytes, list[str]]:
-    """Lower onto XNNPACK and serialize; with the ops each XNNPACK delegate runs.
+def _to_pte(exported: torch.export.ExportedProgram) -> tuple[bytes, list[str], OpCensus]:
+    """Lower onto XNNPACK and serialize; with the ops each XNNPACK delegate runs, and the
+    census of those and of the ops left outside the delegates.
 
     The batch stays dynamic only if nothing narrows its range on the way: the edge
     passes re-run every conv's fake kernel, whose backend choice asks ``batch < 16``
@@ -109,8 +113,9 @@ def _to_pte(exported: torch.export.ExportedProgram) -> tuple[bytes, list[str]]:
 
     with torch.fx.experimental._config.patch(backed_size_oblivious=True):
         edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
-        ops = delegated_ops(edge.exported_program())
-        return edge.to_executorch().buffer, ops
+        lowered = edge.exported_program()
+        ops, counted = delegated_ops(lowered), pte_census(lowered)
+        return edge.to_executorch().buffer, ops, counted
 
 
 def delegated_ops(program: torch.export.ExportedProgram) -> list[str]:
@@ -132,8 +137,10 @@ def delegated_ops(program: torch.export.ExportedProgram) -> list[str]:
 
 def lower_fp32(model: nn.Module, max_batch: int) -> Lowered:
     t0 = time.perf_counter()
-    program, _ = _to_pte(_export(copy.deepcopy(model).cpu().eval(), max_batch))
-    return Lowered(EdgeModel(program, "fp32", max_batch), compile_s=time.perf_counter() - t0)
+    program, _, counted = _to_pte(_export(copy.deepcopy(model).cpu().eval(), max_batch))
+    return Lowered(
+        EdgeModel(program, "fp32", max_batch), compile_s=time.perf_counter() - t0, ops=counted
+    )
 
 
 def _quantizer(is_qat: bool) -> Any:
@@ -153,10 +160,19 @@ def _int8_ops(ops: list[str]) -> list[str]:
     return int8
 
 
-def _lower_converted(converted: nn.Module, max_batch: int) -> tuple[EdgeModel, list[str], float]:
+@dataclass(frozen=True)
+class _Converted:
+    model: EdgeModel
+    int8_ops: list[str]
+    census: OpCensus
+    compile_s: float
+
+
+def _lower_converted(converted: nn.Module, max_batch: int) -> _Converted:
     t0 = time.perf_counter()
-    program, ops = _to_pte(_export(converted, max_batch))
-    return EdgeModel(program, "int8", max_batch), _int8_ops(ops), time.perf_counter() - t0
+    program, ops, counted = _to_pte(_export(converted, max_batch))
+    model = EdgeModel(program, "int8", max_batch)
+    return _Converted(model, _int8_ops(ops), counted, time.perf_counter() - t0)
 
 
 def lower_ptq(fp32: nn.Module, calibration: Sequence[torch.Tensor], max_batch: int) -> Lowered:
@@ -173,16 +189,22 @@ def lower_ptq(fp32: nn.Module, calibration: Sequence[torch.Tensor], max_batch: i
     t1 = time.perf_counter()
     converted = convert_pt2e(prepared)
     t2 = time.perf_counter()
-    model, ops, compile_s = _lower_converted(converted, max_batch)
+    lowered = _lower_converted(converted, max_batch)
     stats = ConversionStats(
         flow=FLOW,
         device="cpu",
         calibration_samples=sum(len(b) for b in calibration),
         calibration_s=t1 - t0,
         conversion_s=t2 - t1,
-        quantized_ops=ops,
+        quantized_ops=lowered.int8_ops,
     )
-    return Lowered(model, compile_s=compile_s, conversion=stats, notes=[_own("calibration")])
+    return Lowered(
+        lowered.model,
+        compile_s=lowered.compile_s,
+        conversion=stats,
+        notes=[_own("calibration")],
+        ops=lowered.census,
+    )
 
 
 def lower_qat(
@@ -211,14 +233,17 @@ def lower_qat(
     t0 = time.perf_counter()
     converted = convert_pt2e(move_exported_model_to_eval(tuned.cpu()))
     t1 = time.perf_counter()
-    lowered, ops, compile_s = _lower_converted(converted, max_batch)
-    stats = ConversionStats(flow=FLOW, device="cpu", conversion_s=t1 - t0, quantized_ops=ops)
+    lowered = _lower_converted(converted, max_batch)
+    stats = ConversionStats(
+        flow=FLOW, device="cpu", conversion_s=t1 - t0, quantized_ops=lowered.int8_ops
+    )
     return Lowered(
-        lowered,
-        compile_s=compile_s,
+        lowered.model,
+        compile_s=lowered.compile_s,
         conversion=stats,
         training=training,
         notes=[_own("QAT fine-tuning")],
+        ops=lowered.census,
     )
 
 

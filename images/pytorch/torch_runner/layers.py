@@ -5,7 +5,8 @@ PT2E int8: torchao's numeric debugger logs no node of the runner's model (it nee
 ``generate_numeric_debug_handle`` on the ExportedProgram before ``.module()``, which the
 flow's export does not call), so the converted q/dq graph (``Int8Model.serializable``)
 is run node by node through an FX Interpreter: each measuring point's last compute node
-(found by its ``nn_module_stack``) and the dequantize after it give its int8 output. A
+(found by its ``nn_module_stack``; a ViT block's is its second residual add, the last
+node of module ``blocks.<i>``) and the dequantize after it give its int8 output. A
 layer's conv/linear node already computes with its dequantized int8 weights in float:
 that result is the weight-only figure's int8 side and the output-only figure's float
 side; the node run again with the reference weights on the same input is the float
@@ -34,6 +35,8 @@ from harness_contract.layers.analysis import (
     RequantizeInputs,
 )
 from harness_contract.layers.error import CanonicalLayer, measuring_points
+from harness_contract.model.network import Network
+from harness_contract.model.vit import ViTDef
 
 from .quantize import FXFlow, Int8Model, PT2EFlow
 
@@ -45,8 +48,10 @@ _WEIGHTED = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
 
 def output_point(layer: CanonicalLayer) -> str:
     """The eager module whose output is the layer's compared output (torch_runner.model)."""
-    if layer.kind == "block":  # after the add and the block's last ReLU
-        return layer.name.removesuffix(".out") + ".relu2"
+    if layer.kind == "block":  # a ResNet block: after its add and last ReLU
+        block = layer.name.removesuffix(".out")
+        # A ViT encoder block ends on its second residual add: the block's own output.
+        return block if layer.output == "raw" else block + ".relu2"
     if layer.output == "relu":
         return "relu" if layer.name == "stem" else layer.name.rsplit(".", 1)[0] + ".relu1"
     if layer.output == "bn":
@@ -76,14 +81,14 @@ class TorchLayerProbe(LayerProbe):
         device = next(fp32.parameters()).device
         out: dict[str, np.ndarray] = {}
         handles = []
-        for layer in self.layers:
-            module = fp32.get_submodule(output_point(layer))
+        try:  # a hook left behind would fire in every later forward (QAT's export)
+            for layer in self.layers:
+                module = fp32.get_submodule(output_point(layer))
 
-            def keep(_m: nn.Module, _i: Any, y: torch.Tensor, name: str = layer.name) -> None:
-                out[name] = y.detach().float().cpu().numpy()
+                def keep(_m: nn.Module, _i: Any, y: torch.Tensor, name: str = layer.name) -> None:
+                    out[name] = y.detach().float().cpu().numpy()
 
-            handles.append(module.register_forward_hook(keep))
-        try:
+                handles.append(module.register_forward_hook(keep))
             with torch.no_grad():
                 fp32(self.fw.normalize(images, device))
         finally:
@@ -106,7 +111,7 @@ class TorchLayerProbe(LayerProbe):
         points, weighted, unmapped = self._pt2e_nodes(gm)
         # Own error needs the layer's fp32 weights as the int8 graph uses them: with
         # BatchNorm, PT2E folds it into the conv, so the eager weights are not those.
-        own_ok = not any(c.bn for c in self.fw.net.convs())
+        own_ok = not _folds_batch_norm(self.fw.net)
         fp32_weights = {
             name: fp32.get_submodule(name).weight.detach().cpu() for name in weighted.values()
         }
@@ -205,11 +210,7 @@ class TorchLayerProbe(LayerProbe):
                         lambda _m, _i, y, name=layer.name, tool=tool: keep(name, y, tool)
                     )
                 )
-        # FX fuses each block's add and ReLU into one quantized.add_relu call (no module
-        # to hook): the blocks' outputs are those calls, in network order.
-        blocks = [x.name for x in self.layers if x.kind == "block"]
-        adds = [n for n in gm.graph.nodes if str(n.target) == "quantized.add_relu"]
-        block_of = dict(zip(adds, blocks, strict=True)) if len(adds) == len(blocks) else {}
+        block_of = _fx_block_outputs(gm, [x.name for x in self.layers if x.kind == "block"])
 
         class Capture(torch.fx.Interpreter):  # runs call_module through the hooks above
             def run_node(self, n: torch.fx.Node) -> Any:
@@ -261,6 +262,24 @@ class TorchLayerProbe(LayerProbe):
         tuned, _ = inputs.fine_tune(prepared)
         model, _ = flow.convert_qat(tuned, self.fw.net.parameter_count())
         return model
+
+
+def _fx_block_outputs(gm: torch.fx.GraphModule, blocks: list[str]) -> dict[torch.fx.Node, str]:
+    """The FX graph's node holding each block's output (none has a module to hook, nor a
+    module stack): ResNet's fused add+ReLU calls (quantized.add_relu), one a block; the
+    ViT's adds are the position embedding's, then two residual adds a block, the second
+    its output. In network order; none where the count does not fit."""
+    relu_adds = [n for n in gm.graph.nodes if str(n.target) == "quantized.add_relu"]
+    if len(relu_adds) == len(blocks):
+        return dict(zip(relu_adds, blocks, strict=True))
+    adds = [n for n in gm.graph.nodes if str(n.target) == "quantized.add"]
+    if blocks and len(adds) == 1 + 2 * len(blocks):
+        return dict(zip(adds[2::2], blocks, strict=True))
+    return {}
+
+
+def _folds_batch_norm(net: Network) -> bool:
+    return not isinstance(net, ViTDef) and any(c.bn for c in net.convs())
 
 
 def _at_point(layer: CanonicalLayer, y: torch.Tensor) -> np.ndarray:

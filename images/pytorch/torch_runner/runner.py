@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.metadata
 import os
 import random
@@ -17,6 +18,7 @@ from torch import nn
 
 from harness_contract.errors import HarnessError
 from harness_contract.fs.atomic import write_bytes_atomic, write_via_temp
+from harness_contract.metrics.census import OpCensus
 from harness_contract.metrics.figures import SizeStats
 from harness_contract.model.network import network
 from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
@@ -33,12 +35,12 @@ from harness_contract.study.framework import (
     Trainer,
 )
 
-from . import executorch, inductor
+from . import census, executorch, inductor
 from .executorch import EdgeModel
 from .inductor import CompiledModel
 from .model import build_model
 from .profile import run_profile
-from .quantize import FLOWS, Int8Model
+from .quantize import FLOWS, Int8Model, PT2EFlow
 from .tensors import Normalizer
 from .train import SGDTrainer
 
@@ -191,6 +193,18 @@ class TorchFramework(Framework):
     def convert_qat(self, model: nn.Module) -> Quantized:
         int8, stats = self.flow.convert_qat(model, self.net.parameter_count())
         return Quantized(int8, stats)
+
+    def op_census(self, model: Any) -> OpCensus | None:
+        """PT2E int8: its converted q/dq graph; FX int8: its quantized modules, run once;
+        fp32: its exported graph (all float)."""
+        if isinstance(model, Int8Model):
+            if model.flow == PT2EFlow.name:
+                return census.pt2e_census(model.serializable)
+            return census.fx_census(model.runnable, torch.zeros(2, 3, 32, 32))
+        if isinstance(model, nn.Module):
+            fp32 = copy.deepcopy(model).cpu().eval()
+            return census.exported_census(fp32, (torch.randn(2, 3, 32, 32),))
+        return None
 
     # ------------------------------------------------------------ runtime ladder
     def lower(self, runtime: str, inputs: RungInputs) -> Lowered:
