@@ -14,12 +14,14 @@ from harness_contract.metrics.census import FAMILIES, OpCensus
 from harness_contract.runtimes import label
 
 HOW = (
-    "ops of each int8 model counted by family, as 'int8 / float': int8 when the op "
-    "computes on int8 tensors (its inputs come quantized, or it runs inside an int8 "
-    "kernel), float otherwise; quantize/dequantize and shape ops are not counted. Each "
-    "column names the model and what was read (its source). '—': the model has no op of "
-    "that family. A count is a property of the converted file, not a timing: no device or "
-    "thread count applies."
+    "ops of each int8 model counted by family, as 'int8 / float': int8 when the quantizer "
+    "made the op read int8 tensors (PyTorch: its inputs come from dequantize nodes of the "
+    "q/dq graph; TFLite: its input tensor is int8), float otherwise; quantize/dequantize "
+    "and shape ops are not counted. An op a kernel library fuses into an int8 kernel's "
+    "epilogue (oneDNN's conv + ReLU) still counts as float in PyTorch's q/dq graph, while "
+    "TFLite fuses it away. Each column names the model, its note what was read. '—': no op "
+    "of that family. A count is a property of the converted file, not a timing: no device "
+    "or thread count applies."
 )
 
 
