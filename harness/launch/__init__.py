@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from harness.launch.base import Backend, LaunchRequest, LaunchResult
-from harness.launch.gpus import NO_GPUS, GpuRequest
+from harness.launch.gpus import NO_GPUS, GpuRequest, require_host_gpus
 from harness_contract.errors import HarnessError
 
 BACKENDS = ("local", "docker", "auto")
@@ -20,6 +20,7 @@ def get_backend(
     if name == "local":
         from harness.launch.local import LocalBackend
 
+        require_host_gpus(gpus)  # a runner in this process tree uses the host's GPUs itself
         return LocalBackend()
     if name == "docker":
         backend = _docker(gpus)
@@ -53,6 +54,7 @@ def _auto(gpus: GpuRequest, say: Callable[[str], None]) -> Backend:
             return docker
         reason = f"images missing: {', '.join(missing)} (build them: harness images build)"
     say(f"backend auto: using local ({reason})")
+    require_host_gpus(gpus)
     return LocalBackend()
 
 

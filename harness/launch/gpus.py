@@ -8,6 +8,8 @@ host must start (and parse options) where the SDK is not installed.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -101,3 +103,35 @@ def _count(value: str) -> GpuRequest:
 
 def _invalid(text: str | None) -> HarnessError:
     return HarnessError(f"--gpus '{text}' is not understood", ACCEPTED)
+
+
+NO_HOST_GPU_FIX = (
+    "drop --gpus to run on the CPU, or run on a host with an NVIDIA GPU and its driver"
+)
+
+
+def host_gpu_problem() -> str | None:
+    """Why this host cannot give a runner a GPU (no nvidia-smi, or it lists none); None
+    when it lists at least one. Asked before any runner starts, so `--gpus` on a CPU host
+    fails in one line instead of after every framework has loaded."""
+    if shutil.which("nvidia-smi") is None:
+        return "nvidia-smi is not installed (no NVIDIA driver here)"
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"nvidia-smi -L failed ({exc})"
+    if listed.returncode != 0 or "GPU" not in listed.stdout:
+        last = (listed.stderr.strip().splitlines() or ["it lists no GPU"])[-1]
+        return f"nvidia-smi -L: {last}"
+    return None
+
+
+def require_host_gpus(gpus: GpuRequest) -> None:
+    """Refuse `--gpus` (other than none) on a host without an NVIDIA GPU."""
+    if not gpus.wants_gpu:
+        return
+    problem = host_gpu_problem()
+    if problem is not None:
+        raise HarnessError(
+            f"--gpus {gpus} asks for GPUs but this host has none: {problem}", NO_HOST_GPU_FIX
+        )
