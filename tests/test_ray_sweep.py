@@ -237,3 +237,50 @@ def test_a_retry_after_a_node_local_failure_runs_on_another_node(
     finally:
         two.shutdown()
         shutil.rmtree(_scratch(tmp_path / sweep_id), ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_sweep_submitted_as_a_ray_job_completes_on_the_head(
+    synthetic_data: Path, tmp_path: Path
+) -> None:
+    """The documented recipe (docs/sweep.md): `ray start --head`, then `ray job submit
+    -- <the head's interpreter> -m harness sweep --executor ray --address auto --results
+    <absolute path on the head>`; the sweep directory lands there."""
+    ray_bin = Path(sys.executable).with_name("ray")
+    port, dashboard = _free_port(), _free_port()
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    # Ray 2.60's job server authenticates: a token of the test's own, for head and client.
+    env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()}
+    start = [str(ray_bin), "start", "--head", "--port", str(port), "--num-cpus", "2"]
+    start += ["--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1"]
+    start += ["--dashboard-port", str(dashboard), "--include-dashboard", "true"]
+    temp = Path(tempfile.mkdtemp(prefix="rj"))  # short: Ray's socket paths cap at 107 bytes
+    start += ["--temp-dir", str(temp), "--disable-usage-stats"]
+    started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr[-3000:]
+    try:
+        driver = tmp_path / "driver.py"  # the sweep CLI with the fake runners (as a file: a
+        driver.write_text(SWEEP_DRIVER)  # job's entrypoint is one shell line)
+        sweep_id = f"ray-job-{os.getpid()}"
+        entry = [sys.executable, str(driver), "sweep", "--executor", "ray", "--address", "auto"]
+        entry += ["--threads", "1", "--seeds", "1", "--frameworks", "pytorch"]
+        entry += ["--data", str(synthetic_data), "--results", str(tmp_path / "results")]
+        entry += ["--sweep-id", sweep_id]
+        submit = [str(ray_bin), "job", "submit", "--address", f"http://127.0.0.1:{dashboard}"]
+        submit += ["--", "env", f"PYTHONPATH={ROOT}", "FAKE_RUNNER=complete", *entry]
+        job = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600)
+        assert "succeeded" in job.stdout, (job.stdout + job.stderr)[-4000:]
+        index = _index(tmp_path / "results" / sweep_id)
+        assert index["pytorch-seed0"]["status"] == "ok"
+        assert (tmp_path / "results" / sweep_id / "report.md").is_file()
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
