@@ -441,6 +441,7 @@ _CHANGE_EVERY_FIELD = {
     "pytorch.quant_flow": "fx",
     "pytorch.runtimes": '["executorch"]',
     "tensorflow.runtimes": "[]",
+    "tensorflow.qat_flow": "dense_only",
     "support.enabled": "false",
     "support.timeout_s": "5",
     "analysis.enabled": "false",

@@ -7,14 +7,17 @@ int8 (propagated): the .tflite run end to end in LiteRT's interpreter with
 tensor (int8, dequantized with its own scale and zero point) is the layer's int8 output.
 Ops are mapped to canonical layers by the Keras layer names TFLite keeps in tensor names.
 Block outputs: each residual block's ADD (ReLU fused) output tensor, mapped by its Keras
-layer names (``stages_0_0_relu2``, ``stages_0_0_add``).
+layer names (``stages_0_0_relu2``, ``stages_0_0_add``); a ViT block's second residual ADD
+(``blocks_0_add2``). A ViT Dense runs on the tokens flattened to (batch * tokens,
+features), in Keras as in TFLite: its outputs are compared in that shape.
 Own error: measured directly, each layer's fp32 Keras layer run on the int8 op's own
 (dequantized) input; or from ``tf.lite.experimental.QuantizationDebugger`` (PTQ with
 ``debugger=True``), whose NumericVerify ops give the same figure. Its split: the same
 input through the op with TFLite's own int8 weights and bias, dequantized, in float
 (weight rounding against the Keras weights; output rounding against the int8 output).
 Keep-float PTQ: the debugger's ``denylisted_nodes`` (selective quantization); QAT: tfmot
-annotates every layer but the float ones, the same fine-tuning, the same conversion.
+annotates as tensorflow.qat_flow says but never the float ones, the same fine-tuning, the
+same conversion.
 Either way the float op reads the dequantized int8 activation.
 QAT reference: the tfmot model's wrapped (fine-tuned) layers' weights in an fp32 clone.
 """
@@ -38,13 +41,14 @@ from harness_contract.layers.analysis import (
     RequantizeInputs,
 )
 from harness_contract.layers.error import CanonicalLayer, measuring_points
+from harness_contract.model.architecture import ResNetDef
 
 from . import quant_debugger, quantize
 from .litert import TFLiteModel as Int8Model
 from .litert import interpreter_class, quantize_input
 from .model import layer_name
 from .quant_debugger import DEBUGGER
-from .quantize import PTQ_FLOW, QAT_FLOW
+from .quantize import PTQ_FLOW
 
 Pair = tuple[np.ndarray, np.ndarray]
 
@@ -58,10 +62,16 @@ OWN_DIRECT = (
 )
 
 
+# The Keras layers that end a block, by its measuring point's output: a ResNet block ends
+# in the ReLU after its add (TFLite fuses it into the ADD: either name may carry it), a
+# ViT block in its second residual add.
+_BLOCK_ENDS = {"relu": ("_relu2", "_add"), "raw": ("_add2",)}
+
+
 def output_point(layer: CanonicalLayer) -> str:
     """The Keras layer whose output is the canonical layer's compared output."""
     if layer.kind == "block":
-        return layer_name(layer.name.removesuffix(".out")) + "_relu2"
+        return layer_name(layer.name.removesuffix(".out")) + _BLOCK_ENDS[layer.output][0]
     if layer.output == "relu":
         if layer.name == "stem":
             return "stem_relu"
@@ -119,7 +129,7 @@ class TFLayerProbe(LayerProbe):
             for x in self.layers
             if x.kind == "block"
             for prefix in prefixes
-            for suffix in ("_relu2", "_add")
+            for suffix in _BLOCK_ENDS[x.output]
         }
         self._taps: dict[int, tuple[keras.Model, keras.Model]] = {}
         self._interpreters: dict[tuple[int, int], tuple[Int8Model, Any]] = {}
@@ -225,7 +235,8 @@ class TFLayerProbe(LayerProbe):
             for op in interp._get_ops_details()
             if op["op_name"] in _WEIGHTED_OPS
         }
-        bn = {c.name for c in self.fw.net.convs() if c.bn}
+        net = self.fw.net
+        bn = {c.name for c in net.convs() if c.bn} if isinstance(net, ResNetDef) else set()
         own, weight, output = {}, {}, {}
         for layer in self.layers:
             if layer.name not in index or layer.kind == "block":
@@ -293,7 +304,8 @@ class TFLayerProbe(LayerProbe):
         except Exception as exc:  # the debugger's own failure is this figure's only
             log.warning("%s failed on ptq: %s", DEBUGGER, exc)
             return OwnErrors({}, f"not given: {DEBUGGER} failed: {reason_of(exc)}")
-        dense = next(x.name for x in self.layers if x.kind == "dense")
+        # The model's output: the last dense layer (the ResNet's fc, the ViT's head).
+        dense = [x.name for x in self.layers if x.kind == "dense"][-1]
         return quant_debugger.own_errors(
             stats, lambda tensor: _canonical_in([tensor], self.by_keras), dense
         )
@@ -338,23 +350,20 @@ class TFLayerProbe(LayerProbe):
             )
             blob = debugger.get_nondebug_quantized_model()
             return Int8Model(blob, f"{PTQ_FLOW}+float", params, self.fw.threads)
-        prepared = self._qat_keeping_float(fp32, {layer_name(x) for x in float_layers})
+        flow = self.fw.spec.tensorflow.qat_flow
+        prepared = self._qat_keeping_float(fp32, {layer_name(x) for x in float_layers}, flow)
         tuned, _ = inputs.fine_tune(prepared)
-        model, _ = quantize.convert_qat(tuned, params, self.fw.threads)
-        model.flow = f"{QAT_FLOW}+float"
+        model, _ = quantize.convert_qat(tuned, params, self.fw.threads, flow)
+        model.flow = f"{model.flow}+float"
         return model
 
-    def _qat_keeping_float(self, fp32: keras.Model, keep: set[str]) -> keras.Model:
-        import tensorflow_model_optimization as tfmot
+    def _qat_keeping_float(
+        self, fp32: keras.Model, keep: set[str], flow: quantize.QatFlow = "whole_model"
+    ) -> keras.Model:
+        """tfmot annotates as ``flow`` does, but never the layers in ``keep``."""
+        from .qat_annotate import fake_quantize  # imports tfmot
 
-        qk = tfmot.quantization.keras
         with tf.device(self.fw.device):
             clone = keras.models.clone_model(fp32)
             clone.set_weights(fp32.get_weights())
-
-            def annotate(layer: keras.layers.Layer) -> keras.layers.Layer:
-                return layer if layer.name in keep else qk.quantize_annotate_layer(layer)
-
-            annotated = keras.models.clone_model(clone, clone_function=annotate)
-            annotated.set_weights(clone.get_weights())
-            return qk.quantize_apply(annotated)
+            return fake_quantize(clone, flow, keep)

@@ -16,6 +16,7 @@ import tf_keras as keras
 
 from harness_contract.errors import HarnessError
 from harness_contract.fs.atomic import write_bytes_atomic, write_via_temp
+from harness_contract.metrics.census import OpCensus
 from harness_contract.metrics.figures import SizeStats
 from harness_contract.model.network import network
 from harness_contract.spec import ExperimentSpec, OptimSpec, ProfileSpec
@@ -34,7 +35,7 @@ from harness_contract.study.framework import (
 )
 from harness_contract.study.ladder import wanted_runtimes
 
-from . import litert, quantize
+from . import census, litert, quantize
 from . import profile as tf_profile
 from .litert import TFLiteModel, interpreter_class
 from .model import build_model, keras_to_canonical
@@ -206,11 +207,18 @@ class TFFramework(Framework):
         return Quantized(int8, stats)
 
     def prepare_qat(self, model: keras.Model) -> keras.Model:
-        return quantize.prepare_qat(model, self.device)
+        return quantize.prepare_qat(model, self.device, self.spec.tensorflow.qat_flow)
 
     def convert_qat(self, model: keras.Model) -> Quantized:
-        int8, stats = quantize.convert_qat(model, self.net.parameter_count(), self.threads)
+        int8, stats = quantize.convert_qat(
+            model, self.net.parameter_count(), self.threads, self.spec.tensorflow.qat_flow
+        )
         return Quantized(int8, stats)
+
+    def op_census(self, model: Any) -> OpCensus | None:
+        if isinstance(model, TFLiteModel):
+            return census.tflite_census(model.tflite, self.net)
+        return census.keras_census(model)
 
     # ------------------------------------------------------------ runtime ladder
     def lower(self, runtime: str, inputs: RungInputs) -> Lowered:
@@ -225,6 +233,7 @@ class TFFramework(Framework):
         return Lowered(
             model,
             compile_s=seconds,
+            ops=census.tflite_census(model.tflite, self.net),
             notes=[
                 f"the fp32 Keras model converted to a .tflite (float input and output, "
                 f"{seconds:.2f} s) and run by the LiteRT interpreter ({interpreter_class()[1]}) "
@@ -347,6 +356,7 @@ class TFFramework(Framework):
             f"TensorFlow cannot run an int8 .tflite natively"
         )
         if variant == "qat":
+            notes.append(quantize.QAT_FLOW_NOTES[self.spec.tensorflow.qat_flow])
             notes.append(
                 "tfmot starts each activation range at [-6, 6] and moves it 0.1% of the way to "
                 "the observed range per training step (EMA decay 0.999; PyTorch's observers "

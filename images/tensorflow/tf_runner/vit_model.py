@@ -4,6 +4,8 @@ Layer names are the canonical names with '.' replaced by '_' (``blocks_0_attn_qk
 Attention is written out as PyTorch's model writes it: Dense qkv, a reshape into heads,
 ``tf.matmul`` of q and k, Softmax, ``tf.matmul`` with v, Dense proj. The position
 embedding is a layer of its own (``PositionEmbedding``), the one layer Keras lacks.
+Each token-wise Dense runs on the tokens flattened to (batch * tokens, features) (see
+``_token_dense``): the same numbers, and the bias stays inside TFLite's FULLY_CONNECTED.
 """
 
 from __future__ import annotations
@@ -51,13 +53,23 @@ def _dense(units: int, name: str, init: str) -> keras.layers.Dense:
     return keras.layers.Dense(units, kernel_initializer=init, name=layer_name(name))
 
 
+def _token_dense(x: KTensor, units: int, name: str, init: str) -> KTensor:
+    """A Dense on every token, run on the tokens flattened to (batch * tokens, features).
+    On a 3-D input Keras' Dense is a tensordot whose bias the TFLite converter cannot fuse
+    into the FULLY_CONNECTED: it becomes an int8 ADD of its own after a reshape, and after
+    tfmot QAT (no fake-quant between the matmul and that add) a float FULLY_CONNECTED."""
+    tokens = x.shape[1]
+    flat = tf.reshape(x, (-1, x.shape[-1]))
+    return tf.reshape(_dense(units, name, init)(flat), (-1, tokens, units))
+
+
 def _norm(name: str) -> keras.layers.LayerNormalization:
     return keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPS, name=layer_name(name))
 
 
 def _attention(net: ViTDef, b: str, x: KTensor, init: str) -> KTensor:
     n, h, hd = net.tokens, net.heads, net.head_dim
-    qkv = _dense(3 * net.dim, f"{b}.attn.qkv", init)(x)
+    qkv = _token_dense(x, 3 * net.dim, f"{b}.attn.qkv", init)
     qkv = keras.layers.Reshape((n, 3, h, hd), name=layer_name(f"{b}.attn.split"))(qkv)
     qkv = keras.layers.Permute((2, 3, 1, 4), name=layer_name(f"{b}.attn.heads"))(qkv)
     q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]  # (batch, heads, tokens, head_dim)
@@ -65,7 +77,7 @@ def _attention(net: ViTDef, b: str, x: KTensor, init: str) -> KTensor:
     attn = keras.layers.Softmax(axis=-1, name=layer_name(f"{b}.attn.softmax"))(scores)
     out = keras.layers.Permute((2, 1, 3), name=layer_name(f"{b}.attn.merge"))(tf.matmul(attn, v))
     out = keras.layers.Reshape((n, net.dim), name=layer_name(f"{b}.attn.concat"))(out)
-    return _dense(net.dim, f"{b}.attn.proj", init)(out)
+    return _token_dense(out, net.dim, f"{b}.attn.proj", init)
 
 
 def _block(net: ViTDef, i: int, x: KTensor, init: str) -> KTensor:
@@ -73,9 +85,9 @@ def _block(net: ViTDef, i: int, x: KTensor, init: str) -> KTensor:
     x = keras.layers.Add(name=layer_name(f"{b}.add1"))(
         [x, _attention(net, b, _norm(f"{b}.norm1")(x), init)]
     )
-    hidden = _dense(net.mlp_dim, f"{b}.mlp.fc1", init)(_norm(f"{b}.norm2")(x))
+    hidden = _token_dense(_norm(f"{b}.norm2")(x), net.mlp_dim, f"{b}.mlp.fc1", init)
     hidden = keras.layers.Activation("gelu", name=layer_name(f"{b}.mlp.act"))(hidden)
-    mlp = _dense(net.dim, f"{b}.mlp.fc2", init)(hidden)
+    mlp = _token_dense(hidden, net.dim, f"{b}.mlp.fc2", init)
     return keras.layers.Add(name=layer_name(f"{b}.add2"))([x, mlp])
 
 
