@@ -360,6 +360,7 @@ ANSWERS = {
         ("no", "X86InductorQuantizer left 2 of 2 attention matmuls in float"),
         ("no", "X86InductorQuantizer left 1 of 1 softmax in float"),
         ("no", "X86InductorQuantizer left 1 of 1 LayerNorm in float"),
+        ("yes", "torch.profiler traced aten::matmul, aten::softmax, aten::layer_norm"),
         ("yes", "prepare_qat_pt2e: 3 of 3 linear layers int8; in float: layer_norm, softmax"),
     ],
     "tensorflow": [
@@ -378,6 +379,7 @@ ANSWERS = {
         ("yes", "BATCH_MATMUL on int8"),
         ("yes", "SOFTMAX on int8"),
         ("yes", "LayerNorm decomposed, all int8: MEAN, SQUARED_DIFFERENCE, RSQRT"),
+        ("no", "the LiteRT interpreter has no profiler hook: benchmark_model needed"),
         ("no", "RuntimeError: Layer norm:LayerNormalization is not supported"),
     ],
 }

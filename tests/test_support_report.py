@@ -113,8 +113,8 @@ def test_support_md_quotes_the_papers_table_iv_beside_each_question():
 
 def test_support_md_names_the_versions_and_what_each_probe_saw():
     md = render_support_md([_pytorch(), _tensorflow()])
-    assert "- **pytorch**: torch 2.13.0, torchao 0.18.0 (16 probes in 8.0 s)" in md
-    assert "- **tensorflow**: tensorflow 2.21.0, tf_keras 2.21.0 (16 probes in 8.0 s)" in md
+    assert "- **pytorch**: torch 2.13.0, torchao 0.18.0 (17 probes in 8.5 s)" in md
+    assert "- **tensorflow**: tensorflow 2.21.0, tf_keras 2.21.0 (17 probes in 8.5 s)" in md
     assert "- `int8_cpu` (yes, 0.5 s): int8_cpu worked" in md
     assert f"- `int8_export` (no, 0.5 s): {EXPORT_ERROR}" in md
     assert "per probe (60 s)" in md

@@ -90,6 +90,8 @@ def test_full_int8_tflite_quantizes_the_attention_block_and_tfmot_refuses_layer_
     assert "BATCH_MATMUL on int8" in got["int8_attention_matmul"].detail
     assert got["int8_softmax"].outcome == "yes" and "SOFTMAX on int8" in got["int8_softmax"].detail
     assert got["int8_layer_norm"].outcome == "yes" and "RSQRT" in got["int8_layer_norm"].detail
+    profiled = got["profiler_attention"]
+    assert profiled.outcome == "no" and "benchmark_model" in profiled.detail
     # The finding the issue names: tfmot's quantize_model refuses LayerNormalization.
     outcome, detail = got["qat_transformer"].outcome, got["qat_transformer"].detail
     assert outcome == "no" and "LayerNormalization" in detail and "is not supported" in detail

@@ -138,6 +138,8 @@ def test_the_x86_quantizer_leaves_attention_softmax_and_layer_norm_float(support
         ("int8_layer_norm", "aten.layer_norm"),
     ):
         assert got[slug][0] == "no" and op in got[slug][1] and "in float" in got[slug][1]
+    outcome, detail = got["profiler_attention"]
+    assert outcome == "yes" and "aten::matmul, aten::softmax, aten::layer_norm" in detail
     outcome, detail = got["qat_transformer"]
     assert outcome == "yes" and "3 of 3 linear layers int8" in detail
     assert "layer_norm, matmul, softmax" in detail

@@ -49,7 +49,13 @@ CLAIMS: dict[str, dict[str, str]] = {
     # profiling and quantization methods" without listing them: one claim for each row.
     **{
         slug: dict.fromkeys(("pytorch", "tensorflow"), TRANSFORMER_DROPPED)
-        for slug in ("int8_attention_matmul", "int8_softmax", "int8_layer_norm", "qat_transformer")
+        for slug in (
+            "int8_attention_matmul",
+            "int8_softmax",
+            "int8_layer_norm",
+            "profiler_attention",
+            "qat_transformer",
+        )
     },
 }
 

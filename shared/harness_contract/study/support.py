@@ -55,6 +55,11 @@ PROBES: tuple[Probe, ...] = (
     ),
     Probe("int8_softmax", "transformer", "softmax runs in int8"),
     Probe("int8_layer_norm", "transformer", "LayerNorm runs in int8"),
+    Probe(
+        "profiler_attention",
+        "transformer",
+        "profiler traces the int8 attention block op by op (matmul, softmax, LayerNorm)",
+    ),
     Probe("qat_transformer", "transformer", "QAT of LayerNorm and attention, unannotated"),
 )
 OUTCOMES = ("yes", "no", "not probed")

@@ -89,6 +89,26 @@ def int8_layer_norm() -> Answer:
     return _answer("layer_norm", "LayerNorm")
 
 
+def profiler_attention() -> Answer:
+    """torch.profiler around the int8 attention block: its matmuls, softmax and LayerNorm
+    each appear as ops of their own (the per-op breakdown the report draws)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = _ptq()
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(tokens(9))
+    names = {e.name for e in prof.events()}
+    wanted = ("aten::matmul", "aten::softmax", "aten::layer_norm", "aten::linear")
+    missing = [op for op in wanted if op not in names]
+    if missing:
+        return "no", f"torch.profiler's trace of the int8 attention block lacks {missing}"
+    quant = sorted(n for n in names if "quantize" in n)
+    return "yes", (
+        f"torch.profiler traced the PT2E int8 attention block op by op: {', '.join(wanted)}"
+        f" and the q/dq ops ({', '.join(quant[:2])}...)"
+    )
+
+
 def qat_transformer() -> Answer:
     """prepare_qat_pt2e of the attention block, a few steps, convert: which ops are int8."""
     from torchao.quantization.pt2e import move_exported_model_to_eval
@@ -127,5 +147,6 @@ PROBES = {
     "int8_attention_matmul": int8_attention_matmul,
     "int8_softmax": int8_softmax,
     "int8_layer_norm": int8_layer_norm,
+    "profiler_attention": profiler_attention,
     "qat_transformer": qat_transformer,
 }

@@ -7,6 +7,8 @@ tfmot's quantize_model, as the runner's QAT flow does it."""
 from __future__ import annotations
 
 import functools
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from ..litert import interpreter_class
-from . import Answer, _converter
+from . import Answer, _converter, _xplane_event_names
 
 TOKENS, DIM = 4, 8
 _SAMPLES = np.random.default_rng(0).standard_normal((4, TOKENS, DIM)).astype(np.float32)
@@ -91,6 +93,34 @@ def int8_layer_norm() -> Answer:
 _LAYOUT = {"RESHAPE", "TRANSPOSE", "SHAPE", "QUANTIZE", "DEQUANTIZE", "STRIDED_SLICE"}
 
 
+def profiler_attention() -> Answer:
+    """The int8 attention block under LiteRT, op by op: a profiler hook on the interpreter,
+    or its BATCH_MATMUL/SOFTMAX ops in a tf.profiler trace around invoke()."""
+    cls, name = interpreter_class()
+    hooks = sorted(m for m in dir(cls) if "profil" in m.lower())
+    interp = cls(model_content=_converter(_attention(), _samples), num_threads=1)
+    interp.allocate_tensors()
+    detail = interp.get_input_details()[0]
+    x = np.zeros(detail["shape"], detail["dtype"])
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        try:
+            for _ in range(5):
+                interp.set_tensor(detail["index"], x)
+                interp.invoke()
+        finally:
+            tf.profiler.experimental.stop()
+        events = _xplane_event_names(sorted(Path(logdir).glob("plugins/profile/*/*.xplane.pb")))
+    seen = sorted(e for e in events if any(op in e.upper() for op in ("BATCH_MATMUL", "SOFTMAX")))
+    if seen or hooks:
+        return "yes", f"profiler hooks {hooks}; attention ops in a tf.profiler trace: {seen[:6]}"
+    return "no", (
+        f"{name}.Interpreter has no profiler hook and tf.profiler around invoke() recorded "
+        f"no LiteRT op ({len(events)} event names): per-op times of the int8 attention "
+        f"block need LiteRT's benchmark_model (--enable_op_profiling=true)"
+    )
+
+
 def _refusal(model: keras.Model) -> str | None:
     """tfmot's quantize_model's error for ``model`` (its first line), None if accepted."""
     import tensorflow_model_optimization as tfmot
@@ -123,5 +153,6 @@ PROBES = {
     "int8_attention_matmul": int8_attention_matmul,
     "int8_softmax": int8_softmax,
     "int8_layer_norm": int8_layer_norm,
+    "profiler_attention": profiler_attention,
     "qat_transformer": qat_transformer,
 }
