@@ -134,6 +134,9 @@ def test_inductor_int8_compiles_the_pt2e_graph_and_agrees_with_onednn(
     fw: TorchFramework, fp32: Any, ptq: Any, tmp_path: Path
 ) -> None:
     lowered = fw.lower("inductor", _inputs("ptq", ptq, fp32))
+    # Its op census is the q/dq graph it compiles: the variant's own.
+    assert lowered.ops is not None and lowered.ops.source.endswith("as compiled by Inductor")
+    assert lowered.ops.counts == fw.op_census(ptq).counts
     model, _ = lowered.for_batch(64)
     images = _images(64, seed=3)
     onednn = fw.predict(ptq, images).argmax(1)

@@ -212,7 +212,13 @@ class TorchFramework(Framework):
         if runtime == "inductor":
             if not int8:
                 return inductor.compile_fp32(inputs.fp32, inputs.max_batch)
-            return inductor.compile_int8(inputs.model, inputs.max_batch)
+            lowered = inductor.compile_int8(inputs.model, inputs.max_batch)
+            graph = self.op_census(inputs.model)  # the q/dq graph Inductor compiles
+            if graph is not None:
+                lowered.ops = graph.model_copy(
+                    update={"source": f"{graph.source}, as compiled by Inductor"}
+                )
+            return lowered
         if runtime != "executorch":
             return super().lower(runtime, inputs)
         executorch.require_executorch()
