@@ -179,7 +179,11 @@ def test_provenance_names_versions_threads_cpu_and_data(e2e: E2ERun) -> None:
     assert p.device == "cpu"
     assert metrics.dataset.kind == "synthetic"
     assert Path(metrics.dataset.path).resolve() == e2e.data.resolve()
-    assert (metrics.dataset.train_images, metrics.dataset.test_images) == (2000, 500)
+    limits = build_spec("smoke", overrides=E2E_OVERRIDES).data  # the smoke's 1,000 / 500
+    assert (metrics.dataset.train_images, metrics.dataset.test_images) == (
+        limits.train_limit,
+        limits.test_limit,
+    )
 
 
 @pytest.mark.slow

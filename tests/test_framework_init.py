@@ -27,6 +27,7 @@ pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
 FRAMEWORKS = ("pytorch", "tensorflow")
 CHANCE = 0.1  # ten classes
 OVERRIDES = [
+    "data.train_limit=2000",  # the thresholds below were measured at 2,000 training images
     "model.init=framework",
     "ptq.enabled=false",
     "qat.enabled=false",
