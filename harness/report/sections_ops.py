@@ -10,7 +10,7 @@ from __future__ import annotations
 from harness.report.frame import ReportData
 from harness.report.model import Column, Row, Section, Table
 from harness_contract.metrics import MetricsFile
-from harness_contract.metrics.census import FAMILIES, OpCensus
+from harness_contract.metrics.census import FAMILIES, OpCensus, OpFamily
 from harness_contract.runtimes import label
 
 HOW = (
@@ -40,8 +40,8 @@ def _censuses(m: MetricsFile) -> list[tuple[str, OpCensus]]:
     return out
 
 
-def _cell(census: OpCensus, family: str) -> str:
-    count = census.of(family)  # type: ignore[arg-type]
+def _cell(census: OpCensus, family: OpFamily) -> str:
+    count = census.of(family)
     return "—" if count is None else f"{count.int8_ops} / {count.float_ops}"
 
 

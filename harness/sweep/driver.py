@@ -262,13 +262,14 @@ def _what(spec: SweepSpec) -> str:
 def _job(
     point: Point,
     spec: SweepSpec,
+    spec_text: SpecText | None,
     settings: SweepSettings,
     attempt: int,
     launcher: tuple[str, ...] | None,
 ) -> PointJob:
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARD_ENV_PREFIXES)}
     return PointJob(
-        point=point, attempt=attempt, preset=spec.preset, spec=SpecText.read(spec.spec_file),
+        point=point, attempt=attempt, preset=spec.preset, spec=spec_text,
         sets=list(spec.sets),
         threads=settings.threads, backend=settings.backend, data=settings.data,
         timeout=settings.timeout, launcher=launcher, env=env, code_digest=code_digest(),
@@ -330,11 +331,12 @@ class _Hooks:
 def _run(sweep, spec, settings, records, executor, opts, say, started) -> int:  # noqa: ANN001, PLR0913
     todo = [r for r in records.values() if r.status != "ok"]
     jobs = []
+    spec_text = SpecText.read(spec.spec_file)  # read once, carried by every point
+    launcher = opts.launcher or point_module.DEFAULT_LAUNCHER
     for record in todo:
         sweep.set_aside(record.name)  # a resumed point starts over; its old attempt is kept aside
         record.status = "pending"
-        launcher = opts.launcher or point_module.DEFAULT_LAUNCHER
-        jobs.append(_job(record.point, spec, settings, record.attempts + 1, launcher))
+        jobs.append(_job(record.point, spec, spec_text, settings, record.attempts + 1, launcher))
     sweep.write_spec(spec, settings)
     sweep.write_index(records)
     hooks = _Hooks(sweep, records, settings.retries, say)

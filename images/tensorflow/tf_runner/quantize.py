@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import Literal
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from harness_contract.metrics.figures import ConversionStats
+from harness_contract.spec.frameworks import QatFlow
 from harness_contract.study.framework import Unsupported
 
 from .litert import TFLiteModel, convert, converter_for, full_int8, require_int8
@@ -31,7 +31,6 @@ QAT_FLOW = "tfmot-qat-tflite-full-int8"
 # tensorflow.qat_flow = "dense_only": int8 input, output and Dense/Conv2D kernels; the ops
 # tfmot left unannotated carry no trained ranges, so the converter keeps them in float.
 QAT_DENSE_ONLY_FLOW = "tfmot-qat-dense-only-tflite-int8-io"
-QatFlow = Literal["whole_model", "dense_only"]
 QAT_FLOW_NOTES = {
     "whole_model": (
         "QAT flow tensorflow.qat_flow=whole_model: tfmot quantize_model fake-quantized "

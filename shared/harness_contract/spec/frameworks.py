@@ -30,6 +30,9 @@ class PyTorchSpec(Section):
     _unique = field_validator("runtimes")(no_repeats)
 
 
+QatFlow = Literal["whole_model", "dense_only"]  # tensorflow.qat_flow's values
+
+
 class TensorFlowSpec(Section):
     # Runtimes measured beside the primary ones: "litert" runs the fp32 model as a
     # .tflite too (int8 models always run on LiteRT: TensorFlow cannot run them natively).
@@ -38,7 +41,7 @@ class TensorFlowSpec(Section):
     # (tfmot's own flow; it refuses the ViT, recorded as unsupported). "dense_only": only
     # the Dense and Conv2D layers and the outputs feeding them, so LayerNorm, softmax and
     # the attention matmuls train (and stay) float; converted the same way either way.
-    qat_flow: Literal["whole_model", "dense_only"] = "whole_model"
+    qat_flow: QatFlow = "whole_model"
 
     _unique = field_validator("runtimes")(no_repeats)
 

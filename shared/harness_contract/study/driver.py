@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from harness_contract import events
 from harness_contract.data.cifar import Cifar10
@@ -141,22 +141,13 @@ class StudyDriver:
             raise
         except Unsupported as exc:
             log.warning("phase %s unsupported: %s", name, exc.reason)
-            metrics.variants[name] = VariantMetrics(
-                variant=name, status="unsupported", precision=_precision(name), reason=exc.reason
-            )
             self._record_start_weights()
-            self.save()
-            events.emit("phase", phase=name, state="unsupported", reason=exc.reason)
+            self._unfinished(name, "unsupported", exc.reason)
             return None
         except Exception as exc:  # one phase's failure must not lose the others
             log.error("phase %s failed:\n%s", name, traceback.format_exc())
-            reason = reason_of(exc)
-            metrics.variants[name] = VariantMetrics(
-                variant=name, status="failed", precision=_precision(name), reason=reason
-            )
             self._record_start_weights()
-            self.save()
-            events.emit("phase", phase=name, state="failed", reason=reason)
+            self._unfinished(name, "failed", reason_of(exc))
             if full_disk_errno(exc) is not None:
                 raise  # every later write would fail too: the study stops, naming the file
             return None
@@ -181,11 +172,20 @@ class StudyDriver:
             return None
 
     def skip(self, name: str, reason: str) -> None:
+        self._unfinished(name, "skipped", reason)
+
+    def _unfinished(
+        self, name: str, status: Literal["failed", "unsupported", "skipped"], reason: str
+    ) -> None:
+        """A phase that left no model (failed, unsupported, skipped), saved and announced."""
         self._metrics().variants[name] = VariantMetrics(
-            variant=name, status="skipped", precision=_precision(name), reason=reason
+            variant=name,
+            status=status,
+            precision=_precision(name),
+            reason=reason,
         )
         self.save()
-        events.emit("phase", phase=name, state="skipped", reason=reason)
+        events.emit("phase", phase=name, state=status, reason=reason)
 
     def profile(self, phase: str, model: Any, fp32: Any = None) -> None:
         """The phase's profiler passes, each saved as soon as it is done (none after a
