@@ -5,6 +5,7 @@ reference built for each batch size in a fresh process.
     python benchmarks/bench_ladder.py [--framework pytorch|tensorflow|all] [--width 1.0]
                                       [--batch-sizes 1 128] [--threads N]
                                       [--min-count 20] [--min-seconds 1.0]
+                                      [--rungs SLUG ...] [--rounds 3]
                                       [--quick] [--no-reference]
 
 For each rung (PyTorch eager fp32, Inductor fp32, PT2E int8 on oneDNN, PT2E int8 through
@@ -22,9 +23,12 @@ Inductor, ExecuTorch fp32 and int8; Keras fp32, LiteRT fp32 and int8) it prints:
   with freezing, ``torch.export`` at that shape, a TFLite conversion with that input
   shape), in a fresh process with the framework's public APIs only
   (``ladder_reference.py --paired``), timed by the same latency method in turns with
-  the harness's own rung built in that same process (reference, harness, harness,
-  reference); their ratio h/ref is the verdict (target: within 10%: the harness's rung is
-  as fast as its runtime). x-proc divides this process's harness p50 by the fresh
+  the harness's own rung built in that same process, in ``--rounds`` rounds (reference,
+  harness, harness, reference, then the other way round); the median of the rounds'
+  ratios h/ref is the verdict (target: within 10%: the harness's rung is as fast as its
+  runtime), their range is printed beside it, and a reference whose windows saw a load
+  average above the cores gets no verdict ("loaded"): one busy neighbour moves these
+  timings by more than the target. x-proc divides this process's harness p50 by the fresh
   process's reference: shown, not judged (the same model in two processes on this
   shared machine read up to 30% apart, either way);
 * every int8 speed-up within one runtime, and per framework "best deployable fp32 vs
@@ -87,9 +91,7 @@ class Row:
     def reference_ratio(self) -> float | None:
         """The harness's rung over the reference, both timed in the reference's process."""
         ref = self.reference or {}
-        if ref.get("p50_ms") is None or ref.get("harness_p50_ms") is None:
-            return None
-        return ref["harness_p50_ms"] / ref["p50_ms"]
+        return ref.get("ratio")
 
     @property
     def cross_process_ratio(self) -> float | None:
@@ -141,24 +143,27 @@ def measure(
     return rows
 
 
-def _verdict(ratio: float | None) -> str:
+def _verdict(ratio: float | None, load: float | None = None) -> str:
     if ratio is None:
         return "-"
+    if load is not None and load > (os.cpu_count() or 1):
+        return "loaded"  # another process shared the cores while timing: no verdict
     return "ok" if abs(ratio - 1) <= LATENCY_TOLERANCE else "MISSED"
 
 
 def _reference_cells(row: Row) -> str:
     ref = row.reference
     if ref is None:
-        return f"{'-':>10} {'-':>7} {'-':>10} {'-':>7} {'-':>6}"
+        return f"{'-':>10} {'-':>7} {'-':>10} {'-':>7} {'-':>6} {'-':>9}"
     if "error" in ref:
         return f"reference failed: {ref['error']}"
     ours, ratio, cross = ref.get("harness_p50_ms"), row.reference_ratio, row.cross_process_ratio
     paired = "-" if ours is None else f"{ours:.3f}"
     h_ref = "-" if ratio is None else f"{ratio:.3f}"
+    spread = "-" if not ref.get("ratios") else f"{min(ref['ratios']):.2f}-{max(ref['ratios']):.2f}"
     return (
         f"{ref['p50_ms']:10.3f} {ref['build_s']:7.1f} {paired:>10} {h_ref:>7} "
-        f"{_verdict(ratio):6} {cross:6.3f}"
+        f"{_verdict(ratio, ref.get('max_load_1m')):6} {spread:>9} {cross:6.3f}"
     )
 
 
@@ -175,13 +180,15 @@ def print_table(framework: str, rows: list[Row], versions: dict[str, str], threa
         "compile s: the runner's lowering (Inductor: its largest batch's static compile, "
         "accuracy's); batch s: the static compile it times at this batch; ref: the reference built"
         " for this batch alone in a fresh process (its build s: compile, export or conversion); "
-        "h@ref: the harness's rung timed in turns with it in that process (the verdict h/ref); "
+        "h@ref: the harness's rung timed in turns with it in that process, median of its "
+        "windows; h/ref: the median of the rounds' ratios (the verdict), rounds: their range; "
         "x-proc: this process's harness p50 / ref (two processes, not judged)"
     )
     head = (
         f"{'batch':>5}  {'runtime':36} {'prec':5} {'rung':28} {'compile s':>9} {'batch s':>9} "
         f"{'harness ms':>10} {'bare ms':>9} {'h/bare':>7}  {'n':>5} {'':6} "
-        f"{'ref ms':>10} {'ref s':>7} {'h@ref ms':>10} {'h/ref':>7} {'':6} {'x-proc':>6}"
+        f"{'ref ms':>10} {'ref s':>7} {'h@ref ms':>10} {'h/ref':>7} {'':6} {'rounds':>9} "
+        f"{'x-proc':>6}"
     )
     print(head)
     for r in rows:
@@ -191,13 +198,19 @@ def print_table(framework: str, rows: list[Row], versions: dict[str, str], threa
             f"{r.bare_ms:9.3f} {r.ratio:7.3f}  {r.n:5d} {_verdict(r.ratio):6} "
             f"{_reference_cells(r)}"
         )
-    referenced = [r.reference_ratio for r in rows if r.reference_ratio is not None]
-    if referenced:
-        missed = sum(abs(x - 1) > LATENCY_TOLERANCE for x in referenced)
+    verdicts = [
+        (r.reference_ratio, _verdict(r.reference_ratio, (r.reference or {}).get("max_load_1m")))
+        for r in rows
+        if r.reference_ratio is not None
+    ]
+    if verdicts:
+        ratios = [ratio for ratio, _ in verdicts]
+        said = {v: sum(verdict == v for _, verdict in verdicts) for v in ("ok", "MISSED", "loaded")}
         print(
-            f"harness/reference (paired, in the reference's process): "
-            f"{len(referenced) - missed} of {len(referenced)} within "
-            f"{LATENCY_TOLERANCE:.0%} (range {min(referenced):.3f}-{max(referenced):.3f})"
+            f"harness/reference (paired, in the reference's process): {said['ok']} of "
+            f"{len(verdicts)} within {LATENCY_TOLERANCE:.0%}, {said['MISSED']} missed, "
+            f"{said['loaded']} timed under load (no verdict); "
+            f"range {min(ratios):.3f}-{max(ratios):.3f}"
         )
     for batch in sorted({r.batch for r in rows}):
         at = [r for r in rows if r.batch == batch]
@@ -224,6 +237,8 @@ def bench(framework: str, args: argparse.Namespace) -> list[Row]:
     maker = RungMaker(framework, fw, spec, spec.measure.latency.batch_sizes)
     rows = []
     for slug in SLUGS[framework]:  # the study's order: each rung measured before the next
+        if args.rungs and slug not in args.rungs:
+            continue
         try:
             rung = maker.make(slug)
         except RungUnavailable as exc:  # said, never silently dropped
@@ -243,6 +258,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--min-count", type=int, default=20, help="timed calls per row, at least")
     p.add_argument("--min-seconds", type=float, default=1.0, help="seconds per row, at least")
+    p.add_argument(
+        "--rungs",
+        nargs="+",
+        choices=[s for v in SLUGS.values() for s in v],
+        help="only these rungs (default: every rung)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="paired rounds per reference")
     p.add_argument(
         "--quick",
         action="store_true",
