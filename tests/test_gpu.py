@@ -1,4 +1,5 @@
-"""The GPU tier: a PyTorch study on CUDA, int8 on CPU, and the profiler seeing GPU kernels.
+"""The GPU tier: a PyTorch study on CUDA, int8 on CPU, the profiler seeing GPU kernels,
+board energy beside GPU latency (NVML), and an untested torch named in the provenance.
 
 Skipped, with the reason, wherever PyTorch sees no CUDA GPU (CI and most laptops).
 Run it on a GPU machine with ``pytest -m gpu``.
@@ -7,6 +8,7 @@ Run it on a GPU machine with ``pytest -m gpu``.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -43,7 +45,9 @@ FAST = [
     "ptq.calibration_samples=64",
     "measure.latency.batch_sizes=[1,32]",
     "measure.latency.min_count=10",
-    "measure.latency.min_seconds=0",
+    # Half a second per row: NVML's energy counter moves in steps of tens of ms, and a
+    # window of a few calls would leave it unmoved (energy then "not measured").
+    "measure.latency.min_seconds=0.5",
     "measure.latency.warmup_seconds=0",
 ]
 
@@ -113,3 +117,61 @@ def test_every_trace_file_is_small_enough_to_open(study) -> None:
     _, out = study
     for trace in (out / "traces").glob("*.json"):
         assert trace.stat().st_size < 50 * 2**20, trace
+
+
+# ---------------------------------------------------------------- energy and versions
+
+
+def test_fp32_latency_on_the_gpu_carries_board_energy(study) -> None:
+    pytest.importorskip("pynvml", reason="no pynvml (nvidia-ml-py): energy cannot be read")
+    metrics, _ = study
+    for lat in metrics.variants["baseline"].latency:
+        e = lat.energy
+        assert e is not None and e.status == "measured", e
+        assert e.source in ("nvml energy counter", "nvml power samples")
+        assert e.gpu and "nvml" in e.gpu
+        # A board draws tens to hundreds of watts; a call takes some energy, never none.
+        assert 10 < e.mean_power_w < 2000
+        assert 0 < e.per_image_j <= e.per_call_j
+        assert e.per_call_j == pytest.approx(e.total_j / lat.n)
+
+
+def test_int8_latency_on_the_cpu_says_why_it_has_no_energy(study) -> None:
+    metrics, _ = study
+    for lat in metrics.variants["ptq"].latency:
+        assert lat.energy is not None and lat.energy.status == "not measured"
+        assert lat.energy.reason.startswith("no NVML (CPU run;")
+
+
+def test_the_nvml_reader_measures_work_on_the_gpu() -> None:
+    """The reader alone, on real matrix products: the energy counter (or the power
+    readings) over a 0.5 s window of busy GPU gives a plausible board power."""
+    pytest.importorskip("pynvml", reason="no pynvml (nvidia-ml-py): energy cannot be read")
+    from harness_contract.study.energy import NvmlMeter, meter_for
+
+    meter = meter_for("cuda:0")
+    assert isinstance(meter, NvmlMeter), meter
+    a = torch.randn(4096, 4096, device="cuda")
+    torch.cuda.synchronize()
+    meter.start()
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < 0.5:
+        a @ a
+        torch.cuda.synchronize()  # as the latency calls do: no queue outlives the window
+        calls += 1
+    e = meter.stop(calls, batch_size=1)
+    assert e.status == "measured", e.reason
+    assert 30 < e.mean_power_w < 2000
+    assert e.total_j == pytest.approx(e.mean_power_w * e.window_s, rel=1e-6)
+
+
+def test_an_untested_torch_is_recorded_in_the_provenance(study) -> None:
+    """Driven in-process (no runner check): another torch is listed, not marked allowed."""
+    metrics, _ = study
+    prov = metrics.provenance
+    if FLOW == "pt2e":  # the tested torch: nothing to record
+        assert prov.untested_versions == []
+    else:
+        assert [u.package for u in prov.untested_versions] == ["torch"]
+        assert prov.untested_versions[0].installed == torch.__version__
+        assert prov.untested_versions_allowed is False

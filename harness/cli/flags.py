@@ -54,6 +54,14 @@ Resume = Annotated[
     Path | None,
     typer.Option("--resume", help="finish a run dir: its spec, data, backend and frameworks"),
 ]
+AllowUntested = Annotated[
+    bool,
+    typer.Option(
+        "--allow-untested-versions",
+        help="let a runner use a framework version other than the tested one (a GPU host's "
+        "own PyTorch, say); recorded as untested in metrics.json and the report",
+    ),
+]
 ResumeForceData = Annotated[
     bool,
     typer.Option("--force-data", help="with --resume: accept a dataset whose digest changed"),
@@ -82,6 +90,7 @@ STUDY_OPTIONS = [
     _option("resume", Resume),
     _option("gpus", Gpus),
     _option("force_data", ResumeForceData, False),
+    _option("allow_untested_versions", AllowUntested, False),
 ]
 
 

@@ -65,6 +65,8 @@ class StudyOptions:
     resume: Path | None = None
     gpus: str | None = None
     force_data: bool = False
+    # The runners may use framework versions they were not tested with (recorded loudly).
+    allow_untested_versions: bool = False
 
     def check(self) -> None:
         """Refuse what cannot work, in one line, before anything is read or written."""

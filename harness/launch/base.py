@@ -31,6 +31,8 @@ class LaunchRequest:
     out_dir: Path  # <run>/<framework>; the runner writes metrics.json, artifacts/ here
     run_id: str
     timeout_s: float | None = None
+    # --allow-untested-versions, passed on to the runner (harness_contract.versions).
+    allow_untested_versions: bool = False
 
     @property
     def out(self) -> FrameworkDir:

@@ -207,6 +207,7 @@ class DockerBackend(Backend):
             PurePosixPath(CONTAINER_RESULTS) / request.out_dir.name,
             request.run_id,
             run_image,
+            request.allow_untested_versions,
         )
         data = str(request.data_dir.resolve())
         run_dir = str(request.out_dir.parent.resolve())
@@ -305,10 +306,15 @@ def _writable_home_env() -> dict[str, str]:
 
 
 def _runner_args(
-    spec: PurePosixPath, data: PurePosixPath, out: PurePosixPath, run_id: str, image: RunImage
+    spec: PurePosixPath,
+    data: PurePosixPath,
+    out: PurePosixPath,
+    run_id: str,
+    image: RunImage,
+    allow_untested_versions: bool = False,
 ) -> list[str]:
     runtime = f"docker image {image.ref} ({image.identity.id})"
-    return runner_command(spec, data, out, run_id, runtime, image=image.identity)
+    return runner_command(spec, data, out, run_id, runtime, image.identity, allow_untested_versions)
 
 
 def _api_failure(request: LaunchRequest, exc: Exception, name: str) -> LaunchResult:

@@ -54,6 +54,7 @@ class LocalBackend(Backend):
             request.out_dir,
             request.run_id,
             f"local ({sys.executable})",
+            allow_untested_versions=request.allow_untested_versions,
         )
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         log = open_log(request.log_path, f"$ {shlex.join(cmd)}\n")  # pasteable, to rerun by hand

@@ -17,10 +17,13 @@ from harness.report.variants import primary_runtime
 from harness.results.stats import median_interval
 from harness_contract.layout import FrameworkDir
 from harness_contract.metrics import VARIANTS, MetricsFile
-from harness_contract.metrics.figures import LatencyStats
+from harness_contract.metrics.figures import EnergyStats, LatencyStats
 
 # The statistics each batch size gets in results.csv, at the variant's own threads.
 CSV_FIELDS = ("p50_ms", "p50_low_ms", "p50_high_ms", "p90_ms", "p99_ms", "per_sample_p50_ms", "n")
+# Added to them when some row's energy was measured (a GPU run): board energy per image
+# and mean board power over the timed calls.
+ENERGY_FIELDS = ("energy_per_image_mj", "mean_power_w")
 KEY = ["framework", "variant", "runtime"]
 DTYPES = {
     "framework": "object",
@@ -40,6 +43,12 @@ DTYPES = {
     "p99_ms": "float64",
     "per_sample_p50_ms": "float64",
     "n": "int64",
+    # Board energy over the timed calls, in millijoules (NaN: not measured, or an older file).
+    "energy_per_call_mj": "float64",
+    "energy_per_image_mj": "float64",
+    "mean_power_w": "float64",
+    "energy_source": "object",  # "nvml energy counter" or "nvml power samples"
+    "energy_reason": "object",  # why it was not measured (None: measured, or not recorded)
 }
 
 
@@ -86,9 +95,36 @@ def _rows(
             "p99_ms": lat.p99_ms,
             "per_sample_p50_ms": lat.p50_per_sample_ms,
             "n": lat.n,
+            **_energy(lat.energy),
         }
         for lat, (low, high) in zip(latency, intervals, strict=True)
     ]
+
+
+def _mj(joules: float | None) -> float:
+    return float("nan") if joules is None else joules * 1000
+
+
+def _energy(energy: EnergyStats | None) -> dict[str, Any]:
+    """The energy columns of one row: NaN, with the reason, where it was not measured."""
+    measured = energy if energy is not None and energy.status == "measured" else None
+    power = None if measured is None else measured.mean_power_w
+    return {
+        "energy_per_call_mj": _mj(None if measured is None else measured.per_call_j),
+        "energy_per_image_mj": _mj(None if measured is None else measured.per_image_j),
+        "mean_power_w": float("nan") if power is None else power,
+        "energy_source": None if measured is None else measured.source,
+        "energy_reason": None if energy is None or measured is not None else energy.reason,
+    }
+
+
+def energy_measured(latency: pd.DataFrame) -> bool:
+    """Whether any row's energy was measured (only then has the report energy columns)."""
+    return bool(latency["energy_per_call_mj"].notna().any())
+
+
+def csv_fields(latency: pd.DataFrame) -> tuple[str, ...]:
+    return CSV_FIELDS + (ENERGY_FIELDS if energy_measured(latency) else ())
 
 
 def latency_table(
@@ -166,7 +202,8 @@ def per_sample(
 
 def csv_columns(latency: pd.DataFrame) -> list[str]:
     sizes, sweep = batch_sizes(latency), sweep_threads(latency)
-    return [f"latency_b{b}_{field}" for b in sizes for field in CSV_FIELDS] + [
+    fields = csv_fields(latency)
+    return [f"latency_b{b}_{field}" for b in sizes for field in fields] + [
         f"latency_b{b}_t{t}_per_sample_p50_ms" for t in sweep for b in sizes
     ]
 
@@ -180,7 +217,9 @@ def csv_block(latency: pd.DataFrame) -> pd.DataFrame:
     size's statistics at the row's own threads, then per-sample p50 at every other count."""
     if latency.empty:
         return pd.DataFrame(columns=KEY)
-    main = own_rows(latency).pivot(index=KEY, columns="batch_size", values=list(CSV_FIELDS))
+    main = own_rows(latency).pivot(
+        index=KEY, columns="batch_size", values=list(csv_fields(latency))
+    )
     main.columns = [f"latency_b{b}_{field}" for field, b in main.columns]
     blocks = [main]
     for t in sweep_threads(latency):

@@ -8,7 +8,14 @@ from typing import Any
 import pandas as pd
 
 from harness.report.frame import ReportData
-from harness.report.latency import batch_sizes, end_batch_sizes, own_rows, per_sample, sweep_threads
+from harness.report.latency import (
+    batch_sizes,
+    end_batch_sizes,
+    energy_measured,
+    own_rows,
+    per_sample,
+    sweep_threads,
+)
 from harness.report.model import (
     MISSING,
     Column,
@@ -102,7 +109,35 @@ def _interval(low: float, high: float) -> str | None:
     return None if absent(low) or absent(high) else f"{low:.2f}–{high:.2f}"
 
 
+ENERGY_COLUMNS = [
+    Column("Energy per call", "mJ", "0.2"),
+    Column("Energy per image", "mJ", "0.3"),
+    Column("Board power, mean", "W", "0.1"),
+]
+ENERGY_HOW = (
+    "Energy is the whole GPU board's over the timed calls (warm-up excluded), idle power "
+    "included, read through NVML on the device in the row ({sources}): per call = joules "
+    "over the window / calls, per image = per call / batch size, in millijoules (mJ); mean "
+    "board power in watts (W)."
+)
+
+
+def energy_notes(own: pd.DataFrame, measured: bool) -> list[str]:
+    """How energy was read (a GPU run) and, per reason, the rows that have none."""
+    notes = []
+    if measured:
+        sources = ", ".join(sorted(set(own["energy_source"].dropna())))
+        notes.append(ENERGY_HOW.format(sources=sources))
+    unmeasured = own[own["energy_reason"].notna()]
+    for reason, rows in unmeasured.groupby("energy_reason", sort=False):
+        which = ", ".join(dict.fromkeys(f"{r.framework} {r.variant}" for r in rows.itertuples()))
+        devices = ", ".join(dict.fromkeys(rows["device"]))
+        notes.append(f"Energy: not measured for {which} (on {devices}): {reason}.")
+    return notes
+
+
 def latency_table(data: ReportData) -> Table:
+    measured = energy_measured(data.latency)
     columns = [
         FRAMEWORK,
         VARIANT,
@@ -115,6 +150,7 @@ def latency_table(data: ReportData) -> Table:
         Column("p99", "ms", "0.2"),
         Column("p50 per sample", "ms", "0.2"),
         Column("Calls", "n", "count"),
+        *(ENERGY_COLUMNS if measured else []),
         DEVICE,
         THREADS,
     ]
@@ -130,6 +166,8 @@ def latency_table(data: ReportData) -> Table:
             values = [r["framework"], r["variant"], runtime_label(r), r["precision"]]
             values += [str(lat.batch_size), lat.p50_ms, _interval(lat.p50_low_ms, lat.p50_high_ms)]
             values += [lat.p90_ms, lat.p99_ms, lat.per_sample_p50_ms, lat.n]
+            if measured:
+                values += [lat.energy_per_call_mj, lat.energy_per_image_mj, lat.mean_power_w]
             rows.append(Row([*values, r["latency_device"], r["latency_threads"]]))
     how = (
         "per-call forward-pass latency in milliseconds (ms) at the given batch size, over n "
@@ -142,7 +180,8 @@ def latency_table(data: ReportData) -> Table:
         "intervals overlap are not told apart by this run. Rows at other thread counts are in "
         "the batch size x threads table."
     )
-    return Table(columns, rows, how, notes=[SAME_DEVICE], empty=NO_LATENCY, wide=True)
+    notes = [SAME_DEVICE, *energy_notes(own, measured)]
+    return Table(columns, rows, how, notes=notes, empty=NO_LATENCY, wide=True)
 
 
 def fp32_like(data: ReportData, r: pd.Series) -> pd.Series | None:

@@ -27,6 +27,29 @@ SYNTHETIC_WARNING = (
     "**Warning — synthetic data ({}):** accuracy figures are not meaningful on synthetic "
     "data. Sizes and timings still describe the model and the machine."
 )
+UNTESTED_WARNING = (
+    "**Warning — untested framework versions ({framework}):** {packages}. {how} Every "
+    "figure of {framework} comes from versions the harness was not tested with: compare "
+    "them with results of the tested versions knowing that more than the machine changed."
+)
+ALLOWED = "The run allowed them with `--allow-untested-versions`."
+UNCHECKED = "The study ran without the runner's version check (driven in-process)."
+
+
+def untested_text(m: MetricsFile) -> str | None:
+    """``torch 2.11.0+cu130 (tested: 2.13.0)``, or None: the tested versions."""
+    untested = m.provenance.untested_versions
+    if not untested:
+        return None
+    return ", ".join(f"{u.package} {u.installed} (tested: {u.tested})" for u in untested)
+
+
+def untested_warning(m: MetricsFile) -> str | None:
+    packages = untested_text(m)
+    if packages is None:
+        return None
+    how = ALLOWED if m.provenance.untested_versions_allowed else UNCHECKED
+    return UNTESTED_WARNING.format(framework=m.framework, packages=packages, how=how)
 
 
 def title(data: ReportData) -> str:
@@ -54,6 +77,7 @@ def intro(data: ReportData) -> list[Block]:
         )
     ]
     blocks += [Note(w) for w in mismatch_warnings(data.metrics)]
+    blocks += [Note(w) for m in data.metrics if (w := untested_warning(m))]
     synthetic = [m.framework for m in data.metrics if m.dataset.kind == "synthetic"]
     if synthetic:
         blocks.append(Note(SYNTHETIC_WARNING.format(", ".join(synthetic))))
@@ -150,11 +174,17 @@ def provenance_items(m: MetricsFile) -> list[tuple[str, str]]:
         )
         if value
     )
+    versions = f"{versions_text(m) or MISSING}; harness {p.harness_version}"
+    if untested := untested_text(m):
+        how = "allowed by `--allow-untested-versions`"
+        if not p.untested_versions_allowed:
+            how = "not checked by the runner"
+        versions += f"; **untested**: {untested}, {how}"
     who = [f"uid {p.uid}"] if p.uid is not None else []
     if p.network_interfaces:
         who.append(f"network interfaces: {', '.join(p.network_interfaces)}")
     return [
-        ("Framework versions", f"{versions_text(m) or MISSING}; harness {p.harness_version}"),
+        ("Framework versions", versions),
         ("Initial weights", f"`{m.initial_weights}`"),
         ("Spec", f"`{m.spec_name}`, digest `{m.spec_digest}`, seed {m.seed}"),
         ("Runtime", "; ".join([p.runtime, *who])),

@@ -29,8 +29,18 @@ def join_values(values: Iterable[Any]) -> Any:
     return distinct[0] if len(distinct) == 1 else ", ".join(str(v) for v in distinct)
 
 
+def _dist(name: str) -> str:
+    return name.lower().replace("-", "_")  # "tf-keras" (pin) and "tf_keras" (provenance)
+
+
 def versions_text(metrics: MetricsFile) -> str:
-    return ", ".join(f"{name} {ver}" for name, ver in metrics.provenance.framework_versions.items())
+    """``torch 2.11.0+cu130 (untested), torchao 0.18.0``: a version the runner was not
+    tested with is marked wherever versions are shown (results.csv too)."""
+    untested = {_dist(u.package) for u in metrics.provenance.untested_versions}
+    return ", ".join(
+        f"{name} {ver}" + (" (untested)" if _dist(name) in untested else "")
+        for name, ver in metrics.provenance.framework_versions.items()
+    )
 
 
 def primary_runtime(framework: str, v: VariantMetrics) -> str | None:

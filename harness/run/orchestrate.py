@@ -24,6 +24,7 @@ def run_frameworks(
     data_dir: Path,
     display: RunDisplay,
     timeout_s: float | None = None,
+    allow_untested_versions: bool = False,
 ) -> list[LaunchResult]:
     results: list[LaunchResult] = []
     for fw in frameworks:
@@ -36,7 +37,9 @@ def run_frameworks(
             display.say(f"{fw.name}: earlier attempt moved to {aside.name}")
         display.begin(fw.name)
         out = run.framework(fw.name)
-        request = LaunchRequest(fw, run.spec_path, data_dir, out.path, run.run_id, timeout_s)
+        request = LaunchRequest(
+            fw, run.spec_path, data_dir, out.path, run.run_id, timeout_s, allow_untested_versions
+        )
         result = record_outcome(run, backend.launch(request, display.on_event), timeout_s)
         results.append(result)
         if result.outcome == "interrupted":

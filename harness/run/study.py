@@ -190,7 +190,15 @@ def _run(
             f"run [bold]{run.path}[/] · preset {spec.name} · spec {spec.digest()} · "
             f"backend {backend.name} · data {choice.path} ({choice.origin})"
         )
-        launched = run_frameworks(run, plan.frameworks, backend, choice.path, display, plan.timeout)
+        launched = run_frameworks(
+            run,
+            plan.frameworks,
+            backend,
+            choice.path,
+            display,
+            plan.timeout,
+            allow_untested_versions=opts.allow_untested_versions,
+        )
     # A runner that stopped before writing metrics (bad data, say) leaves nothing to
     # render; then its own one-line message is the error, not "no results".
     if run.metrics_paths():

@@ -1,5 +1,6 @@
 """The entrypoint contract every runner shares: ``--spec FILE --data DIR --out DIR``
-(and ``--run-id``, ``--runtime``, ``--image`` as the host knows them).
+(and ``--run-id``, ``--runtime``, ``--image`` as the host knows them, and
+``--allow-untested-versions`` when the user asked for it).
 
 Exit codes (harness_contract.exit_codes): OK, the study complete (individual phases may
 still have failed: see metrics.json), USER_ERROR, a problem the user can fix (one line on
@@ -23,6 +24,7 @@ from harness_contract.exit_codes import ExitCode
 from harness_contract.fs.atomic import full_disk_errno
 from harness_contract.fs.oserrors import os_error
 from harness_contract.layout import ARTIFACTS_DIR, METRICS_FILE
+from harness_contract.versions import ALLOW_FLAG, allowing_untested
 
 if TYPE_CHECKING:
     from harness_contract.metrics import ImageIdentity
@@ -49,6 +51,12 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
         help="the container image this runs in, as JSON (repository, tag, digest, id); "
         "recorded as provenance",
     )
+    p.add_argument(
+        ALLOW_FLAG,
+        action="store_true",
+        help="run on framework versions other than the tested ones (another major.minor); "
+        "recorded as untested in metrics.json and the report",
+    )
     return p.parse_args(argv)
 
 
@@ -74,6 +82,7 @@ def runner_command(
     run_id: str,
     runtime: str,
     image: ImageIdentity | None = None,
+    allow_untested_versions: bool = False,
 ) -> list[str]:
     """The arguments ``parse_args`` reads, in the order it documents: the one place a
     backend gets a runner's command line from (paths as the runner will see them). Each
@@ -86,6 +95,7 @@ def runner_command(
         f"--run-id={run_id}",
         f"--runtime={runtime}",
         *image_args,
+        *([ALLOW_FLAG] if allow_untested_versions else []),
     ]
 
 
@@ -118,12 +128,6 @@ def _ensure_writable(out_dir: Path) -> None:
 def main(
     make_framework: Callable[[], Framework], argv: list[str] | None = None, prog: str = "runner"
 ) -> int:
-    # The study's modules load here, not at import: the host builds runner command lines
-    # with this module and must not pay for the pipeline.
-    from harness_contract.data.cifar import load_cifar10
-    from harness_contract.spec import effective_threads, load_resolved_spec
-    from harness_contract.study.pipeline import Study
-
     args = parse_args(argv, prog)
     logging.basicConfig(
         level=logging.INFO,
@@ -131,6 +135,18 @@ def main(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    # For the runner's whole life: its version check, then the provenance, read it.
+    with allowing_untested(args.allow_untested_versions):
+        return _run(make_framework, args)
+
+
+def _run(make_framework: Callable[[], Framework], args: argparse.Namespace) -> int:
+    # The study's modules load here, not at import: the host builds runner command lines
+    # with this module and must not pay for the pipeline.
+    from harness_contract.data.cifar import load_cifar10
+    from harness_contract.spec import effective_threads, load_resolved_spec
+    from harness_contract.study.pipeline import Study
+
     try:
         spec = load_resolved_spec(args.spec)
         out_dir = args.out.resolve()

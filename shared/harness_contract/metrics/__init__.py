@@ -139,6 +139,14 @@ class ImageIdentity(Strict):
     id: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")  # the local image id
 
 
+class UntestedVersion(Strict):
+    """A required package the runner was not tested with (docs/versions.md)."""
+
+    package: str  # the distribution name, as pinned: "torch", "tf-keras"
+    installed: str  # e.g. "2.11.0+cu130"
+    tested: str  # the pin, e.g. "2.13.0"
+
+
 class Provenance(Strict):
     harness_version: str
     framework_versions: dict[str, str]
@@ -165,6 +173,12 @@ class Provenance(Strict):
     # What decides bit-exactness besides versions, threads and CPU: the framework's
     # determinism switches as the runner set them, name -> value (schema 2).
     determinism: dict[str, str] = Field(default_factory=dict)
+    # Required packages at another major.minor than the runner was tested with, and
+    # whether the user allowed that (--allow-untested-versions). Empty: the tested
+    # versions. Listed but not allowed: the study ran without the runner's check (driven
+    # in-process, as the GPU tier does).
+    untested_versions: list[UntestedVersion] = Field(default_factory=list)
+    untested_versions_allowed: bool = False
 
 
 class ProbeResult(Strict):

@@ -11,6 +11,25 @@ from pydantic import Field
 from harness_contract.strict import Strict
 
 
+class EnergyStats(Strict):
+    """Board energy over one latency window (the timed calls only, warm-up excluded), read
+    through NVML on the GPU that ran them; on a CPU run, "not measured" with the reason."""
+
+    status: Literal["measured", "not measured"]
+    reason: str | None = None  # why not measured
+    # "nvml energy counter" (nvmlDeviceGetTotalEnergyConsumption, preferred) or
+    # "nvml power samples" (nvmlDeviceGetPowerUsage every interval_ms, integrated).
+    source: str | None = None
+    gpu: str | None = None  # the board read, e.g. "NVIDIA H200 (nvml index 0)"
+    window_s: float | None = Field(default=None, ge=0)  # wall time the reading covers
+    total_j: float | None = Field(default=None, ge=0)  # the whole board, idle power included
+    per_call_j: float | None = Field(default=None, ge=0)  # total_j / timed calls
+    per_image_j: float | None = Field(default=None, ge=0)  # per_call_j / batch_size
+    mean_power_w: float | None = Field(default=None, ge=0)  # total_j / window_s
+    power_samples: int | None = Field(default=None, ge=0)  # power readings taken
+    interval_ms: float | None = Field(default=None, gt=0)  # between power readings
+
+
 class LatencyStats(Strict):
     """One latency measurement: per-call times of a forward pass at a fixed batch size."""
 
@@ -33,6 +52,8 @@ class LatencyStats(Strict):
     # The machine's 1-minute load average when measuring began: above the core count,
     # other work competed for the CPU and these latencies are inflated.
     load_1m: float | None = Field(default=None, ge=0)
+    # Board energy over the timed calls (None: a file from before energy was read).
+    energy: EnergyStats | None = None
 
     @property
     def p50_per_sample_ms(self) -> float:

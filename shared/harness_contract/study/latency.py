@@ -3,7 +3,9 @@
 Warm up by count and by time, then time single calls until both a minimum count
 and a minimum duration are reached, or a cap on either stops it. The callable
 must do only the work being timed (inputs prepared beforehand) and, on an
-accelerator, must synchronize before returning.
+accelerator, must synchronize before returning. The board's energy over the same timed
+calls is read beside them (study.energy: NVML on a GPU; "not measured" with the reason on
+a CPU).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from harness_contract.metrics.figures import LatencyStats
 from harness_contract.spec import LatencySpec
+from harness_contract.study.energy import EnergyMeter, meter_for
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,14 @@ def measure_latency(
     device: str,
     threads: int,
     clock: Callable[[], int] = time.perf_counter_ns,
+    meter: EnergyMeter | None = None,
 ) -> LatencyRun:
+    """``meter``: how the window's energy is read (None: the one for ``device``)."""
     load_1m = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     _warm_up(call, rule, clock)
+    meter = meter if meter is not None else meter_for(device)
     samples: list[int] = []
+    meter.start()  # warm-up excluded: the energy is the timed calls' only
     started = clock()
     min_ns, max_ns = rule.min_seconds * 1e9, rule.max_seconds * 1e9
     while True:
@@ -55,9 +62,10 @@ def measure_latency(
             reason = "max_seconds"
             break
     total_s = (clock() - started) / 1e9
+    energy = meter.stop(len(samples), batch_size)
     samples_ms = np.asarray(samples, dtype=np.float64) / 1e6
     stats = summarize(samples_ms, batch_size, device, threads, total_s, reason)
-    return LatencyRun(stats.model_copy(update={"load_1m": load_1m}), samples_ms)
+    return LatencyRun(stats.model_copy(update={"load_1m": load_1m, "energy": energy}), samples_ms)
 
 
 def _warm_up(call: Callable[[], object], rule: LatencySpec, clock: Callable[[], int]) -> None:

@@ -1,6 +1,7 @@
-"""What a result was made with: the metrics.json header (versions, machine, runtime, the
-image it ran in, the determinism switches, dataset) and the label of the weights the
-baseline started from. Together they say what decides whether a rerun is bit-identical."""
+"""What a result was made with: the metrics.json header (versions, and any the runner was
+not tested with, machine, runtime, the image it ran in, the determinism switches, dataset)
+and the label of the weights the baseline started from. Together they say what decides
+whether a rerun is bit-identical."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import os
 
 import numpy as np
 
-from harness_contract import __version__, system
+from harness_contract import __version__, system, versions
 from harness_contract.data.cifar import Cifar10
+from harness_contract.frameworks import FRAMEWORKS
 from harness_contract.metrics import (
     DatasetInfo,
     ImageIdentity,
     MetricsFile,
     ModelInfo,
     Provenance,
+    UntestedVersion,
     now_iso,
 )
 from harness_contract.model.network import network, title
@@ -52,7 +55,20 @@ def provenance(
         gpu_driver=system.gpu_driver() if device.gpu else None,
         image=image,
         determinism=dict(determinism or {}),
+        untested_versions=untested(fw.name),
+        untested_versions_allowed=versions.untested_allowed(),
     )
+
+
+def untested(framework: str) -> list[UntestedVersion]:
+    """The required packages installed here at another major.minor than the runner was
+    tested with, read from package metadata like the runner's own check."""
+    if framework not in FRAMEWORKS:  # a test framework of another name pins nothing
+        return []
+    found = versions.untested_versions(framework, versions.installed_versions(framework))
+    return [
+        UntestedVersion(package=u.package, installed=u.installed, tested=u.tested) for u in found
+    ]
 
 
 def dataset_info(data: Cifar10) -> DatasetInfo:
