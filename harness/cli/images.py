@@ -35,12 +35,51 @@ def images_build(
         ),
     ] = None,
     wheels: Annotated[Path | None, typer.Option(help="folder of wheels to install from")] = None,
+    cuda: Annotated[
+        bool,
+        typer.Option(
+            "--cuda",
+            help="build the CUDA variant (<version>-cuda): FROM the local Debian base with the "
+            "framework's hash-locked CUDA wheels (images/<framework>/requirements-cuda.lock)",
+        ),
+    ] = False,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="with --cuda: write each image's id and CUDA/cuDNN versions into the image "
+            "lock ($HARNESS_IMAGE_LOCK or images/lock.toml)",
+        ),
+    ] = False,
 ) -> None:
-    """Build the runner images (FROM the pinned CUDA bases, or --base)."""
-    from harness.images.build import build
+    """Build the runner images (FROM the pinned CUDA bases, or --base; --cuda: CUDA wheels)."""
+    from harness_contract.errors import HarnessError
 
-    for ref in build(_image_frameworks(frameworks), base=base, wheels=wheels, progress=_say):
-        typer.echo(f"built {ref}")
+    chosen = _image_frameworks(frameworks)
+    if not cuda:
+        if record:
+            raise HarnessError("--record applies to --cuda builds only", "add --cuda")
+        from harness.images.build import build
+
+        for ref in build(chosen, base=base, wheels=wheels, progress=_say):
+            typer.echo(f"built {ref}")
+        return
+    if wheels is not None:
+        raise HarnessError(
+            "--wheels cannot be used with --cuda: the CUDA images install only the "
+            "hash-locked wheels of images/<framework>/requirements-cuda.lock",
+            "drop --wheels",
+        )
+    from harness.images.build import lock_file
+    from harness.images.cuda import build_cuda
+    from harness.images.cuda_lock import record_cuda
+
+    for built in build_cuda(chosen, base=base, progress=_say):
+        typer.echo(f"built {built.ref} ({built.image_id}; {built.facts.summary()})")
+        if record:
+            fw = built.facts.framework
+            record_cuda(lock_file(), fw, built.image_id, built.facts.cuda, built.facts.cudnn)
+            typer.echo(f"recorded the {fw} CUDA image {built.image_id} in {lock_file()}")
 
 
 RegistryOption = Annotated[

@@ -30,6 +30,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCK_RELATIVE = Path("images") / "lock.toml"
 # A copy of the lock elsewhere (CI, a lab mirror): read and written instead of the tracked file.
 LOCK_ENV = "HARNESS_IMAGE_LOCK"
+# Which image variant runs read by default: "" (the images of `harness images build`) or
+# "cuda" (those of `harness images build --cuda`, tagged <version>-cuda).
+VARIANT_ENV = "HARNESS_IMAGE_VARIANT"
+VARIANTS = ("", "cuda")
 DOCKER_FIX = "start the Docker engine (or set DOCKER_HOST), or use the local backend"
 
 Progress = Callable[[str], None]
@@ -46,6 +50,8 @@ class FrameworkLock:
     packages: dict[str, str] = field(default_factory=dict)
     # Where `harness images push` last pushed it: "<registry>/<repository>@sha256:...".
     published_ref: str = ""
+    # The [<framework>.cuda] table: the CUDA variant's image id and CUDA/cuDNN versions.
+    cuda: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_ref(self) -> str:
@@ -105,6 +111,7 @@ def load_lock(path: Path | None = None) -> Lock:
                 published_digest=data[name].get("published_digest", ""),
                 packages=dict(data[name]["packages"]),
                 published_ref=data[name].get("published_ref", ""),
+                cuda=dict(data[name].get("cuda", {})),
             )
             for name in FRAMEWORKS
         }
@@ -123,10 +130,18 @@ def load_lock(path: Path | None = None) -> Lock:
         raise HarnessError(f"image lock file {path} is malformed ({exc})", "restore it") from exc
 
 
-def image_ref(framework: str) -> str:
-    """The local tag the docker backend runs: ``quant-harness/<framework>:<harness version>``."""
+def image_ref(framework: str, variant: str | None = None) -> str:
+    """The local tag the docker backend runs: ``quant-harness/<framework>:<harness version>``,
+    with ``-cuda`` for the CUDA variant (``variant`` None: ``$HARNESS_IMAGE_VARIANT``)."""
     _check_framework(framework)
-    return f"{LOCAL_REPOSITORY}/{framework}:{__version__}"
+    if variant is None:
+        variant = os.environ.get(VARIANT_ENV, "")
+    if variant not in VARIANTS:
+        raise HarnessError(
+            f"unknown image variant '{variant}' (${VARIANT_ENV})",
+            f"set ${VARIANT_ENV} to 'cuda' or leave it unset",
+        )
+    return f"{LOCAL_REPOSITORY}/{framework}:{__version__}{'-' + variant if variant else ''}"
 
 
 def docker_client(timeout: int = 10, fix: str = DOCKER_FIX) -> Any:
@@ -172,7 +187,7 @@ def build(
             buildargs = {"VERSION": __version__, "REVISION": _git_revision()}
             if base:
                 buildargs["BASE_IMAGE"] = base
-            ref = image_ref(framework)
+            ref = image_ref(framework, variant="")
             progress(f"building {ref} from {base or 'the pinned base'}")
             chunks = client.api.build(
                 path=str(context),
@@ -326,10 +341,10 @@ def _local_image(client: Any, framework: str) -> Any:
     from docker.errors import ImageNotFound
 
     try:
-        return client.images.get(image_ref(framework))
+        return client.images.get(image_ref(framework, variant=""))
     except ImageNotFound as exc:
         raise HarnessError(
-            f"image {image_ref(framework)} not found",
+            f"image {image_ref(framework, variant='')} not found",
             f"build it with `harness images build {framework}`",
         ) from exc
 

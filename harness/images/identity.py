@@ -36,8 +36,11 @@ def resolve(image: Any, framework: str, local_ref: str, lock: Lock | None = None
     repository, _, tag = local_ref.split("@", 1)[0].rpartition(":")
     if not repository or "/" in tag:  # a ref without a tag ("host:5000/repo", "repo@sha256:")
         repository, tag = local_ref.split("@", 1)[0], ""
-    digest = _locked_repo_digest(image, framework, lock) or _release_repo_digest(
-        image, framework, lock
+    digest = (
+        None
+        if _is_cuda_variant(local_ref)
+        else _locked_repo_digest(image, framework, lock)
+        or _release_repo_digest(image, framework, lock)
     )
     identity = ImageIdentity(
         repository=digest.split("@", 1)[0] if digest else repository,
@@ -50,6 +53,8 @@ def resolve(image: Any, framework: str, local_ref: str, lock: Lock | None = None
 
 def mismatch(image: Any, framework: str, local_ref: str, lock: Lock) -> str | None:
     """One line saying the local image is not the locked one, or None."""
+    if _is_cuda_variant(local_ref):  # a local CUDA build: the published digest is not its
+        return None
     locked = lock.frameworks[framework].published_digest
     if not locked or _locked_repo_digest(image, framework, lock):
         return None
@@ -76,3 +81,8 @@ def _release_repo_digest(image: Any, framework: str, lock: Lock) -> str | None:
     remote = lock.published_repository(framework, registry_for(lock))
     found = [d for d in image.attrs.get("RepoDigests") or [] if d.startswith(remote + "@")]
     return found[0] if len(found) == 1 else None
+
+
+def _is_cuda_variant(local_ref: str) -> bool:
+    """``quant-harness/<fw>:<version>-cuda``: built here, never pushed (no published digest)."""
+    return local_ref.split("@", 1)[0].endswith("-cuda")

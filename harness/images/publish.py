@@ -164,9 +164,10 @@ def pull(
                 "check the registry serves the published image (--registry / "
                 f"${REGISTRY_ENV}) and the lock is the release's",
             )
-        local_repository, _, local_tag = image_ref(name).rpartition(":")
+        # Published images are the default variant, whatever $HARNESS_IMAGE_VARIANT says.
+        local_repository, _, local_tag = image_ref(name, variant="").rpartition(":")
         image.tag(local_repository, local_tag)
-        pulled.append(f"{image_ref(name)} = {reference}")
+        pulled.append(f"{image_ref(name, variant='')} = {reference}")
     return pulled
 
 
