@@ -10,7 +10,8 @@
 # The tracked images/lock.toml is never written: the digests go into a copy named by
 # $HARNESS_IMAGE_LOCK, and $HARNESS_REGISTRY points push and pull at the local registry.
 # Exit 0 with "SKIPPED: <why>" when this machine cannot run an engine; non-zero when the
-# tier ran and failed.
+# tier ran and failed. With $HARNESS_ENGINE_PIDFILE set, an engine it started is left
+# running and its PID written there (.ci/run's later tiers need it; .ci/run stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +36,11 @@ cleanup() {
     echo "tier docker: stopped the registry it started (pid $registry_pid)"
   fi
   rm -rf "$work/registry"  # the pushed layers: several GB
-  if [[ -n "$started_pid" ]]; then
+  if [[ -n "$started_pid" && -n "${HARNESS_ENGINE_PIDFILE:-}" ]]; then
+    # .ci/run's later tiers (cluster, CUDA) use this engine; .ci/run stops it at its end.
+    echo "$started_pid" >"$HARNESS_ENGINE_PIDFILE"
+    echo "tier docker: left the engine it started running for the next tiers (pid $started_pid)"
+  elif [[ -n "$started_pid" ]]; then
     kill "$started_pid" 2>/dev/null || true
     wait "$started_pid" 2>/dev/null || true
     echo "tier docker: stopped the engine it started (pid $started_pid)"

@@ -209,17 +209,25 @@ def test_a_lost_node_fails_only_its_points_and_resume_finishes_them(
         shutil.rmtree(_scratch(tmp_path / sweep_id), ignore_errors=True)
 
 
-def test_a_retry_after_a_node_local_failure_runs_on_another_node(
-    synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Two equal nodes: the point fails on its first node, and its retry is placed on the
-    other (a node-local fault, a full disk or a broken install, would fail it again)."""
+@pytest.fixture
+def two_equal_nodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    """A head with no CPUs and two 1-CPU nodes that offer the same (no image resources)."""
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     two = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     for _ in range(2):
         two.add_node(num_cpus=1)
     two.wait_for_nodes()
+    yield two
+    two.shutdown()
+
+
+def test_a_retry_after_a_node_local_failure_runs_on_another_node(
+    two_equal_nodes: Cluster, synthetic_data: Path, tmp_path: Path
+) -> None:
+    """Two equal nodes: the point fails on its first node, and its retry is placed on the
+    other (a node-local fault, a full disk or a broken install, would fail it again)."""
+    two = two_equal_nodes
     sweep_id = f"ray-retry-{os.getpid()}"
     args = ["--executor", "ray", "--address", two.address, "--threads", "1", "--seeds", "1"]
     args += ["--frameworks", "pytorch", "--data", str(synthetic_data), "--results", str(tmp_path)]
@@ -235,7 +243,68 @@ def test_a_retry_after_a_node_local_failure_runs_on_another_node(
         first_node = failure.split(" on ", 1)[1].split(": ", 1)[0]
         assert ", node " in first_node and point["node"] != first_node
     finally:
-        two.shutdown()
+        shutil.rmtree(_scratch(tmp_path / sweep_id), ignore_errors=True)
+
+
+def test_a_node_without_the_dataset_refuses_its_point_in_one_line_and_it_is_not_retried(
+    two_equal_nodes: Cluster, tmp_path: Path
+) -> None:
+    """--data names a folder this machine (so every node here) lacks: the driver leaves the
+    check to the nodes of a running cluster, and the node refuses the point naming itself
+    and the path. Not retried on the other node: the node's setup is the user's to fix."""
+    sweep_id = f"ray-nodata-{os.getpid()}"
+    missing = tmp_path / "not-copied-here" / "cifar10"
+    args = ["--executor", "ray", "--address", two_equal_nodes.address, "--threads", "1"]
+    args += ["--seeds", "1", "--frameworks", "pytorch", "--data", str(missing)]
+    args += ["--results", str(tmp_path), "--sweep-id", sweep_id]
+    try:
+        proc = _sweep(args, {"FAKE_RUNNER": "complete"}, fake=True)
+        out, err = proc.communicate(timeout=SWEEP_TIMEOUT_S)
+        assert proc.returncode == 1, err[-3000:]
+        point = _index(tmp_path / sweep_id)["pytorch-seed0"]
+        assert (point["status"], point["attempts"], point["exit_code"]) == ("failed", 1, 2)
+        reason = point["reason"]
+        assert reason.startswith("node ") and ", node " in reason and "\n" not in reason
+        assert f"has no dataset at {missing}: copy it there" in reason
+        assert point["failures"] == [f"attempt 1 on {point['node']}: {reason}"]
+        assert not (tmp_path / sweep_id / "points" / "pytorch-seed0").exists()
+    finally:
+        shutil.rmtree(_scratch(tmp_path / sweep_id), ignore_errors=True)
+
+
+def test_once_nodes_are_marked_with_images_a_framework_with_no_node_of_its_own_fails_saying_so(
+    synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PyTorch node and an unmarked one: TensorFlow's points do not land on either (an
+    image of the other framework would refuse them as "not installed", exit 2); they fail
+    naming the resource no alive node offers, as when the TensorFlow worker is down."""
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    mixed = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
+    )
+    mixed.add_node(num_cpus=1, resources={"harness_pytorch": 1})
+    mixed.add_node(num_cpus=1)
+    mixed.wait_for_nodes()
+    sweep_id = f"ray-marked-{os.getpid()}"
+    args = ["--executor", "ray", "--address", mixed.address, "--threads", "1", "--seeds", "1"]
+    args += ["--data", str(synthetic_data), "--results", str(tmp_path), "--sweep-id", sweep_id]
+    try:
+        proc = _sweep(args, {"FAKE_RUNNER": "complete"}, fake=True)
+        out, err = proc.communicate(timeout=SWEEP_TIMEOUT_S)
+        assert proc.returncode == 1, err[-3000:]
+        index = _index(tmp_path / sweep_id)
+        assert index["pytorch-seed0"]["status"] == "ok"
+        tf = index["tensorflow-seed0"]
+        assert (
+            tf["status"] == "failed" and not (tmp_path / sweep_id / "points" / tf["name"]).exists()
+        )
+        assert tf["reason"] == (
+            "no alive Ray node offers what the point needs (CPU 1, harness_tensorflow 0.01)"
+        )
+        assert tf["attempts"] == len(tf["failures"]) == 2  # each refusal is an attempt
+    finally:
+        mixed.shutdown()
         shutil.rmtree(_scratch(tmp_path / sweep_id), ignore_errors=True)
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from harness.cli.main import main
 from harness.sweep.point import PointJob
+from harness_contract.exit_codes import ExitCode
 from harness_contract.system import usable_cpus
 from tests.cli_output import one_error_line
 from tests.fake_runner import CLI_DRIVER
@@ -298,7 +299,9 @@ def test_a_node_without_the_dataset_fails_its_point_naming_the_node_and_path(
     )
     result = point_task(job, "s", fetch_all=False)  # what the Ray task does first on its node
     outcome = result["outcome"]
-    assert outcome.exit_code is None and outcome.retryable and result["archive"] is None
+    # Refused, not retried: another node would need the same folder (issue 21, item 2).
+    assert outcome.exit_code == ExitCode.USER_ERROR and not outcome.retryable
+    assert result["archive"] is None
     assert (
         outcome.reason.startswith("node ")
         and f"has no dataset at {tmp_path / 'gone'}" in outcome.reason

@@ -208,8 +208,9 @@ def _found_data() -> str | None:
 
 
 def _check_data(spec: SweepSpec, settings: SweepSettings) -> None:
-    """A dataset given is checked once here (a bad one fails every point the same way)."""
-    if settings.data is None:
+    """A dataset given is checked once here (a bad one fails every point the same way);
+    for a running Ray cluster only where this machine holds it: each node checks its own."""
+    if settings.data is None or (settings.address and not Path(settings.data).exists()):
         return
     from harness.data.source import choose_data
     from harness_contract.spec import build_spec

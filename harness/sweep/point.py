@@ -213,7 +213,18 @@ def pack(run_dir: Path, fetch_all: bool) -> tuple[bytes, int, int]:
 
 
 def unpack(archive: bytes, dest: Path) -> None:
-    """Write a shipped run directory under ``dest`` (a fresh directory)."""
+    """Write a shipped run directory under ``dest`` (a fresh directory): plain files and
+    folders inside it only, as ``pack`` writes (absolute paths and links are refused)."""
     dest.mkdir(parents=True, exist_ok=False)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        tar.extractall(dest, filter="data")  # refuses absolute paths and links out
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+            return
+        # Python before 3.11.4 (Debian bookworm's 3.11.2, the images' Python, where a
+        # submitted sweep's driver runs) has no extraction filters: the same refusals here.
+        inside = dest.resolve()
+        for member in tar.getmembers():
+            target = (inside / member.name).resolve()
+            if not (member.isfile() or member.isdir()) or not target.is_relative_to(inside):
+                raise ValueError(f"{member.name}: not a plain file inside the run directory")
+        tar.extractall(dest)

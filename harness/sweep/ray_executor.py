@@ -175,8 +175,10 @@ class RayExecutor:
         needs = {"CPU": float(job.threads)}
         if self.settings.gpus_per_point:
             needs["GPU"] = float(self.settings.gpus_per_point)
-        key = IMAGE_RESOURCE.format(framework=job.point.framework)
-        if key in self.image_keys:
+        # Once nodes are marked with the image they hold, a point goes only to its own
+        # framework's: none alive (a worker down as the sweep starts) fails it, saying so.
+        if self.image_keys:
+            key = IMAGE_RESOURCE.format(framework=job.point.framework)
             needs[key] = 0.01  # a share: the resource marks the node, it does not limit points
         return needs
 
@@ -216,7 +218,8 @@ class RayExecutor:
                 while queue:
                     job = queue.popleft()
                     reason = self._infeasible(job)
-                    if reason:
+                    if reason:  # an attempt all the same: the index counts it with its reason
+                        hooks.started(job, "ray (no node can run it)")
                         retry = hooks.finished(job, PointOutcome(None, reason, 0.0, "ray"))
                         if retry is not None:
                             queue.append(retry)
@@ -309,8 +312,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _refusal(job: PointJob, where: str) -> PointOutcome | None:
-    """Why this node cannot run the point, before anything starts: other harness code
-    (not retried: every attempt here would measure other code) or no dataset."""
+    """Why this node cannot run the point, before anything starts: other harness code or
+    no dataset. Neither is retried: both are the node's setup, which a user must fix."""
     mine = code_digest()
     if job.code_digest and job.code_digest != mine:
         reason = (
@@ -319,7 +322,11 @@ def _refusal(job: PointJob, where: str) -> PointOutcome | None:
         )
         return PointOutcome(ExitCode.USER_ERROR, reason, 0.0, where)
     if job.data and not Path(job.data).exists():
-        return PointOutcome(None, f"node {where} has no dataset at {job.data}", 0.0, where)
+        reason = (
+            f"node {where} has no dataset at {job.data}: copy it there (every node needs "
+            "the sweep's --data at that path)"
+        )
+        return PointOutcome(ExitCode.USER_ERROR, reason, 0.0, where)
     return None
 
 
