@@ -1,20 +1,17 @@
 """Record a CUDA image build in the image lock's ``[<framework>.cuda]`` table.
 
-A targeted text edit like ``harness images push`` makes (publish_lock.py): only the
+A targeted text edit (publish_lock.edit_lock, as ``harness images push`` makes): only the
 table's image_id, cuda and cudnn lines change, so comments and layout stay; the new text is
 parsed back and compared before it replaces the file atomically.
 """
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from harness.images.base_lock import DIGEST, _find_key, _table_span
+from harness.images.publish_lock import UNCHANGED, edit_lock
 from harness_contract.errors import HarnessError
-from harness_contract.fs.atomic import write_text_atomic
-
-UNCHANGED = "the lock file was left unchanged"
 
 
 def record_cuda(path: Path, framework: str, image_id: str, cuda: str, cudnn: str) -> None:
@@ -25,16 +22,14 @@ def record_cuda(path: Path, framework: str, image_id: str, cuda: str, cudnn: str
             f"refusing to record the {framework} CUDA image {values} in {path}",
             f"rebuild with `harness images build --cuda --record`; {UNCHANGED}",
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise HarnessError(
-            f"cannot read the image lock {path} ({exc.strerror})", "restore it"
-        ) from exc
-    new_text = rewrite_cuda(text, framework, values)
-    _check_only_cuda_changed(text, new_text, framework, values, path)
-    if new_text != text:
-        write_text_atomic(path, new_text)
+    edit_lock(
+        path,
+        lambda text: rewrite_cuda(text, framework, values),
+        lambda old: old.setdefault(framework, {}).setdefault("cuda", {}).update(values),
+        what="the CUDA image",
+        scope=f"[{framework}.cuda]",
+        layout=f"one [{framework}.cuda] table",
+    )
 
 
 def rewrite_cuda(text: str, framework: str, values: dict[str, str]) -> str:
@@ -56,20 +51,3 @@ def rewrite_cuda(text: str, framework: str, values: dict[str, str]) -> str:
         else:
             lines[at] = line
     return "".join(lines)
-
-
-def _check_only_cuda_changed(
-    old_text: str, new_text: str, framework: str, values: dict[str, str], path: Path
-) -> None:
-    try:
-        old, new = tomllib.loads(old_text), tomllib.loads(new_text)
-    except tomllib.TOMLDecodeError as exc:
-        raise HarnessError(
-            f"recording the CUDA image would break {path} ({exc})", UNCHANGED
-        ) from exc
-    old.setdefault(framework, {}).setdefault("cuda", {}).update(values)
-    if old != new:
-        raise HarnessError(
-            f"recording the CUDA image would change more than [{framework}.cuda] in {path}",
-            f"restore its layout (one [{framework}.cuda] table); {UNCHANGED}",
-        )

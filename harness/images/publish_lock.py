@@ -9,7 +9,9 @@ atomically (a crash leaves the old file or the new one, never half of either).
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from harness.images.base_lock import DIGEST, _find_key, _table_span
 from harness_contract.errors import HarnessError
@@ -25,14 +27,44 @@ def record_published(path: Path, framework: str, digest: str, reference: str) ->
             f"refusing to record {reference!r} (digest {digest!r}) for {framework}",
             f"push again; {UNCHANGED}",
         )
+    edit_lock(
+        path,
+        lambda text: rewrite_published(text, framework, digest, reference),
+        lambda old: old[framework].update(published_digest=digest, published_ref=reference),
+        what="the digest",
+        scope=f"{framework}'s published lines",
+        layout=f"one [{framework}] table",
+    )
+
+
+def edit_lock(
+    path: Path,
+    rewrite: Callable[[str], str],
+    expect: Callable[[dict[str, Any]], None],
+    *,
+    what: str,
+    scope: str,
+    layout: str,
+) -> None:
+    """Rewrite the lock at ``path`` by ``rewrite``, check the result parses to the old
+    lock changed only as ``expect`` changes it, and replace the file atomically."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise HarnessError(
             f"cannot read the image lock {path} ({exc.strerror})", "restore it"
         ) from exc
-    new_text = rewrite_published(text, framework, digest, reference)
-    _check_only_published_changed(text, new_text, framework, digest, reference, path)
+    new_text = rewrite(text)
+    try:
+        old, new = tomllib.loads(text), tomllib.loads(new_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise HarnessError(f"recording {what} would break {path} ({exc})", UNCHANGED) from exc
+    expect(old)
+    if old != new:
+        raise HarnessError(
+            f"recording {what} would change more than {scope} in {path}",
+            f"restore its layout ({layout}); {UNCHANGED}",
+        )
     if new_text != text:
         write_text_atomic(path, new_text)
 
@@ -56,19 +88,3 @@ def rewrite_published(text: str, framework: str, digest: str, reference: str) ->
     else:
         lines[ref_at] = ref_line
     return "".join(lines)
-
-
-def _check_only_published_changed(
-    old_text: str, new_text: str, framework: str, digest: str, reference: str, path: Path
-) -> None:
-    try:
-        old, new = tomllib.loads(old_text), tomllib.loads(new_text)
-    except tomllib.TOMLDecodeError as exc:
-        raise HarnessError(f"recording the digest would break {path} ({exc})", UNCHANGED) from exc
-    old[framework]["published_digest"] = digest
-    old[framework]["published_ref"] = reference
-    if old != new:
-        raise HarnessError(
-            f"recording the digest would change more than {framework}'s published lines in {path}",
-            f"restore its layout (one [{framework}] table); {UNCHANGED}",
-        )
