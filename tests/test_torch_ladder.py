@@ -4,9 +4,11 @@ a digestable program, and are recorded unavailable (with the fix) where they can
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from harness_contract.study.framework import (  # noqa: E402
 from harness_contract.study.ladder import per_batch_models  # noqa: E402
 from harness_contract.versions import version_problem  # noqa: E402
 from torch_runner import executorch as et_rung  # noqa: E402
+from torch_runner.inductor import CompiledModel  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
@@ -127,6 +130,27 @@ def test_inductor_fp32_matches_eager_at_any_batch_without_recompiling(
         pass
     with pytest.raises(RuntimeError, match="template"):
         fw.predict(lowered.model, images)  # nothing compiled: never eager timed as Inductor
+
+
+def test_a_pt2_is_the_same_file_whichever_build_of_torch_saved_it(
+    fw: TorchFramework, fp32: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU and CUDA wheels of one release save an Inductor rung's program: the same
+    file, recording the release (the wheel's build label is in provenance), and torch's
+    own version is left as it was."""
+    template = CompiledModel(compiled=None, source=fp32, precision="fp32", max_batch=4)
+    release = str(torch.__version__).split("+")[0]
+    digests = set()
+    for label in (f"{release}+cpu", f"{release}+cu130"):
+        monkeypatch.setattr(torch, "__version__", torch.torch_version.TorchVersion(label))
+        torch.manual_seed(0)  # the archive's sample input is drawn, as in a seeded run
+        [path] = fw.save(template, tmp_path / label, "baseline-inductor").files
+        digests.add(sha256_file(path))
+        with zipfile.ZipFile(path) as archive:
+            [model] = [n for n in archive.namelist() if n.endswith("models/model.json")]
+            assert json.loads(archive.read(model))["torch_version"] == release
+        assert torch.__version__ == label
+    assert len(digests) == 1
 
 
 @pytest.mark.slow

@@ -70,6 +70,20 @@ def _reproducible(program: torch.export.ExportedProgram) -> torch.export.Exporte
     return program
 
 
+@contextlib.contextmanager
+def _release_version_recorded() -> Iterator[None]:
+    """torch.export.save writes ``torch.__version__`` into the archive (and the archive's
+    serialization id follows from its bytes). With the wheel's build label in it, the CPU
+    and CUDA wheels of one release (2.13.0+cpu, 2.13.0+cu130) save the same program as
+    different files. The archive records the release; provenance keeps the full label."""
+    full = torch.__version__
+    torch.__version__ = torch.torch_version.TorchVersion(str(full).split("+")[0])
+    try:
+        yield
+    finally:
+        torch.__version__ = full
+
+
 class TorchFramework(Framework):
     name = "pytorch"
     probes_module = "torch_runner.probes"
@@ -266,7 +280,8 @@ class TorchFramework(Framework):
         else:  # what torch.compile starts from, and a deployment could ship cheaply
             path, kind = directory / f"{stem}.pt2", "pt2 (torch.export program)"
             program = _reproducible(model.export())
-            write_via_temp(path, lambda tmp: torch.export.save(program, tmp))
+            with _release_version_recorded():
+                write_via_temp(path, lambda tmp: torch.export.save(program, tmp))
         size = SizeStats(
             bytes=path.stat().st_size,
             format=kind,
