@@ -47,3 +47,41 @@ def test_a_host_whose_nvidia_smi_lists_a_gpu_passes(
     _fake_nvidia_smi(tmp_path / "bin", "GPU 0: NVIDIA H100 (UUID: GPU-1234)\\n")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     assert host_gpu_problem() is None
+
+
+@pytest.mark.parametrize("backend", ["docker", "auto"])
+def test_gpus_for_containers_on_a_host_without_a_gpu_is_one_line_before_any_container(
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An engine on this host that answers, with both images: the GPUs it would hand a
+    container are this host's, so their absence is known before a run directory exists."""
+    from harness.launch.docker import DockerBackend
+
+    monkeypatch.setattr(DockerBackend, "unavailable_reason", lambda self: None)
+    monkeypatch.setattr("harness.images.build.missing_images", lambda: [])
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no nvidia-smi anywhere
+    results = tmp_path / "results"
+    argv = ["compare", "--preset", "smoke", "--gpus", "all", "--backend", backend]
+    code = main([*argv, "--results", str(results)])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2
+    assert "--gpus all asks for GPUs but this host has none" in line
+    assert "nvidia-smi is not installed" in line
+    assert not results.exists()  # no run directory, no container started
+
+
+def test_an_engine_on_another_host_is_left_to_say_what_gpus_it_has(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from harness.launch import get_backend
+    from harness.launch.docker import DockerBackend
+    from harness.launch.gpus import parse_gpus
+
+    monkeypatch.setattr(DockerBackend, "unavailable_reason", lambda self: None)
+    monkeypatch.setenv("DOCKER_HOST", "tcp://gpu-box:2376")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert get_backend("docker", parse_gpus("all")).name == "docker"

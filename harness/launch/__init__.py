@@ -3,6 +3,7 @@ imported."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from harness.launch.base import Backend, LaunchRequest, LaunchResult
@@ -27,6 +28,7 @@ def get_backend(
         reason = backend.unavailable_reason()
         if reason:
             raise HarnessError(reason)
+        _require_engine_gpus(gpus)
         return backend
     if name == "auto":
         return _auto(gpus, say)
@@ -51,11 +53,21 @@ def _auto(gpus: GpuRequest, say: Callable[[str], None]) -> Backend:
         missing = missing_images()
         if not missing:
             say("backend auto: Docker engine answers and the images are here: using docker")
+            _require_engine_gpus(gpus)
             return docker
         reason = f"images missing: {', '.join(missing)} (build them: harness images build)"
     say(f"backend auto: using local ({reason})")
     require_host_gpus(gpus)
     return LocalBackend()
+
+
+def _require_engine_gpus(gpus: GpuRequest) -> None:
+    """An engine on this host hands containers this host's GPUs: without one, `--gpus`
+    fails here, before a run directory exists, rather than at each container's start.
+    An engine elsewhere (DOCKER_HOST tcp:// or ssh://) says what it has when asked."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host or host.startswith("unix://"):
+        require_host_gpus(gpus)
 
 
 __all__ = ["BACKENDS", "Backend", "LaunchRequest", "LaunchResult", "get_backend"]
