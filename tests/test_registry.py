@@ -10,6 +10,7 @@ written.
 from __future__ import annotations
 
 import shutil
+import threading
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,9 +150,15 @@ def test_push_records_both_digests_and_references_keeping_comments(
     after = lock_copy.read_text().splitlines()
     assert all(line in after for line in comments)
     assert (ROOT / "images" / "lock.toml").read_text() == before
-    assert api.pushed == [(f"{prefix}-pytorch", __version__), (f"{prefix}-tensorflow", __version__)]
-    # One line per layer and status change: three "Pushing" updates make one line.
-    assert [line for line in lines if "layer1" in line].count("  layer1: Pushing") == 2  # 2 images
+    assert sorted(api.pushed) == [
+        (f"{prefix}-pytorch", __version__),
+        (f"{prefix}-tensorflow", __version__),
+    ]
+    # One line per layer and status change (three "Pushing" updates make one line), each
+    # naming its image: the two pushes run at the same time.
+    assert (
+        lines.count("pytorch: layer1: Pushing") == lines.count("tensorflow: layer1: Pushing") == 1
+    )
 
 
 def test_push_of_a_cpu_base_build_to_the_release_registry_is_refused_before_any_push(
@@ -222,8 +229,37 @@ def test_push_errors_are_one_line_with_the_fix_and_record_nothing(
         registry.push(images.FRAMEWORKS, registry=MIRROR, progress=lambda line: None)
     line = caught.value.one_line()
     assert fix in line and "\n" not in line and MIRROR in line
-    assert len(api.pushed) == 1  # stopped at the first failure
+    assert len(api.pushed) == 2  # each image's push ran to its own failure
     assert lock_copy.read_text() == (ROOT / "images" / "lock.toml").read_text()
+
+
+def test_both_images_push_at_the_same_time_and_one_failing_keeps_the_others_digest(
+    lock_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PyTorch's push waits until TensorFlow's has started: one after the other, it would
+    time out. TensorFlow's then fails; PyTorch's digest is recorded all the same."""
+    tensorflow_started = threading.Event()
+    ok = _push_ok({"pytorch": DIGEST_PT, "tensorflow": DIGEST_TF})
+
+    def chunks(repository: str, tag: str) -> Iterator[dict]:
+        if repository.endswith("-tensorflow"):
+            tensorflow_started.set()
+            yield {"status": "Preparing", "id": "l1"}
+            yield {
+                "errorDetail": {"message": "blob upload unknown"},
+                "error": "blob upload unknown",
+            }
+            return
+        assert tensorflow_started.wait(timeout=10), "the pushes ran one after the other"
+        yield from ok(repository, tag)
+
+    api = FakeApi(push_chunks=chunks)
+    _use(monkeypatch, FakeClient(api, _local_images(images.load_lock().cpu_base)))
+    with pytest.raises(HarnessError, match="blob upload unknown"):
+        registry.push(images.FRAMEWORKS, registry=MIRROR, progress=lambda line: None)
+    data = tomllib.loads(lock_copy.read_text())
+    assert data["pytorch"]["published_digest"] == DIGEST_PT
+    assert not data["tensorflow"].get("published_digest")
 
 
 def test_push_of_a_missing_local_image_names_the_build_command(
@@ -269,9 +305,12 @@ def test_pull_fetches_the_locked_digest_checks_it_and_tags_it_for_the_backend(
     monkeypatch.setenv(registry.REGISTRY_ENV, MIRROR)
     lines: list[str] = []
     registry.pull(images.FRAMEWORKS, progress=lines.append)
-    assert [(r, t) for r, t in api.pulled] == [tuple(ref.split("@")) for ref in refs.values()]
+    assert sorted(api.pulled) == sorted(tuple(ref.split("@")) for ref in refs.values())
     assert pulled[refs["pytorch"]].tags == [images.image_ref("pytorch")]
-    assert lines.count("  l1: Downloading") == 2  # once per image, not per update
+    # Once per image, not per update, each line naming its image.
+    assert (
+        lines.count("pytorch: l1: Downloading") == lines.count("tensorflow: l1: Downloading") == 1
+    )
 
 
 def test_pull_of_an_image_with_other_framework_versions_is_refused_and_not_tagged(

@@ -10,9 +10,10 @@ that digest and checks the image it got before tagging it for the Docker backend
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.images.build import (
     VERSIONS_LABEL,
@@ -35,6 +36,7 @@ TRANSFER_TIMEOUT_S = 1800
 NAME_REGISTRY = f"name another with --registry HOST[:PORT] or ${REGISTRY_ENV}"
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,41 +60,78 @@ def push(
     allow_cpu_base: bool = False,
     progress: Progress = print,
 ) -> list[Pushed]:
-    """Push each local image and record its digest in the lock, one framework at a time.
+    """Push each local image and record its digest in the lock as soon as it is pushed.
 
     Every image is checked before the first byte is sent: a CPU-base build never reaches
-    the release registry unless ``allow_cpu_base``.
+    the release registry unless ``allow_cpu_base``. The images go at the same time (the
+    engine compresses each one's layers on a core of its own).
     """
     frameworks = [_check_framework(name) for name in frameworks]
     path = lock_file()
     lock = load_lock(path)
     target = registry_for(lock, registry)
     client = docker_client()
-    client.api.timeout = TRANSFER_TIMEOUT_S
     local = {name: _local_image(client, name) for name in frameworks}
     if target == lock.registry and not allow_cpu_base:
         for name, image in local.items():
             _refuse_non_release_base(name, image, lock)
-    pushed = []
-    for name in frameworks:
+    recording = threading.Lock()  # one writer of the lock file at a time
+
+    def push_one(name: str) -> Pushed:
+        client = docker_client()  # a connection of this thread's own
+        client.api.timeout = TRANSFER_TIMEOUT_S
+        say = _labelled(progress, name, len(frameworks))
         remote = lock.published_repository(name, target)
         local[name].tag(remote, __version__)
-        progress(f"pushing {remote}:{__version__}")
+        say(f"pushing {remote}:{__version__}")
         action = f"push {remote}:{__version__}"
         stream = _call(
-            lambda remote=remote: client.api.push(
-                remote, tag=__version__, stream=True, decode=True
-            ),
+            lambda: client.api.push(remote, tag=__version__, stream=True, decode=True),
             action,
             target,
         )
-        digest = follow_layers(stream, progress, action, target)
+        digest = follow_layers(stream, say, action, target)
         digest = digest or _repo_digest(client, name, remote)
         reference = f"{remote}@{digest}"
-        record_published(path, name, digest, reference)
-        progress(f"recorded {reference} in {path}")
-        pushed.append(Pushed(name, reference, digest))
-    return pushed
+        with recording:
+            record_published(path, name, digest, reference)
+        say(f"recorded {reference} in {path}")
+        return Pushed(name, reference, digest)
+
+    return _all_at_once(frameworks, push_one)
+
+
+def _labelled(progress: Progress, framework: str, transfers: int) -> Progress:
+    """Progress lines that name their image when more than one transfer runs."""
+    if transfers == 1:
+        return progress
+    return lambda line: progress(f"{framework}: {line.strip()}")
+
+
+def _all_at_once(frameworks: list[str], work: Callable[[str], T]) -> list[T]:
+    """``work(name)`` for every framework in threads of its own, results in framework
+    order. Each runs to its end (a pushed digest is recorded even when the other push
+    fails); then the first failure is raised. Daemon threads, so Ctrl-C still stops the
+    command at once (the engine finishes or drops a transfer itself)."""
+    results: dict[str, T] = {}
+    errors: dict[str, BaseException] = {}
+
+    def run(name: str) -> None:
+        try:
+            results[name] = work(name)
+        except BaseException as exc:  # re-raised in the caller's thread below
+            errors[name] = exc
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in frameworks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(timeout=0.5)  # a bare join() would not see Ctrl-C
+    for name in frameworks:
+        if name in errors:
+            raise errors[name]
+    return [results[name] for name in frameworks]
 
 
 def _refuse_non_release_base(framework: str, image: Any, lock: Lock) -> None:
@@ -128,7 +167,8 @@ def _repo_digest(client: Any, framework: str, remote: str) -> str:
 def pull(
     frameworks: Iterable[str], registry: str | None = None, progress: Progress = print
 ) -> list[str]:
-    """Pull each locked digest, check it, and tag it as the backend's local ref."""
+    """Pull each locked digest, check it, and tag it as the backend's local ref; the
+    images come at the same time."""
     frameworks = [_check_framework(name) for name in frameworks]
     path = lock_file()
     lock = load_lock(path)
@@ -139,24 +179,24 @@ def pull(
             "build the images locally with `harness images build`, or check out a release tag",
         )
     target = registry_for(lock, registry)
-    client = docker_client()
-    client.api.timeout = TRANSFER_TIMEOUT_S
-    pulled = []
-    for name in frameworks:
+    docker_client()  # no engine: one line before any thread starts
+
+    def pull_one(name: str) -> str:
+        client = docker_client()  # a connection of this thread's own
+        client.api.timeout = TRANSFER_TIMEOUT_S
+        say = _labelled(progress, name, len(frameworks))
         entry = lock.frameworks[name]
         remote = lock.published_repository(name, target)
         reference = f"{remote}@{entry.published_digest}"
-        progress(f"pulling {reference}")
+        say(f"pulling {reference}")
         action = f"pull {reference}"
         stream = _call(
-            lambda remote=remote, digest=entry.published_digest: client.api.pull(
-                remote, tag=digest, stream=True, decode=True
-            ),
+            lambda: client.api.pull(remote, tag=entry.published_digest, stream=True, decode=True),
             action,
             target,
         )
-        follow_layers(stream, progress, action, target)
-        image = _call(lambda reference=reference: client.images.get(reference), action, target)
+        follow_layers(stream, say, action, target)
+        image = _call(lambda: client.images.get(reference), action, target)
         problems = verify_image(image, reference, lock, name)
         if problems:
             raise HarnessError(
@@ -167,8 +207,9 @@ def pull(
         # Published images are the default variant, whatever $HARNESS_IMAGE_VARIANT says.
         local_repository, _, local_tag = image_ref(name, variant="").rpartition(":")
         image.tag(local_repository, local_tag)
-        pulled.append(f"{image_ref(name, variant='')} = {reference}")
-    return pulled
+        return f"{image_ref(name, variant='')} = {reference}"
+
+    return _all_at_once(frameworks, pull_one)
 
 
 def verify_image(image: Any, reference: str, lock: Lock, framework: str) -> list[str]:
