@@ -3,7 +3,7 @@
 # container started --network host by scripts/ray-node.sh (the recipe users follow),
 # sharing nothing but the network, built FROM the CPU framework images that
 # scripts/ci-docker-tier.sh builds (run it first). tests/test_cluster_tier.py then runs a
-# sweep of both frameworks over 2 seeds from a driver outside the containers (checked
+# sweep of both frameworks (a point each) from a driver outside the containers (checked
 # bit-identical against the local executor), the same sweep as a Ray job, a worker
 # stopped mid-sweep and --resume, and the refusal of a worker with other harness code and
 # of one without the dataset. Prints each scenario's time.

@@ -13,14 +13,18 @@ from harness_contract.metrics import MetricsFile, read_metrics
 
 # The smoke preset as users run it, with what it leaves out for time switched back on (so
 # this run proves them) and a shorter latency stop rule so the suite stays within its
-# time budget (the rule itself is tested in test_latency.py).
+# time budget (the rule itself is tested in test_latency.py). The support probes stay
+# off: they answer for the installed versions, not the run, and tests/test_torch_probes.py
+# runs every one of them in the fast tier (this run and its reproduction would pay them
+# twice more).
 E2E_OVERRIDES = [
     # A converged baseline, so "int8 keeps the baseline's accuracy" means something: on
     # the smoke's own 1,000 images QAT's extra epoch alone gains 10 points.
     "data.train_limit=2000",
-    "support.enabled=true",
     "analysis.keep_float=[1]",
-    "measure.rung_variants=[baseline,ptq]",
+    # Every variant on every runtime rung (smoke measures PTQ's only): the run proves
+    # each rung end to end and its reproduction proves every model file deterministic.
+    "measure.rung_variants=[baseline,ptq,qat]",
     "measure.latency.thread_sweep=true",  # the smoke preset leaves the 1-thread rows out
     "measure.latency.warmup_count=2",
     "measure.latency.warmup_seconds=0",

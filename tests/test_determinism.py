@@ -1,6 +1,8 @@
 """Bit-exactness: the same spec run twice, each time in a fresh runner process, saves
 byte-identical model files (equal artifact digests) for every variant, and records the
-determinism switches it set and the image the host named."""
+determinism switches it set and the image the host named. PyTorch's counterpart is the
+session's e2e run and its reproduction (tests/test_reproduce_e2e.py: every variant's
+.pt, .pt2 and .pte), which would otherwise be a third PyTorch study here."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from harness_contract.study.pipeline import Study
 from .numpy_framework import NumpyFramework
 from .study_units import tiny_data, tiny_spec
 
-RUNNERS = {"pytorch": "torch_runner", "tensorflow": "tf_runner"}
-REQUIRES = {"pytorch": ("torch", "torchao"), "tensorflow": ("tensorflow", "tf_keras")}
+RUNNERS = {"tensorflow": "tf_runner"}
+REQUIRES = {"tensorflow": ("tensorflow", "tf_keras")}
 RUNNER_TIMEOUT_S = 300
 # As small as a study gets while every phase still trains, converts and saves.
 TINY = [
@@ -96,21 +98,13 @@ def test_a_cpu_study_run_twice_saves_bit_identical_model_files(
 
     assert [v.status for v in first.variants.values()] == ["ok", "ok", "ok"]
     digests = _digests(first)
-    # The rungs' files too: an Inductor .pt2 and an ExecuTorch .pte per variant, and
-    # TensorFlow's fp32 .tflite, written by its LiteRT rung.
+    # The LiteRT rung's fp32 .tflite too.
     expected = {
-        "pytorch": {
-            f"artifacts/{v}{rung}"
-            for v in ("baseline", "ptq", "qat")
-            for rung in (".pt", "-inductor.pt2", "-executorch.pte")
-        },
-        "tensorflow": {
-            "artifacts/baseline.weights.h5",
-            "artifacts/baseline-litert.tflite",
-            "artifacts/ptq.tflite",
-            "artifacts/qat.tflite",
-        },
-    }[framework]
+        "artifacts/baseline.weights.h5",
+        "artifacts/baseline-litert.tflite",
+        "artifacts/ptq.tflite",
+        "artifacts/qat.tflite",
+    }
     assert set(digests) == expected
     assert digests == _digests(second)
     # Every saved model file is listed; latency samples are not.
@@ -121,10 +115,7 @@ def test_a_cpu_study_run_twice_saves_bit_identical_model_files(
     }
     assert on_disk == expected
     switches = first.provenance.determinism
-    on = {
-        "pytorch": "torch.use_deterministic_algorithms",
-        "tensorflow": "tf.config.experimental.enable_op_determinism",
-    }[framework]
+    on = "tf.config.experimental.enable_op_determinism"
     assert switches[on] == "True" and switches["seed"].startswith("0 ")
     assert first.provenance.image == IMAGE and second.provenance.image is None
     # On the CPU every op the study runs has a deterministic kernel: nothing warned.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -20,7 +19,6 @@ pytest.importorskip("torchao")
 
 from harness_contract.frameworks import FRAMEWORKS  # noqa: E402
 from harness_contract.fs.digests import sha256_file  # noqa: E402
-from harness_contract.metrics import read_metrics  # noqa: E402
 from harness_contract.metrics.figures import TrainingStats  # noqa: E402
 from harness_contract.spec import build_spec  # noqa: E402
 from harness_contract.study.framework import (  # noqa: E402
@@ -378,65 +376,4 @@ def test_weights_of_returns_the_canonical_tensors(fw: TorchFramework, fp32: Any)
     np.testing.assert_array_equal(weights["stem.weight"], fp32.stem.weight.detach().numpy())
 
 
-# ---------------------------------------------------------------- end to end
-
-TINY = [
-    WIDTH,
-    "model.blocks_per_stage=1",  # ResNet10: every layer kind, half the compile time
-    "train.epochs=1",
-    "qat.epochs=1",
-    "measure.latency.batch_sizes=[1,8]",
-    "measure.latency.min_count=3",
-    "measure.latency.min_seconds=0",
-    "measure.latency.warmup_count=1",
-    "measure.latency.warmup_seconds=0",
-    "data.train_limit=128",
-    "data.test_limit=64",
-    "ptq.calibration_samples=32",
-    # Every variant's rungs, QAT's included (the smoke preset leaves QAT's out: this is
-    # where they are proven).
-    "measure.rung_variants=[baseline,ptq,qat]",
-]
-
-
-@pytest.mark.slow
-def test_a_study_records_every_rung_with_accuracy_latency_and_compile_time(
-    synthetic_data: Path, tmp_path: Path
-) -> None:
-    spec = tmp_path / "spec.json"
-    spec.write_text(build_spec("smoke", overrides=["device=cpu", *TINY]).to_json())
-    out = tmp_path / "run" / "pytorch"
-    cmd = [sys.executable, "-m", "torch_runner", "--spec", str(spec), "--data"]
-    proc = subprocess.run(
-        [*cmd, str(synthetic_data), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = read_metrics(out / "metrics.json")
-    for name in ("baseline", "ptq", "qat"):
-        variant = metrics.variants[name]
-        assert variant.runtime == "eager"
-        rungs = {r.runtime: r for r in variant.rungs}
-        assert list(rungs) == ["inductor", "executorch"]
-        for slug, rung in rungs.items():
-            assert rung.status == "ok", (name, slug, rung.reason)
-            assert rung.accuracy is not None and rung.accuracy.agreement_with_fp32 is not None
-            assert rung.compile_s is not None and rung.compile_s > 0
-            assert {row.batch_size for row in rung.latency} == {1, 8}
-            assert rung.artifacts and rung.size is not None
-        assert rungs["executorch"].size.format == "pte"
-        # Inductor's latency ran on a static compile per batch size; a .pte serves them all.
-        assert set(rungs["inductor"].compile_s_by_batch) == {1, 8}
-        assert rungs["executorch"].compile_s_by_batch is None
-        if name != "baseline":
-            assert rungs["executorch"].conversion.flow == "pt2e-xnnpack-executorch"
-    assert metrics.variants["qat"].rungs[1].training is not None
-    # ExecuTorch switches its threadpool for the 1-thread sweep; Inductor says why it cannot.
-    inductor, executorch = metrics.variants["baseline"].rungs
-    run_threads = {r.threads for r in metrics.variants["baseline"].latency}
-    assert {r.threads for r in executorch.latency} == run_threads
-    if len(run_threads) > 1:
-        assert any("thread count it was compiled at" in n for n in inductor.notes)
+# End to end, every variant's rungs through the CLI: tests/test_cli_e2e.py (the e2e run).
