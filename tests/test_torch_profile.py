@@ -16,14 +16,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchao")
 
 from harness_contract.data.cifar import Cifar10, load_cifar10, write_synthetic  # noqa: E402
-from harness_contract.metrics import read_metrics  # noqa: E402
 from harness_contract.model.architecture import resnet18  # noqa: E402
 from harness_contract.model.weights import initial_weights  # noqa: E402
 from harness_contract.spec import ProfileSpec, build_spec  # noqa: E402
 from harness_contract.study.breakdown import OpSample, summarize  # noqa: E402
 from harness_contract.study.framework import ProfileCapture, ProfilerUnavailable  # noqa: E402
-from harness_contract.study.pipeline import Study  # noqa: E402
-from tests.test_torch_runner import THREADS, TINY, _framework  # noqa: E402
+from tests.e2e_run import E2E_OVERRIDES, E2ERun  # noqa: E402
+from tests.test_torch_runner import THREADS, _framework  # noqa: E402
 from torch_runner.profile import NO_GPU_EVENTS  # noqa: E402
 from torch_runner.runner import TorchFramework  # noqa: E402
 
@@ -307,16 +306,11 @@ def test_threads_for_restores_the_count_after_an_error() -> None:
 
 
 @pytest.mark.slow
-def test_study_records_every_profile_and_one_thread_latency(
-    synthetic_data: Path, tmp_path: Path
-) -> None:
-    sweep = "measure.latency.thread_sweep=true"  # the smoke preset leaves it out
-    spec = build_spec("smoke", overrides=["device=cpu", *TINY, sweep])
-    data = load_cifar10(synthetic_data, spec.data.train_limit, spec.data.test_limit)
-    out = tmp_path / "pytorch"
-    Study(TorchFramework(), spec, data, out, "profile-run", "test").run(threads=THREADS)
-
-    metrics = read_metrics(out / "metrics.json")
+def test_study_records_every_profile_and_one_thread_latency(e2e: E2ERun) -> None:
+    """The session's e2e run (the smoke preset through the CLI, its 1-thread sweep on)."""
+    spec = build_spec("smoke", overrides=E2E_OVERRIDES)
+    metrics, out = e2e.metrics, e2e.fw_dir
+    threads = metrics.provenance.threads
     assert metrics.status == "complete"
     expected = {
         "baseline": {"train", "inference"},
@@ -330,14 +324,15 @@ def test_study_records_every_profile_and_one_thread_latency(
         for p in v.profiles:
             assert p.status == "ok", p.reason
             assert p.tool == "torch.profiler" and p.viewer == "perfetto"
-            assert p.steps == spec.measure.profile.active and p.threads == THREADS
+            assert p.steps == spec.measure.profile.active and p.threads == threads
             assert (out / p.trace).is_file() and p.trace_bytes == (out / p.trace).stat().st_size
             assert p.total_us["cpu"] > 0
             assert "convolution" in {row.category for row in p.breakdown}
         # The run's own thread count first, then the 1-thread sweep, each at every batch size.
         rows = [(r.threads, r.batch_size) for r in v.latency]
         sizes = spec.measure.latency.batch_sizes
-        assert rows == [(THREADS, b) for b in sizes] + [(1, b) for b in sizes]
+        sweep = [threads, 1] if threads > 1 else [1]
+        assert rows == [(t, b) for t in sweep for b in sizes]
     train = next(p for p in metrics.variants["baseline"].profiles if p.kind == "train")
     assert "data" in {row.category for row in train.breakdown}  # the stream's hand-over time
     assert Counter(p.name for p in (out / "traces").iterdir()) == Counter(
