@@ -155,8 +155,9 @@ def docker_client(timeout: int = 10, fix: str = DOCKER_FIX) -> Any:
         client = docker.from_env(timeout=timeout)
         client.ping()
     except DockerException as exc:
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        raise HarnessError(f"no Docker engine answers at {where}", fix) from exc
+        from harness.launch.docker import engine_address
+
+        raise HarnessError(f"no Docker engine answers at {engine_address()}", fix) from exc
     return client
 
 

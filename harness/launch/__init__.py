@@ -3,7 +3,6 @@ imported."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from harness.launch.base import Backend, LaunchRequest, LaunchResult
@@ -65,8 +64,9 @@ def _require_engine_gpus(gpus: GpuRequest) -> None:
     """An engine on this host hands containers this host's GPUs: without one, `--gpus`
     fails here, before a run directory exists, rather than at each container's start.
     An engine elsewhere (DOCKER_HOST tcp:// or ssh://) says what it has when asked."""
-    host = os.environ.get("DOCKER_HOST", "")
-    if not host or host.startswith("unix://"):
+    from harness.launch.docker import engine_address
+
+    if engine_address().startswith("unix://"):
         require_host_gpus(gpus)
 
 

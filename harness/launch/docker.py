@@ -332,8 +332,13 @@ def _api_failure(request: LaunchRequest, exc: Exception, name: str) -> LaunchRes
     return result(request, "crashed", None, f"Docker refused the container: {_short(exc)}")
 
 
+def engine_address() -> str:
+    """Where the Docker SDK reaches the engine: $DOCKER_HOST, else this host's socket."""
+    return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+
+
 def _engine_problem(exc: BaseException) -> str:
-    where = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+    where = engine_address()
     if _caused_by(exc, PermissionError) or "Permission denied" in str(exc):
         return (
             f"no permission to use the Docker engine at {where}; add your user to the "
