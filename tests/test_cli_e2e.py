@@ -91,13 +91,26 @@ def test_baseline_learns_the_synthetic_data(e2e: E2ERun) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["ptq", "qat"])
-def test_int8_variants_keep_the_baseline_accuracy(e2e: E2ERun, variant: str) -> None:
+def test_ptq_keeps_the_baseline_accuracy_and_predictions(e2e: E2ERun) -> None:
     metrics = e2e.metrics
     baseline = metrics.variants["baseline"].accuracy.top1
-    accuracy = metrics.variants[variant].accuracy
+    accuracy = metrics.variants["ptq"].accuracy
     assert abs(accuracy.top1 - baseline) <= 0.05
     assert accuracy.agreement_with_fp32 is not None and accuracy.agreement_with_fp32 > 0.9
+    assert accuracy.device == "cpu"
+
+
+@pytest.mark.slow
+def test_qat_loses_almost_nothing_the_baseline_got_right(e2e: E2ERun) -> None:
+    """QAT trains on from the baseline, so it may change (and fix) many predictions: on one
+    Intel Xeon the baseline stopped at 88.6% and QAT reached 100%, agreeing with it on
+    88.6% of images. What it must not do is lose what the baseline had."""
+    metrics = e2e.metrics
+    baseline = metrics.variants["baseline"].accuracy.top1
+    accuracy = metrics.variants["qat"].accuracy
+    assert accuracy.top1 >= baseline - 0.05
+    assert accuracy.only_fp32_correct is not None
+    assert accuracy.only_fp32_correct <= 0.05 * accuracy.n
     assert accuracy.device == "cpu"
 
 

@@ -147,8 +147,15 @@ def test_sgd_steps_move_both_frameworks_to_the_same_weights(variant: str) -> Non
     moved = max(float(np.abs(expected[k] - weights[k]).max()) for k in expected)
     assert moved > 1e-3  # the steps really changed the weights
     for name in expected:
-        # BatchNorm amplifies rounding differences in the stem's gradient a little.
-        np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=2e-4, err_msg=name)
+        # BatchNorm's backward subtracts near-equal sums, which amplifies rounding: on one
+        # Intel Xeon, TensorFlow's own 1- and 2-thread kernels end these three steps
+        # 4.1e-4 apart (3.5% of the stem's movement), torch's 4.4e-5. So with BN the
+        # frameworks must agree to a tenth of how far each tensor moved; a wrong update
+        # rule (batch against running statistics, the running-stat momentum, biased
+        # variance) is off by about all of it. Without BN they agree to 3e-8.
+        step = float(np.abs(expected[name] - weights[name]).max())
+        atol = 0.1 * step if variant == "bn" else 2e-4
+        np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=atol, err_msg=name)
 
 
 def _vit_weights(spec: ModelSpec) -> dict[str, np.ndarray]:
