@@ -13,9 +13,19 @@
 # Exit 0 with "SKIPPED: <why>" when this machine cannot run an engine; non-zero when the
 # tier ran and failed. With $HARNESS_ENGINE_PIDFILE set, an engine it started is left
 # running and its PID written there (.ci/run's later tiers need it; .ci/run stops it).
+#
+# --build-only stops after the images are built (engine, CPU base, both images): .ci/run
+# runs that in the background while the tests run (it is mostly downloads), and the
+# full tier after them finds every layer in the build cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+build_only=0
+case "${1:-}" in
+  --build-only) build_only=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
+esac
 REGISTRY_ADDR=127.0.0.1:5000
 skip() { echo "tier docker: SKIPPED, $1"; exit 0; }
 tier_start=$(date +%s)
@@ -76,6 +86,10 @@ step engine
 bash scripts/build-cpu-base.sh
 .venv/bin/harness images build --base quant-harness/cpu-base:bookworm
 step build
+if (( build_only )); then
+  echo "tier docker: images built (--build-only); the tests, registry and studies come next"
+  exit 0
+fi
 
 # The docker-marked tests come before the images are removed: the image test rebuilds
 # the TensorFlow image, all from cache while the build's layers are still here.

@@ -10,7 +10,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -614,15 +613,23 @@ def test_host_modules_import_neither_framework() -> None:
     assert proc.stdout.strip() == "[]"
 
 
-def test_help_starts_fast() -> None:
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+# What makes `harness --help` start in a fraction of a second; its time is a benchmark
+# (benchmarks/bench_cli_start.py), not a timed test.
+HEAVY = {"torch", "tensorflow", "ray", "docker", "pandas", "numpy", "scipy", "statsmodels"}
+
+
+def test_help_imports_no_framework_and_no_heavy_library() -> None:
+    code = (
+        "import json, runpy, sys\n"
+        "sys.argv = ['harness', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('harness', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print('imported:', json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
-    elapsed = time.perf_counter() - started
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "compare" in proc.stdout and "run" in proc.stdout
-    assert elapsed < 3.0
+    imported = json.loads(proc.stdout.rsplit("imported:", 1)[1])
+    assert "harness" in imported and not HEAVY & set(imported)
