@@ -49,17 +49,13 @@ cleanup() {
 trap cleanup EXIT
 
 # -- an engine: the one that answers, or one started here (root only) ---------------------
-if ! .venv/bin/python -c 'import docker; docker.from_env().ping()' 2>/dev/null; then
-  [[ $(id -u) -eq 0 ]] || skip "no Docker engine answers and starting one needs root"
-  if ! command -v dockerd >/dev/null; then
-    (apt-get update -qq && apt-get install -y -qq docker.io >/dev/null) \
-      || skip "docker.io could not be installed from Debian's packages"
-  fi
-  dockerd >"$work/dockerd.log" 2>&1 &
-  started_pid=$!
-  for _ in $(seq 1 60); do [[ -S /var/run/docker.sock ]] && break; sleep 1; done
-  .venv/bin/python -c 'import docker; docker.from_env().ping()' 2>/dev/null \
-    || skip "dockerd did not come up"
+source scripts/ci-engine.sh
+if ! engine_answers; then
+  start_engine "$(mktemp -t dockerd.XXXXXX.log)" || {  # outlives $work: a failure names it
+    started_pid=$ENGINE_PID
+    skip "$ENGINE_PROBLEM"
+  }
+  started_pid=$ENGINE_PID
 fi
 docker_root=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib/docker)
 free_gb=$(( $(df --output=avail -k "$docker_root" 2>/dev/null | tail -1 || echo 0) / 1048576 ))

@@ -60,22 +60,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+source scripts/ci-engine.sh
 need_packages=()
-command -v dockerd >/dev/null || need_packages+=(docker.io)
 command -v debootstrap >/dev/null || need_packages+=(debootstrap)
 command -v docker-registry >/dev/null || need_packages+=(docker-registry)
-if ! .venv/bin/python -c 'import docker; docker.from_env().ping()' 2>/dev/null; then
-  [[ $(id -u) -eq 0 ]] || skip "no Docker engine answers and starting one needs root"
-  if (( ${#need_packages[@]} )); then
-    (apt-get update -qq && apt-get install -y -qq "${need_packages[@]}" >/dev/null) \
-      || skip "${need_packages[*]} could not be installed from Debian's packages"
-    need_packages=()
-  fi
-  dockerd >"$work/dockerd.log" 2>&1 &
-  started_pid=$!
-  for _ in $(seq 1 60); do [[ -S /var/run/docker.sock ]] && break; sleep 1; done
-  .venv/bin/python -c 'import docker; docker.from_env().ping()' 2>/dev/null \
-    || skip "dockerd did not come up (see $work/dockerd.log)"
+if ! engine_answers; then
+  start_engine "$work/dockerd.log" "${need_packages[@]}" || {
+    started_pid=$ENGINE_PID
+    skip "$ENGINE_PROBLEM"
+  }
+  started_pid=$ENGINE_PID
+  need_packages=()
 fi
 if (( ${#need_packages[@]} )) && [[ $(id -u) -eq 0 ]]; then
   (apt-get update -qq && apt-get install -y -qq "${need_packages[@]}" >/dev/null) || true
