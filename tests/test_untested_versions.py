@@ -165,6 +165,31 @@ def test_harness_run_passes_the_flag_to_its_runner(
     assert metrics.provenance.untested_versions_allowed is flag
 
 
+def _first_log_line(run: Path, framework: str) -> str:
+    return (run / framework / "runner.log").read_text().splitlines()[0]
+
+
+def test_a_resume_and_a_reproduction_keep_the_flag_the_run_started_with(
+    tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The printed resume command and `harness reproduce RUN` carry no flags: the run's
+    own record must say that it allowed untested versions, or both would be refused on
+    the very host the run was made on."""
+    use_numpy_runners(monkeypatch)
+    results, sets = tmp_path / "results", [arg for s in QUICK for arg in ("--set", s)]
+    args = ["run", "pytorch", "--data", str(tiny_data), "--results", str(results), "--run-id", "r"]
+    assert cli_main([*args, *sets, ALLOW_FLAG]) == 0
+
+    assert cli_main(["run", "tensorflow", "--resume", str(results / "r")]) == 0
+    assert ALLOW_FLAG in _first_log_line(results / "r", "tensorflow")
+    metrics = read_metrics(results / "r" / "tensorflow" / "metrics.json")
+    assert metrics.provenance.untested_versions_allowed is True
+
+    assert cli_main(["reproduce", str(results / "r")]) in (0, 1)  # bits are not the point
+    for framework in ("pytorch", "tensorflow"):
+        assert ALLOW_FLAG in _first_log_line(results / "r-repro-1", framework), framework
+
+
 def test_run_and_compare_both_take_the_flag() -> None:
     import typer
 

@@ -123,4 +123,8 @@ def study_options(
         timeout=record.timeout_s if record else None,
         gpus=record.gpus if record else None,
         threads=threads,
+        # Rerun as the original ran: its metrics say whether it allowed untested versions.
+        allow_untested_versions=any(
+            m.provenance.untested_versions_allowed for m in original.metrics.values()
+        ),
     )

@@ -1,5 +1,6 @@
 """``<run>/run.json``: the choices a run was started with that spec.json does not hold
-(frameworks, dataset path and digest, backend, GPUs, timeout), so ``--resume`` finishes
+(frameworks, dataset path and digest, backend, GPUs, timeout, whether untested
+framework versions were allowed), so ``--resume`` finishes
 the same study rather than a new one. Device and threads are in spec.json already."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class StudyRecord:
     backend: str
     gpus: str | None = None
     timeout_s: float | None = None
+    allow_untested_versions: bool = False  # its runners ran with --allow-untested-versions
     created_at: str = field(default_factory=now_iso)
 
     def write(self, path: Path) -> None:

@@ -47,6 +47,7 @@ class Plan:
     backend: str
     gpus: str | None
     timeout: float | None
+    allow_untested: bool  # --allow-untested-versions, passed on to every runner
 
 
 def run_study(opts: StudyOptions, say: Callable[[str], None] = _say) -> int:
@@ -89,6 +90,7 @@ def _new_plan(opts: StudyOptions) -> Plan:
         backend=opts.backend or DEFAULT_BACKEND,
         gpus=opts.gpus,
         timeout=opts.timeout,
+        allow_untested=opts.allow_untested_versions,
     )
 
 
@@ -121,6 +123,8 @@ def _resume_plan(opts: StudyOptions, record: StudyRecord | None) -> Plan:
         backend=record.backend,
         gpus=record.gpus,
         timeout=opts.timeout if opts.timeout is not None else record.timeout_s,
+        # Once allowed, kept: the printed resume command does not repeat the flag.
+        allow_untested=opts.allow_untested_versions or record.allow_untested_versions,
     )
 
 
@@ -161,6 +165,7 @@ def _record(
         backend=plan.backend,
         gpus=plan.gpus,
         timeout_s=plan.timeout,
+        allow_untested_versions=plan.allow_untested,
     )
     try:
         record.write(run.record_path)
@@ -197,7 +202,7 @@ def _run(
             choice.path,
             display,
             plan.timeout,
-            allow_untested_versions=opts.allow_untested_versions,
+            allow_untested_versions=plan.allow_untested,
         )
     # A runner that stopped before writing metrics (bad data, say) leaves nothing to
     # render; then its own one-line message is the error, not "no results".
