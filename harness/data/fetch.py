@@ -1,7 +1,7 @@
 """Host-side dataset commands: fetch the official CIFAR-10 archive into a directory.
 
-The archive's MD5 is checked before anything is unpacked, unpacking uses tarfile's
-"data" filter (no absolute paths, links out of the tree or device files), and the new
+The archive's MD5 is checked before anything is unpacked, unpacking puts plain files and
+folders inside the destination only (harness_contract.fs.archive), and the new
 folder only replaces the old one after it has been read and validated in full.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from harness_contract.data.cifar import BATCHES_DIR, SYNTHETIC_MARKER, load_cifar10, resolve_root
 from harness_contract.errors import DataError
+from harness_contract.fs.archive import extract_inside
 from harness_contract.fs.oserrors import os_error
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -116,19 +117,14 @@ def _check_md5(source: str, expected: str, actual: str) -> None:
 
 def _extract(archive: Path, into: Path, dest: Path) -> Path:
     """Unpack safely and validate; return the unpacked batches dir."""
-    if not hasattr(tarfile, "data_filter"):
-        raise DataError(
-            "this Python cannot unpack archives safely (tarfile lacks the 'data' filter)",
-            "use Python 3.10.12+ or 3.11.4+",
-        )
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(into, filter="data")
+            extract_inside(tar, into)
     except OSError as exc:
         if exc.errno in _DISK_ERRORS:
             raise os_error(exc, dest, WRITABLE, writing=True, error=DataError) from None
         raise DataError(f"cannot unpack {archive} ({exc})", "download the archive again") from None
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, ValueError) as exc:
         raise DataError(f"cannot unpack {archive} ({exc})", "download the archive again") from None
     batches = into / BATCHES_DIR
     if not batches.is_dir():

@@ -20,6 +20,7 @@ from harness.launch.process import die_with_parent, stop_process
 from harness.sweep.plan import Point
 from harness_contract.errors import HarnessError
 from harness_contract.exit_codes import ExitCode
+from harness_contract.fs.archive import extract_inside
 from harness_contract.metrics import read_metrics
 
 # How every point's process starts when the sweep names no launcher; None: the harness CLI
@@ -216,15 +217,6 @@ def unpack(archive: bytes, dest: Path) -> None:
     """Write a shipped run directory under ``dest`` (a fresh directory): plain files and
     folders inside it only, as ``pack`` writes (absolute paths and links are refused)."""
     dest.mkdir(parents=True, exist_ok=False)
+    # A submitted sweep's driver runs on the images' Python (3.11.2, no tar filters).
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(dest, filter="data")
-            return
-        # Python before 3.11.4 (Debian bookworm's 3.11.2, the images' Python, where a
-        # submitted sweep's driver runs) has no extraction filters: the same refusals here.
-        inside = dest.resolve()
-        for member in tar.getmembers():
-            target = (inside / member.name).resolve()
-            if not (member.isfile() or member.isdir()) or not target.is_relative_to(inside):
-                raise ValueError(f"{member.name}: not a plain file inside the run directory")
-        tar.extractall(dest)
+        extract_inside(tar, dest)

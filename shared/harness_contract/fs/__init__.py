@@ -1,1 +1,1 @@
-"""Files on disk: atomic writes, digests, room, and OS errors as one line."""
+"""Files on disk: atomic writes, digests, room, safe unpacking, and OS errors as one line."""
