@@ -32,17 +32,17 @@ step() {  # step NAME: print how long the step since the last call took
 }
 work=$(mktemp -d)
 results=""
-started_pid=""
+ENGINE_PID=""  # the dockerd this tier started, if any (start_engine sets it)
 passed=0
 cleanup() {
   if [[ -n "$results" ]]; then  # a failed run's results stay for reading
     if (( passed )); then rm -rf "$results"; else echo "tier cuda: results kept in $results"; fi
   fi
   rm -rf "$work"
-  if [[ -n "$started_pid" ]]; then
-    kill "$started_pid" 2>/dev/null || true
-    wait "$started_pid" 2>/dev/null || true
-    echo "tier cuda: stopped the engine it started (pid $started_pid)"
+  if [[ -n "$ENGINE_PID" ]]; then
+    kill "$ENGINE_PID" 2>/dev/null || true
+    wait "$ENGINE_PID" 2>/dev/null || true
+    echo "tier cuda: stopped the engine it started (pid $ENGINE_PID)"
   fi
   echo "tier cuda: ran: ${ran[*]:-nothing}"
 }
@@ -51,11 +51,8 @@ trap cleanup EXIT
 # -- an engine: the one that answers, or one started here (root only) ---------------------
 source scripts/ci-engine.sh
 if ! engine_answers; then
-  start_engine "$(mktemp -t dockerd.XXXXXX.log)" || {  # outlives $work: a failure names it
-    started_pid=$ENGINE_PID
-    skip "$ENGINE_PROBLEM"
-  }
-  started_pid=$ENGINE_PID
+  # The log outlives $work: a failure names it.
+  start_engine "$(mktemp -t dockerd.XXXXXX.log)" || skip "$ENGINE_PROBLEM"
 fi
 docker_root=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib/docker)
 free_gb=$(( $(df --output=avail -k "$docker_root" 2>/dev/null | tail -1 || echo 0) / 1048576 ))

@@ -38,7 +38,7 @@ step() {  # step NAME: print how long the step since the last call took
   step_start=$now
 }
 work=$(mktemp -d)
-started_pid=""
+ENGINE_PID=""  # the dockerd this tier started, if any (start_engine sets it)
 registry_pid=""
 cleanup() {
   if [[ -n "$registry_pid" ]]; then
@@ -47,14 +47,14 @@ cleanup() {
     echo "tier docker: stopped the registry it started (pid $registry_pid)"
   fi
   rm -rf "$work/registry"  # the pushed layers: several GB
-  if [[ -n "$started_pid" && -n "${HARNESS_ENGINE_PIDFILE:-}" ]]; then
+  if [[ -n "$ENGINE_PID" && -n "${HARNESS_ENGINE_PIDFILE:-}" ]]; then
     # .ci/run's later tiers (cluster, CUDA) use this engine; .ci/run stops it at its end.
-    echo "$started_pid" >"$HARNESS_ENGINE_PIDFILE"
-    echo "tier docker: left the engine it started running for the next tiers (pid $started_pid)"
-  elif [[ -n "$started_pid" ]]; then
-    kill "$started_pid" 2>/dev/null || true
-    wait "$started_pid" 2>/dev/null || true
-    echo "tier docker: stopped the engine it started (pid $started_pid)"
+    echo "$ENGINE_PID" >"$HARNESS_ENGINE_PIDFILE"
+    echo "tier docker: left the engine it started running for the next tiers (pid $ENGINE_PID)"
+  elif [[ -n "$ENGINE_PID" ]]; then
+    kill "$ENGINE_PID" 2>/dev/null || true
+    wait "$ENGINE_PID" 2>/dev/null || true
+    echo "tier docker: stopped the engine it started (pid $ENGINE_PID)"
   fi
   echo "tier docker: ran: ${ran[*]:-nothing}"
 }
@@ -65,11 +65,7 @@ need_packages=()
 command -v debootstrap >/dev/null || need_packages+=(debootstrap)
 command -v docker-registry >/dev/null || need_packages+=(docker-registry)
 if ! engine_answers; then
-  start_engine "$work/dockerd.log" "${need_packages[@]}" || {
-    started_pid=$ENGINE_PID
-    skip "$ENGINE_PROBLEM"
-  }
-  started_pid=$ENGINE_PID
+  start_engine "$work/dockerd.log" "${need_packages[@]}" || skip "$ENGINE_PROBLEM"
   need_packages=()
 fi
 if (( ${#need_packages[@]} )) && [[ $(id -u) -eq 0 ]]; then
