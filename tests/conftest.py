@@ -1,5 +1,6 @@
 """The test tiers, and the fixtures shared by the end-to-end tests: an isolated environment
-one synthetic dataset, and one real smoke run (tests/e2e_run.py).
+one synthetic dataset, and one real smoke run (tests/e2e_run.py); and the two Pythons
+an archive is unpacked on (``tar_python``).
 
 Tiers: the default run is the fast tier (what ``bash scripts/test.sh`` runs in under ten
 minutes on 2 cores). Tests marked ``slow``, ``realdata``, ``docker`` or ``ray`` run only
@@ -10,6 +11,7 @@ GPU is seen.
 
 from __future__ import annotations
 
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,3 +65,12 @@ def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def e2e(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> E2ERun:
     """`harness run pytorch --preset smoke` once per session, through the real entry point."""
     return run_smoke(synthetic_data, tmp_path_factory.mktemp("e2e-results"))
+
+
+@pytest.fixture(params=["filters", "no filters"])
+def tar_python(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """This Python, and one without tarfile's extraction filters (before 3.11.4: Debian
+    bookworm's 3.11.2, the images' own, where a submitted sweep's driver runs)."""
+    if request.param == "no filters":
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    return request.param

@@ -1,6 +1,5 @@
 """A run directory shipped back from a Ray node (harness.sweep.point.pack / unpack), also
-under a Python without tarfile's extraction filters (before 3.11.4: Debian bookworm's
-3.11.2, the node images' Python, where a sweep submitted as a Ray job has its driver)."""
+under a Python without tarfile's extraction filters (``tar_python``, conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,13 +13,6 @@ import pytest
 from harness.sweep.point import pack, unpack
 
 
-@pytest.fixture(params=["filters", "no filters"])
-def python(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "no filters":
-        monkeypatch.delattr(tarfile, "data_filter", raising=False)
-    return request.param
-
-
 def _archive(*members: tarfile.TarInfo) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -29,7 +21,7 @@ def _archive(*members: tarfile.TarInfo) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_packed_run_directory_unpacks_whole(python: str, tmp_path: Path) -> None:
+def test_a_packed_run_directory_unpacks_whole(tar_python: str, tmp_path: Path) -> None:
     run = tmp_path / "run"
     (run / "pytorch").mkdir(parents=True)
     (run / "report.md").write_text("# report\n")
@@ -43,7 +35,7 @@ def test_a_packed_run_directory_unpacks_whole(python: str, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("name", ["../outside.txt", "link"])
 def test_an_archive_reaching_outside_the_run_directory_is_refused(
-    python: str, tmp_path: Path, name: str
+    tar_python: str, tmp_path: Path, name: str
 ) -> None:
     member = tarfile.TarInfo(name)
     if name == "link":
@@ -57,7 +49,7 @@ def test_an_archive_reaching_outside_the_run_directory_is_refused(
 
 
 def test_an_absolute_name_never_lands_outside_the_run_directory(
-    python: str, tmp_path: Path
+    tar_python: str, tmp_path: Path
 ) -> None:
     """Refused (without filters) or put inside with its leading slash stripped ("data")."""
     absolute = tmp_path / "elsewhere.txt"
